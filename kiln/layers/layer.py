@@ -1,0 +1,280 @@
+"""The Layer base class: a ``torch.nn.Module`` with Keras's build/call/get_config contract.
+
+Why lazy building: a Keras user writes ``Dense(64)`` without saying how many inputs it
+gets; the weights can only be created once the first input (or an ``input_shape=``) shows
+the shape. ``build(input_shape)`` runs once, just before the first ``call``.
+
+Shapes given to ``build`` include the batch axis as ``None``: ``(None, 10)``.
+
+Example::
+
+    class Scale(kiln.layers.Layer):
+        def build(self, input_shape):
+            self.w = self.add_weight("w", (input_shape[-1],), initializer="ones")
+        def call(self, x):
+            return x * self.w
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from kiln import initializers, regularizers
+from kiln.errors import KilnTypeError, KilnValueError, ShapeError
+from kiln.layers.symbolic import KerasTensor, call_symbolically, contains_symbolic
+
+__all__ = ["Layer", "snake_case", "normalize_shape"]
+
+_BASE_KWARGS = ("name", "input_shape", "input_dim", "batch_size", "dtype", "trainable", "activity_regularizer")
+
+
+def snake_case(name: str) -> str:
+    """``"GlobalAveragePooling2D"`` -> ``"global_average_pooling2d"`` (Keras's default layer names)."""
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
+
+
+def normalize_shape(shape: Any, what: str = "input_shape") -> tuple:
+    """Turn an int or a sequence of ints/None into a tuple, or raise a clear error."""
+    if isinstance(shape, int):
+        shape = (shape,)
+    if not isinstance(shape, Sequence) or isinstance(shape, str):
+        raise KilnTypeError(f"`{what}` must be a tuple of ints, e.g. (10,). Received: {what}={shape!r}")
+    out = []
+    for dim in shape:
+        if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim <= 0):
+            raise KilnValueError(f"`{what}` must hold positive ints or None. Received: {what}={tuple(shape)!r}")
+        out.append(dim)
+    return tuple(out)
+
+
+class Layer(nn.Module):
+    """Base class of every kiln layer.
+
+    Args:
+        name: unique name inside its model; defaults to the snake-cased class name.
+        input_shape: shape of one sample (no batch axis), as in Keras: lets a model
+            build its weights before seeing data.
+        dtype: dtype of the weights (default float32).
+        trainable: False freezes the weights (``requires_grad=False``).
+        activity_regularizer: penalty on the layer's output, added to the training loss
+            (divided by the batch size, as Keras 3 does).
+    """
+
+    def __init__(self, *, name=None, input_shape=None, input_dim=None, batch_size=None, dtype=None,
+                 trainable=True, activity_regularizer=None, **kwargs):
+        super().__init__()
+        if kwargs:
+            raise KilnTypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise KilnValueError(f"`name` must be a non-empty string. Received: name={name!r}")
+        self.name = name or snake_case(type(self).__name__)
+        if input_shape is None and input_dim is not None:
+            input_shape = (input_dim,)
+        self._input_shape_arg = normalize_shape(input_shape) if input_shape is not None else None
+        self._batch_size_arg = batch_size
+        self.dtype = _torch_dtype(dtype)
+        self._trainable = bool(trainable)
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self._weight_regularizers: list[tuple[str, Any]] = []
+        self.built = False
+        self._build_input_shape = None
+        self._activity_loss = None
+        self._accepts_training = "training" in inspect.signature(self.call).parameters
+
+    # ------------------------------------------------------------------ Keras contract
+    def build(self, input_shape):
+        """Create the weights for inputs of ``input_shape`` (batch axis included, as None)."""
+        self.built = True
+
+    def call(self, inputs, *args, **kwargs):
+        """The layer's computation; override it. ``training`` is optional in subclasses."""
+        raise NotImplementedError(f"{type(self).__name__} must implement call(inputs)")
+
+    def get_config(self) -> dict:
+        """JSON-serialisable constructor arguments; ``type(self).from_config(cfg)`` rebuilds it."""
+        config = {"name": self.name, "trainable": self._trainable}
+        if self.dtype != torch.float32:
+            config["dtype"] = str(self.dtype).replace("torch.", "")
+        if self._input_shape_arg is not None:
+            config["input_shape"] = list(self._input_shape_arg)
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    # ------------------------------------------------------------------ weights
+    def add_weight(self, name, shape, initializer="glorot_uniform", regularizer=None, trainable=True,
+                   dtype=None, layout="keras"):
+        """Create, register and return an ``nn.Parameter`` (Keras's ``add_weight``).
+
+        ``layout="torch"`` tells the initializer that the shape is in torch's conv layout
+        (out, in, *kernel) so fan-in/fan-out are computed correctly.
+        """
+        init = initializers.get(initializer)
+        value = init(tuple(shape), dtype=dtype or self.dtype, layout=layout)
+        param = nn.Parameter(value, requires_grad=trainable and self._trainable)
+        self.register_parameter(name, param)
+        reg = regularizers.get(regularizer)
+        if reg is not None:
+            self._weight_regularizers.append((name, reg))
+        return param
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool):
+        self._trainable = bool(value)
+        for p in self.parameters():
+            p.requires_grad_(self._trainable)
+
+    @property
+    def weights(self) -> list[torch.Tensor]:
+        return list(self.parameters()) + [b for b in self.buffers()]
+
+    @property
+    def trainable_weights(self) -> list[torch.Tensor]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    @property
+    def non_trainable_weights(self) -> list[torch.Tensor]:
+        return [p for p in self.parameters() if not p.requires_grad] + list(self.buffers())
+
+    def get_weights(self) -> list:
+        """The weights as NumPy arrays, in ``state_dict`` order."""
+        return [t.detach().cpu().numpy().copy() for t in self.state_dict().values()]
+
+    def set_weights(self, weights) -> None:
+        """Set the weights from NumPy arrays in the order of ``get_weights()``."""
+        state = self.state_dict()
+        if len(weights) != len(state):
+            raise KilnValueError(f"{self.name}: expected {len(state)} weight arrays, received {len(weights)}")
+        new = {}
+        for (key, old), value in zip(state.items(), weights):
+            value = torch.as_tensor(value)
+            if tuple(value.shape) != tuple(old.shape):
+                raise ShapeError(f"{self.name}: weight {key!r} has shape {tuple(old.shape)}, "
+                                 f"received an array of shape {tuple(value.shape)}")
+            new[key] = value.to(dtype=old.dtype)
+        self.load_state_dict(new)
+
+    def regularization_losses(self) -> list[torch.Tensor]:
+        """Weight and activity penalties of this layer only (models gather them over layers)."""
+        losses = [reg(getattr(self, name)) for name, reg in self._weight_regularizers]
+        if self._activity_loss is not None:
+            losses.append(self._activity_loss)
+        return losses
+
+    @property
+    def losses(self) -> list[torch.Tensor]:
+        """Keras's ``layer.losses``: every penalty of this layer and the layers inside it."""
+        out = []
+        for module in self.modules():
+            if isinstance(module, Layer):
+                out.extend(module.regularization_losses())
+        return out
+
+    # ------------------------------------------------------------------ calling
+    def __call__(self, *args, **kwargs):
+        if contains_symbolic(args) or contains_symbolic(kwargs):
+            return call_symbolically(self, args, kwargs)
+        return super().__call__(*args, **kwargs)
+
+    def forward(self, inputs, *args, **kwargs):
+        if not self.built:
+            self.build_for(inputs)
+        if "training" in kwargs and not self._accepts_training:
+            kwargs.pop("training")
+        try:
+            outputs = self.call(inputs, *args, **kwargs)
+        except RuntimeError as err:
+            if _looks_like_shape_error(err):
+                raise ShapeError(self._shape_message(inputs, err)) from err
+            raise
+        if self.activity_regularizer is not None and torch.is_tensor(outputs):
+            self._activity_loss = self.activity_regularizer(outputs) / max(outputs.shape[0], 1)
+        return outputs
+
+    def build_for(self, inputs) -> None:
+        """Build from example inputs, then move new weights to the inputs' device."""
+        shape = _shape_tree(inputs)
+        self._check_declared_shape(shape)
+        self.build(shape)
+        self.built = True
+        self._build_input_shape = shape
+        example = _first_tensor(inputs)
+        if example is not None:
+            self.to(example.device)
+
+    def _check_declared_shape(self, shape) -> None:
+        declared = self._input_shape_arg
+        if declared is None or not isinstance(shape, tuple) or (shape and isinstance(shape[0], tuple)):
+            return
+        received = shape[1:]
+        if len(received) != len(declared) or any(d is not None and d != r for d, r in zip(declared, received)):
+            raise ShapeError(f"Layer '{self.name}' ({type(self).__name__}) expects inputs of shape "
+                             f"{(None,) + declared}, but received shape {shape}.")
+
+    def _shape_message(self, inputs, err) -> str:
+        received = _shape_tree(inputs)
+        built = self._build_input_shape
+        msg = f"Layer '{self.name}' ({type(self).__name__}) received an input of shape {received}"
+        if built is not None:
+            msg += f", but it was built for inputs of shape {built}"
+        return msg + f". Check the data's shape or the layer's input_shape. (torch said: {err})"
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}"
+
+
+def _torch_dtype(dtype) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, str) and isinstance(getattr(torch, dtype, None), torch.dtype):
+        return getattr(torch, dtype)
+    raise KilnValueError(f"Unknown dtype {dtype!r}; use e.g. 'float32', 'float64', 'bfloat16'.")
+
+
+def _shape_tree(inputs):
+    if torch.is_tensor(inputs) or isinstance(inputs, KerasTensor):
+        return (None,) + tuple(inputs.shape[1:])
+    if isinstance(inputs, (list, tuple)):
+        return tuple(_shape_tree(x) for x in inputs)
+    if isinstance(inputs, dict):
+        return {k: _shape_tree(v) for k, v in inputs.items()}
+    return None
+
+
+def _first_tensor(inputs):
+    if torch.is_tensor(inputs):
+        return inputs
+    if isinstance(inputs, (list, tuple)):
+        for x in inputs:
+            t = _first_tensor(x)
+            if t is not None:
+                return t
+    if isinstance(inputs, dict):
+        return _first_tensor(list(inputs.values()))
+    return None
+
+
+_SHAPE_WORDS = ("shape", "size of tensor", "mat1 and mat2", "must match", "expected input", "Expected",
+                "dimension", "channels")
+
+
+def _looks_like_shape_error(err: RuntimeError) -> bool:
+    text = str(err)
+    return any(word in text for word in _SHAPE_WORDS)

@@ -1,0 +1,130 @@
+"""Functional models: ``Model(inputs, outputs)`` replays the graph of layer calls.
+
+The graph is recorded by calling layers on symbolic ``Input`` tensors (kiln/layers/
+symbolic.py). Here it is turned into an ordered list of nodes; ``call`` feeds real
+tensors through them. Inputs may be one tensor, a list, or a dict keyed by Input names.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from kiln.errors import KilnTypeError, KilnValueError
+from kiln.layers.symbolic import KerasTensor, Node, flatten, map_structure
+from kiln.models.model import Model
+from kiln.models.naming import unique_name
+
+__all__ = ["Functional"]
+
+
+class Functional(Model):
+    """A model defined by its input and output symbolic tensors.
+
+    Example::
+
+        inputs = kiln.Input(shape=(784,))
+        h = kiln.layers.Dense(64, activation="relu")(inputs)
+        outputs = kiln.layers.Dense(10, activation="softmax")(h)
+        model = kiln.Model(inputs, outputs)
+    """
+
+    def __init__(self, inputs, outputs, name=None, trainable=True):
+        super().__init__(name=name or "functional", trainable=trainable)
+        self._inputs = inputs
+        self._outputs = outputs
+        for t in flatten(inputs):
+            if not isinstance(t, KerasTensor) or t.node is not None:
+                raise KilnTypeError(f"Model inputs must be tensors made by kiln.Input(...); received {t!r}")
+        for t in flatten(outputs):
+            if not isinstance(t, KerasTensor):
+                raise KilnTypeError(f"Model outputs must be symbolic tensors from layer calls; received {t!r}")
+        self._nodes = _topological_nodes(outputs, flatten(inputs))
+        self._graph_layers = nn.ModuleDict()
+        for node in self._nodes:
+            if node.layer not in list(self._graph_layers.values()):
+                if hasattr(node.layer, "name"):
+                    node.layer.name = unique_name(node.layer.name, self._graph_layers.keys())
+                    key = node.layer.name
+                else:
+                    key = unique_name(type(node.layer).__name__.lower(), self._graph_layers.keys())
+                self._graph_layers[key] = node.layer
+        self._example_input = map_structure(lambda t: t.example, inputs)
+
+    @property
+    def layers(self) -> list[nn.Module]:
+        return list(self._graph_layers.values())
+
+    @property
+    def inputs(self):
+        return self._inputs
+
+    @property
+    def outputs(self):
+        return self._outputs
+
+    @property
+    def input_shape(self):
+        return map_structure(lambda t: t.shape, self._inputs)
+
+    def call(self, inputs, training=None):
+        values = {}
+        flat_inputs = flatten(self._inputs)
+        for symbolic, real in zip(flat_inputs, self._flatten_real_inputs(inputs, flat_inputs)):
+            values[id(symbolic)] = real
+        lookup = lambda s: values[id(s)] if isinstance(s, KerasTensor) else s  # noqa: E731
+        for node in self._nodes:
+            args = map_structure(lookup, node.args)
+            kwargs = map_structure(lookup, node.kwargs)
+            if training is not None and getattr(node.layer, "_accepts_training", False):
+                kwargs["training"] = training
+            out = node.layer(*args, **kwargs)
+            for sym, real in zip(flatten(node.outputs), flatten(out)):
+                values[id(sym)] = real
+        return map_structure(lookup, self._outputs)
+
+    def _flatten_real_inputs(self, inputs, flat_inputs):
+        if isinstance(inputs, dict):
+            missing = [t.name for t in flat_inputs if t.name not in inputs]
+            if missing:
+                raise KilnValueError(f"Model '{self.name}' expects input keys {[t.name for t in flat_inputs]}; "
+                                     f"missing: {missing}. Received keys: {sorted(inputs)}")
+            return [inputs[t.name] for t in flat_inputs]
+        real = flatten(inputs)
+        if len(real) != len(flat_inputs):
+            raise KilnValueError(f"Model '{self.name}' expects {len(flat_inputs)} input(s), received {len(real)}. "
+                                 f"Pass a list with one array per Input.")
+        return real
+
+    def get_config(self) -> dict:
+        from kiln.saving.serialization import functional_config
+        return functional_config(self)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from kiln.saving.serialization import functional_from_config
+        return functional_from_config(cls, config, custom_objects=custom_objects)
+
+
+def _topological_nodes(outputs, inputs) -> list[Node]:
+    """Nodes needed to compute ``outputs``, each after the nodes it depends on."""
+    order: list[Node] = []
+    seen: set[int] = set()
+    input_ids = {id(t) for t in inputs}
+
+    def visit(tensor):
+        if not isinstance(tensor, KerasTensor) or id(tensor) in input_ids:
+            return
+        node = tensor.node
+        if node is None:
+            raise KilnValueError(f"Output depends on {tensor!r}, which is not one of the model's inputs. "
+                                 f"Pass every Input the outputs use to Model(inputs=...).")
+        if id(node) in seen:
+            return
+        for parent in flatten(node.args) + flatten(node.kwargs):
+            visit(parent)
+        seen.add(id(node))
+        order.append(node)
+
+    for out in flatten(outputs):
+        visit(out)
+    return order

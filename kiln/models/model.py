@@ -1,0 +1,197 @@
+"""Model: a Layer that can be compiled, trained, evaluated, saved and summarised.
+
+Three ways to get one, as in Keras:
+- ``Sequential([...])`` (kiln/models/sequential.py),
+- ``Model(inputs, outputs)`` — the functional API (kiln/models/functional.py),
+- subclassing ``Model`` and writing ``call``.
+
+Training itself lives in ``kiln.training.Trainer``, which works on any ``nn.Module``; a
+Model owns one Trainer, created by ``compile``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from kiln.errors import KilnValueError, NotCompiledError
+from kiln.layers.layer import Layer
+
+__all__ = ["Model"]
+
+
+class Model(Layer):
+    """A trainable model with Keras's ``compile / fit / evaluate / predict``.
+
+    Example (subclassing)::
+
+        class TwoLayer(kiln.Model):
+            def __init__(self):
+                super().__init__()
+                self.hidden = kiln.layers.Dense(32, activation="relu")
+                self.out = kiln.layers.Dense(1)
+            def call(self, x):
+                return self.out(self.hidden(x))
+    """
+
+    def __new__(cls, *args, **kwargs):
+        # Keras's Model(inputs, outputs) returns a functional model.
+        if cls is Model and (len(args) >= 2 or ("inputs" in kwargs and "outputs" in kwargs)):
+            from kiln.models.functional import Functional
+            return super().__new__(Functional)
+        return super().__new__(cls)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(**kwargs)
+        self._trainer = None
+        self.stop_training = False
+        self.history = None
+        self._example_input = None  # a small real batch, recorded for summary() and export
+        self.built = True  # a subclassed model builds its layers lazily, one by one
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, inputs, *args, **kwargs):
+        if self._example_input is None:
+            self._record_example(inputs)
+        return super().forward(inputs, *args, **kwargs)
+
+    def _record_example(self, inputs) -> None:
+        from kiln.layers.symbolic import map_structure
+        self._example_input = map_structure(
+            lambda t: t[:2].detach().to("cpu").clone() if torch.is_tensor(t) else t, inputs)
+
+    # ------------------------------------------------------------------ training API
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
+                run_eagerly=False, steps_per_execution=1, jit_compile=False, device=None,
+                mixed_precision=None, num_threads="auto"):
+        """Configure training. Arguments as Keras's ``Model.compile``, plus:
+
+        Args:
+            jit_compile: compile the training step with ``torch.compile`` (default False).
+            device: "cpu", "cuda", "cuda:1", ...; default CUDA when available.
+            mixed_precision: None, "bfloat16" or "float16" (autocast; float16 adds loss scaling).
+            num_threads: "auto" picks one CPU thread for models too small to gain from more;
+                an int fixes it; None leaves torch's setting alone.
+        """
+        from kiln.training.trainer import Trainer
+        self._trainer = Trainer(self, host=self)
+        self._trainer.compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights,
+                              weighted_metrics=weighted_metrics, jit_compile=jit_compile, device=device,
+                              mixed_precision=mixed_precision, num_threads=num_threads)
+        self._compile_config = {
+            "optimizer": optimizer, "loss": loss, "metrics": metrics, "loss_weights": loss_weights,
+            "jit_compile": jit_compile, "mixed_precision": mixed_precision,
+        }
+
+    @property
+    def compiled(self) -> bool:
+        return self._trainer is not None
+
+    def _require_trainer(self, what: str):
+        if self._trainer is None:
+            raise NotCompiledError(f"You must call `compile()` before `{what}()`. "
+                                   f"Example: model.compile(optimizer='adam', loss='mse')")
+        return self._trainer
+
+    @property
+    def optimizer(self):
+        return None if self._trainer is None else self._trainer.optimizer
+
+    @property
+    def loss(self):
+        return None if self._trainer is None else self._trainer.loss
+
+    @property
+    def metrics_names(self) -> list[str]:
+        return self._require_trainer("metrics_names").metrics_names
+
+    @property
+    def device(self) -> torch.device:
+        for t in self.parameters():
+            return t.device
+        return torch.device("cpu")
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Train for ``epochs`` epochs; returns a ``History``. Same arguments as Keras."""
+        return self._require_trainer("fit").fit(
+            x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
+            validation_split=validation_split, validation_data=validation_data, shuffle=shuffle,
+            class_weight=class_weight, sample_weight=sample_weight, initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+            validation_batch_size=validation_batch_size, validation_freq=validation_freq)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False):
+        """Loss and metrics on the given data: a float, a list, or a dict with ``return_dict``."""
+        return self._require_trainer("evaluate").evaluate(
+            x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight, steps=steps,
+            callbacks=callbacks, return_dict=return_dict)
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Model outputs as NumPy arrays, computed in batches without gradients."""
+        from kiln.training.trainer import Trainer
+        trainer = self._trainer or Trainer(self, host=self)
+        return trainer.predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        return self._require_trainer("train_on_batch").train_on_batch(
+            x, y, sample_weight=sample_weight, class_weight=class_weight, return_dict=return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        return self._require_trainer("test_on_batch").evaluate(
+            x, y, batch_size=len(_first(x)), verbose=0, sample_weight=sample_weight, return_dict=return_dict)
+
+    def predict_on_batch(self, x):
+        return self.predict(x, batch_size=len(_first(x)), verbose=0)
+
+    def regularization_loss(self):
+        """Sum of every layer's weight and activity penalties, or None when there are none."""
+        losses = self.losses
+        if not losses:
+            return None
+        return torch.stack([torch.as_tensor(l).reshape(()) for l in losses]).sum()
+
+    # ------------------------------------------------------------------ inspection & saving
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
+                show_trainable=False):
+        """Print Keras's table: layer (type), output shape, parameter count, totals."""
+        from kiln.models.summary import summary_text
+        text = summary_text(self, show_trainable=show_trainable)
+        (print_fn or print)(text)
+
+    def get_config(self) -> dict:
+        return super().get_config()
+
+    def save(self, filepath, overwrite=True, include_optimizer=False):
+        """Save architecture + compile settings (JSON) and weights (safetensors); no pickle.
+
+        ``filepath`` ending in ``.keras`` or ``.kiln`` gives one zip file; any other path a folder.
+        """
+        from kiln.saving.model_io import save_model
+        save_model(self, filepath, overwrite=overwrite)
+
+    def save_weights(self, filepath, overwrite=True):
+        """Write the weights (the ``state_dict``) as one safetensors file."""
+        from kiln.saving.weights_io import save_weights
+        save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath, skip_mismatch=False):
+        """Load weights written by ``save_weights`` (or a saved model's folder/zip)."""
+        from kiln.saving.weights_io import load_weights
+        load_weights(self, filepath, skip_mismatch=skip_mismatch)
+
+    def to_json(self) -> str:
+        from kiln.saving.model_io import model_to_json
+        return model_to_json(self)
+
+
+def _first(x: Any):
+    if isinstance(x, (list, tuple)):
+        return _first(x[0])
+    if isinstance(x, dict):
+        return _first(next(iter(x.values())))
+    return x

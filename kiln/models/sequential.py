@@ -1,0 +1,114 @@
+"""Sequential: a plain stack of layers, each feeding the next (``keras.Sequential``).
+
+Layers live in an ``nn.ModuleDict`` keyed by their names, so a ``state_dict`` reads like
+Keras's weight names (``dense.kernel``, ``dense_1.bias``). Any ``nn.Module`` may be a layer.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from kiln.errors import KilnTypeError, KilnValueError
+from kiln.layers.layer import Layer
+from kiln.layers.symbolic import KerasTensor
+from kiln.models.model import Model
+from kiln.models.naming import unique_name
+
+__all__ = ["Sequential"]
+
+
+class Sequential(Model):
+    """A linear stack of layers.
+
+    Args:
+        layers: list of layers (kiln layers or any ``nn.Module``); an ``Input(shape=...)``
+            first, or ``input_shape=`` on the first layer, builds the model at once.
+        name: model name.
+
+    Example::
+
+        model = Sequential([Dense(64, activation="relu", input_shape=(10,)), Dense(1)])
+    """
+
+    def __init__(self, layers=None, trainable=True, name=None):
+        super().__init__(name=name or "sequential", trainable=trainable)
+        self._stack = nn.ModuleDict()
+        self._input_spec = None  # (shape without batch, dtype) once known
+        for layer in layers or []:
+            self.add(layer)
+
+    @property
+    def layers(self) -> list[nn.Module]:
+        return list(self._stack.values())
+
+    def add(self, layer) -> None:
+        """Append a layer (or ``Input``); builds the model when the input shape is known."""
+        if isinstance(layer, KerasTensor):
+            if self._stack:
+                raise KilnValueError("An Input can only be the first entry of a Sequential model.")
+            self._input_spec = (tuple(layer.shape[1:]), layer.dtype)
+            return
+        if not isinstance(layer, nn.Module):
+            raise KilnTypeError(f"Sequential.add expects a layer (an nn.Module); received {type(layer).__name__}: {layer!r}")
+        name = getattr(layer, "name", None) or type(layer).__name__.lower()
+        name = unique_name(name.replace(".", "_"), self._stack.keys())
+        if isinstance(layer, Layer):
+            layer.name = name
+            if not self._stack and self._input_spec is None and layer._input_shape_arg is not None:
+                self._input_spec = (layer._input_shape_arg, torch.float32)
+        self._stack[name] = layer
+        if self._input_spec is not None:
+            self._build_from_spec()
+
+    def pop(self):
+        """Remove and return the last layer."""
+        if not self._stack:
+            raise KilnValueError("There are no layers in the model to pop.")
+        name = list(self._stack.keys())[-1]
+        return self._stack.pop(name)
+
+    def _build_from_spec(self) -> None:
+        """Run a tiny batch through the stack so every layer creates its weights now."""
+        shape, dtype = self._input_spec
+        example = torch.zeros((2,) + tuple(1 if d is None else d for d in shape), dtype=dtype, device=self.device)
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                self(example)
+        finally:
+            self.train(was_training)
+
+    @property
+    def input_shape(self):
+        return None if self._input_spec is None else (None,) + tuple(self._input_spec[0])
+
+    def call(self, inputs, training=None):
+        x = inputs
+        if training is None:
+            for layer in self._stack.values():
+                x = layer(x)
+            return x
+        for layer in self._stack.values():
+            x = layer(x, training=training) if getattr(layer, "_accepts_training", False) else layer(x)
+        return x
+
+    def get_config(self) -> dict:
+        from kiln.saving.serialization import serialize_layer
+        config = {"name": self.name, "trainable": self.trainable, "layers": [serialize_layer(l) for l in self.layers]}
+        if self._input_spec is not None:
+            config["input_shape"] = list(self._input_spec[0])
+            config["input_dtype"] = str(self._input_spec[1]).replace("torch.", "")
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from kiln.layers.symbolic import Input
+        from kiln.saving.serialization import deserialize_layer
+        model = cls(name=config.get("name"), trainable=config.get("trainable", True))
+        if config.get("input_shape") is not None:
+            model.add(Input(shape=tuple(config["input_shape"]), dtype=config.get("input_dtype")))
+        for layer_config in config["layers"]:
+            model.add(deserialize_layer(layer_config, custom_objects=custom_objects))
+        return model

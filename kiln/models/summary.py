@@ -1,0 +1,102 @@
+"""``model.summary()``: Keras's table of layers, output shapes and parameter counts.
+
+Output shapes come from one forward pass of a 2-sample example batch with hooks on every
+direct child layer, so the table works for Sequential, functional, subclassed models and
+plain torch modules inside them alike.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["summary_text", "count_params"]
+
+
+def count_params(module: nn.Module) -> tuple[int, int]:
+    """(trainable, non-trainable) counts; buffers such as BatchNorm's moving statistics count
+    as non-trainable, as in Keras."""
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
+    frozen += sum(b.numel() for b in module.buffers() if b.is_floating_point())
+    return trainable, frozen
+
+
+def _children(model) -> list[tuple[str, nn.Module]]:
+    layers = getattr(model, "layers", None)
+    if layers is not None:
+        return [(getattr(l, "name", type(l).__name__.lower()), l) for l in layers]
+    return list(model.named_children())
+
+
+def _output_shapes(model, children) -> dict[int, str]:
+    example = getattr(model, "_example_input", None)
+    if example is None:
+        return {}
+    shapes: dict[int, str] = {}
+
+    def hook(module, _inputs, output):
+        shapes[id(module)] = _shape_str(output)
+
+    handles = [layer.register_forward_hook(hook) for _, layer in children]
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    from kiln.layers.symbolic import map_structure
+    example = map_structure(lambda t: t.to(device) if torch.is_tensor(t) else t, example)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return shapes
+
+
+def _shape_str(output) -> str:
+    if torch.is_tensor(output):
+        return str((None,) + tuple(output.shape[1:]))
+    if isinstance(output, (list, tuple)):
+        return "[" + ", ".join(_shape_str(o) for o in output) + "]"
+    return "?"
+
+
+def _fmt(n: int) -> str:
+    return f"{n:,}"
+
+
+def _size(n_params: int) -> str:
+    size = n_params * 4
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.2f} {unit}"
+        size /= 1024
+    return ""
+
+
+def summary_text(model, show_trainable: bool = False) -> str:
+    children = _children(model)
+    shapes = _output_shapes(model, children)
+    rows = []
+    for name, layer in children:
+        n = sum(p.numel() for p in layer.parameters()) + sum(b.numel() for b in layer.buffers() if b.is_floating_point())
+        built = getattr(layer, "built", True)
+        rows.append((f"{name} ({type(layer).__name__})", shapes.get(id(layer), "?"), _fmt(n) if built else "0 (unbuilt)"))
+    w0 = max([len("Layer (type)")] + [len(r[0]) for r in rows]) + 2
+    w1 = max([len("Output Shape")] + [len(r[1]) for r in rows]) + 2
+    w2 = max([len("Param #")] + [len(r[2]) for r in rows])
+    width = w0 + w1 + w2 + 4
+    lines = [f'Model: "{getattr(model, "name", type(model).__name__)}"', "┏" + "━" * (width - 2) + "┓",
+             f"┃ {'Layer (type)':<{w0}}{'Output Shape':<{w1}}{'Param #':>{w2}} ┃", "┡" + "━" * (width - 2) + "┩"]
+    for i, (a, b, c) in enumerate(rows):
+        lines.append(f"│ {a:<{w0}}{b:<{w1}}{c:>{w2}} │")
+        if i < len(rows) - 1:
+            lines.append("├" + "─" * (width - 2) + "┤")
+    lines.append("└" + "─" * (width - 2) + "┘")
+    trainable, frozen = count_params(model)
+    total = trainable + frozen
+    lines += [f" Total params: {_fmt(total)} ({_size(total)})",
+              f" Trainable params: {_fmt(trainable)} ({_size(trainable)})",
+              f" Non-trainable params: {_fmt(frozen)} ({_size(frozen)})"]
+    return "\n".join(lines)

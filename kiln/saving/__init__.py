@@ -1,0 +1,11 @@
+"""Saving and loading without pickle: JSON for architecture, safetensors for weights."""
+
+from kiln.saving.model_io import load_model, save_model
+from kiln.saving.serialization import get_registered_object, register_serializable
+from kiln.saving.weights_io import load_weights, save_weights
+
+# Keras spells the decorator register_keras_serializable; ported code keeps working.
+register_keras_serializable = register_serializable
+
+__all__ = ["load_model", "save_model", "register_serializable", "register_keras_serializable",
+           "get_registered_object", "save_weights", "load_weights"]

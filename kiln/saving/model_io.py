@@ -1,0 +1,195 @@
+"""Whole models on disk: architecture + compile settings as JSON, weights as safetensors.
+
+Layout (a folder, or the same two files inside a zip when the path ends in ``.keras`` or
+``.kiln``)::
+
+    config.json        {"format": "kiln.model", "class_name": ..., "config": ..., ...}
+    model.safetensors  the state_dict
+
+Writes are atomic (temporary name, then rename), so a crash never leaves half a model.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kiln.errors import KilnValueError, SerializationError
+from kiln.layers.symbolic import map_structure
+from kiln.saving.serialization import get_registered_object, serialize_layer
+from kiln.saving.weights_io import apply_state, atomic_write_bytes, read_safetensors, state_to_safetensors_bytes
+
+__all__ = ["save_model", "load_model", "model_to_json", "read_saved_model", "FORMAT", "FORMAT_VERSION"]
+
+FORMAT = "kiln.model"
+FORMAT_VERSION = 1
+_ZIP_SUFFIXES = (".keras", ".kiln")
+
+
+def _kiln_version() -> str:
+    from kiln import __version__
+    return __version__
+
+
+def model_config(model) -> dict[str, Any]:
+    spec = serialize_layer(model)
+    example = getattr(model, "_example_input", None)
+    build_input = None
+    if example is not None:
+        build_input = map_structure(
+            lambda t: {"shape": list(t.shape[1:]), "dtype": str(t.dtype).replace("torch.", "")}
+            if torch.is_tensor(t) else t, example)
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kiln_version": _kiln_version(),
+        "torch_version": torch.__version__,
+        "class_name": spec["class_name"],
+        "config": spec["config"],
+        "build_input": build_input,
+        "compile_config": _compile_config(model),
+    }
+
+
+def model_to_json(model) -> str:
+    return json.dumps(model_config(model), indent=2)
+
+
+def _compile_config(model) -> dict | None:
+    raw = getattr(model, "_compile_config", None)
+    if not raw or model._trainer is None:
+        return None
+    from kiln import losses, optimizers
+    trainer = model._trainer
+    try:
+        optimizer = optimizers.serialize(trainer.optimizer)
+        loss = raw["loss"] if isinstance(raw["loss"], (str, type(None), list, dict)) else losses.serialize(raw["loss"])
+        metrics = raw["metrics"] if _json_ready(raw["metrics"]) else None
+        json.dumps([optimizer, loss, metrics])
+    except Exception:  # a custom callable: the architecture and weights still save
+        return None
+    return {"optimizer": optimizer, "loss": loss, "metrics": metrics, "loss_weights": raw.get("loss_weights"),
+            "jit_compile": raw.get("jit_compile", False), "mixed_precision": raw.get("mixed_precision")}
+
+
+def _json_ready(value) -> bool:
+    try:
+        json.dumps(value)
+        return True
+    except TypeError:
+        return False
+
+
+def save_model(model, filepath, overwrite: bool = True) -> None:
+    path = Path(filepath)
+    if path.exists() and not overwrite:
+        raise KilnValueError(f"{path} exists; pass overwrite=True to replace it.")
+    config_bytes = json.dumps(model_config(model), indent=2).encode()
+    weights_bytes = state_to_safetensors_bytes(model.state_dict())
+    if path.suffix in _ZIP_SUFFIXES:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+            archive.writestr("config.json", config_bytes)
+            archive.writestr("model.safetensors", weights_bytes)
+        atomic_write_bytes(path, buffer.getvalue())
+        return
+    _write_folder_atomically(path, {"config.json": config_bytes, "model.safetensors": weights_bytes})
+
+
+def _write_folder_atomically(path: Path, files: dict[str, bytes]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def read_saved_model(filepath) -> tuple[dict, dict]:
+    """Return ``(config, state_dict)`` of a saved model, refusing anything that is not one."""
+    path = Path(filepath)
+    if not path.exists():
+        raise KilnValueError(f"No saved model at {path}.")
+    if path.is_dir():
+        cfg_file, weights_file = path / "config.json", path / "model.safetensors"
+        if not cfg_file.exists() or not weights_file.exists():
+            raise SerializationError(f"{path} is not a kiln model folder: it needs config.json and "
+                                     f"model.safetensors (written by model.save).")
+        config_text, state = cfg_file.read_text(), read_safetensors(weights_file)
+    else:
+        if not zipfile.is_zipfile(path):
+            raise SerializationError(f"{path} is not a kiln model file (expected a .keras/.kiln archive written "
+                                     f"by model.save, or a folder). kiln never loads pickled .pt/.h5 files.")
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if not {"config.json", "model.safetensors"} <= names:
+                raise SerializationError(f"{path} is a zip archive but not a kiln model: it lacks "
+                                         f"config.json/model.safetensors (it has {sorted(names)[:5]}).")
+            config_text = archive.read("config.json").decode()
+            state = read_safetensors(archive.read("model.safetensors"))
+    try:
+        config = json.loads(config_text)
+    except json.JSONDecodeError as err:
+        raise SerializationError(f"{path}: config.json is not valid JSON ({err}).") from err
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise SerializationError(f"{path} is not a kiln model: its config.json lacks "
+                                 f"\"format\": \"{FORMAT}\".")
+    return config, state
+
+
+def load_model(filepath, custom_objects: dict | None = None, compile: bool = True, safe_mode: bool = True):
+    """Rebuild a model saved with ``model.save``; predictions equal the original's.
+
+    Args:
+        filepath: the folder or ``.keras``/``.kiln`` file.
+        custom_objects: ``{"ClassName": cls}`` for custom layers not registered with
+            ``@kiln.saving.register_serializable``.
+        compile: re-apply the saved compile settings (optimizer, loss, metrics).
+    """
+    config, state = read_saved_model(filepath)
+    cls = get_registered_object(config["class_name"], custom_objects)
+    if "custom_objects" in inspect.signature(cls.from_config).parameters:
+        model = cls.from_config(config["config"], custom_objects=custom_objects)
+    else:
+        model = cls.from_config(config["config"])
+    _build_from_example(model, config.get("build_input"))
+    apply_state(model, state, source=str(filepath))
+    compile_config = config.get("compile_config")
+    if compile and compile_config:
+        model.compile(**compile_config)
+    return model
+
+
+def _build_from_example(model, build_input) -> None:
+    if build_input is None:
+        return
+    def make(spec):
+        if isinstance(spec, dict) and "shape" in spec:
+            shape = tuple(1 if d is None else d for d in spec["shape"])
+            return torch.zeros((2,) + shape, dtype=getattr(torch, spec["dtype"]))
+        return spec
+    example = map_structure(make, build_input)
+    model.eval()
+    with torch.no_grad():
+        model(example)
+    model.train()

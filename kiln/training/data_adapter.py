@@ -1,0 +1,210 @@
+"""Turn what users pass to ``fit`` into batches, fast.
+
+Two kinds of data:
+- **In memory** (NumPy, torch tensors, pandas, lists/dicts of those): converted once,
+  moved to the device once, shuffled once per epoch with one gather, then batched by
+  slicing — no per-sample collation, no copies per step.
+- **Streams** (a torch ``Dataset`` or ``DataLoader``): iterated as they are, each batch
+  moved to the device as it comes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from kiln.errors import KilnTypeError, KilnValueError, ShapeError
+from kiln.layers.symbolic import flatten, map_structure
+
+__all__ = ["ArrayData", "StreamData", "to_tensor", "adapt", "first_tensor"]
+
+
+def to_tensor(value, name: str = "x") -> torch.Tensor:
+    """One array-like -> a torch tensor (float64 -> float32, as Keras's floatx)."""
+    if torch.is_tensor(value):
+        t = value
+    else:
+        try:
+            import pandas as pd
+            if isinstance(value, (pd.DataFrame, pd.Series)):
+                value = _pandas_to_numpy(value, name)
+        except ImportError:  # pandas is optional
+            pass
+        arr = np.asarray(value)
+        if arr.dtype == object or arr.dtype.kind in "USO":
+            raise KilnTypeError(f"`{name}` holds non-numeric values (dtype {arr.dtype}); "
+                                f"convert them to numbers first (e.g. encode categories as ints).")
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    if t.dtype == torch.float64:
+        t = t.float()
+    elif t.dtype == torch.bool:
+        t = t.float()
+    elif t.dtype in (torch.int32, torch.int16, torch.int8, torch.uint8):
+        t = t.long()
+    return t
+
+
+def _pandas_to_numpy(frame, name: str):
+    import pandas as pd
+    if isinstance(frame, pd.Series):
+        frame = frame.to_frame()
+    bad = [c for c in frame.columns if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))]
+    if bad:
+        raise KilnTypeError(f"`{name}` has non-numeric column(s) {bad}; encode them as numbers first.")
+    values = frame.to_numpy()
+    return values[:, 0] if values.shape[1] == 1 and frame.shape[1] == 1 and name.startswith("y") else values
+
+
+def _to_structure(value, name: str):
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return {k: to_tensor(v, f"{name}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and value and all(_is_array_like(v) for v in value):
+        return tuple(to_tensor(v, f"{name}[{i}]") for i, v in enumerate(value))
+    return to_tensor(value, name)
+
+
+def _is_array_like(v) -> bool:
+    return torch.is_tensor(v) or isinstance(v, np.ndarray) or type(v).__name__ in ("DataFrame", "Series")
+
+
+def first_tensor(structure):
+    return flatten(structure)[0]
+
+
+@dataclass
+class ArrayData:
+    """In-memory data: ``x``/``y`` are a tensor or a tuple/dict of tensors of equal length."""
+
+    x: Any
+    y: Any = None
+    sample_weight: torch.Tensor | None = None
+
+    @property
+    def size(self) -> int:
+        return first_tensor(self.x).shape[0]
+
+    def to(self, device) -> "ArrayData":
+        move = lambda t: t.to(device, non_blocking=True) if torch.is_tensor(t) else t  # noqa: E731
+        return ArrayData(map_structure(move, self.x), map_structure(move, self.y),
+                         None if self.sample_weight is None else self.sample_weight.to(device))
+
+    def take(self, index) -> "ArrayData":
+        pick = lambda t: t[index]  # noqa: E731
+        return ArrayData(map_structure(pick, self.x), None if self.y is None else map_structure(pick, self.y),
+                         None if self.sample_weight is None else self.sample_weight[index])
+
+    def split_last(self, fraction: float) -> tuple["ArrayData", "ArrayData"]:
+        """Keras's validation_split: the last ``fraction`` of the samples, taken before shuffling."""
+        n = self.size
+        n_val = int(math.floor(n * fraction))
+        if n_val == 0 or n_val == n:
+            raise KilnValueError(f"validation_split={fraction} leaves {n - n_val} training and {n_val} validation "
+                                 f"samples out of {n}; choose a fraction that keeps both non-empty.")
+        cut = n - n_val
+        return self.take(slice(0, cut)), self.take(slice(cut, n))
+
+    def num_batches(self, batch_size: int) -> int:
+        return math.ceil(self.size / batch_size)
+
+    def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
+                ) -> Iterator[tuple]:
+        """Yield ``(x, y, sample_weight)`` batches: one gather per epoch, then slices (views)."""
+        data = self
+        if shuffle:
+            perm = torch.randperm(self.size, generator=generator)
+            data = self.take(perm.to(first_tensor(self.x).device))
+        x, y, sw = data.x, data.y, data.sample_weight
+        n = data.size
+        if torch.is_tensor(x) and (y is None or torch.is_tensor(y)):
+            for start in range(0, n, batch_size):  # the common case, kept free of tree walking
+                end = start + batch_size
+                yield x[start:end], (None if y is None else y[start:end]), (None if sw is None else sw[start:end])
+            return
+        for start in range(0, n, batch_size):
+            cut = lambda t, s=start: t[s:s + batch_size]  # noqa: E731
+            yield (map_structure(cut, x), None if y is None else map_structure(cut, y),
+                   None if sw is None else sw[start:start + batch_size])
+
+
+@dataclass
+class StreamData:
+    """Data from a ``DataLoader``: batches are ``x``, ``(x, y)`` or ``(x, y, sample_weight)``."""
+
+    loader: Any
+
+    def num_batches(self, batch_size: int | None = None) -> int | None:
+        try:
+            return len(self.loader)
+        except TypeError:
+            return None
+
+    def batches(self, batch_size=None, shuffle=False, generator=None, device=None) -> Iterator[tuple]:
+        for batch in self.loader:
+            if isinstance(batch, (list, tuple)) and 2 <= len(batch) <= 3:
+                x, y = batch[0], batch[1]
+                sw = batch[2] if len(batch) == 3 else None
+            else:
+                x, y, sw = batch, None, None
+            move = lambda t: to_tensor(t).to(device, non_blocking=True)  # noqa: E731
+            yield (map_structure(move, x), None if y is None else map_structure(move, y),
+                   None if sw is None else move(sw))
+
+
+def adapt(x, y=None, sample_weight=None, *, batch_size: int = 32, shuffle: bool = False, what: str = "fit"):
+    """Wrap user data as ``ArrayData`` or ``StreamData``, checking lengths and NaNs once."""
+    if x is None:
+        raise KilnValueError(f"`{what}` needs data: pass x (and y), e.g. model.{what}(x_train, y_train).")
+    if isinstance(x, DataLoader):
+        _no_y_for_streams(y, what)
+        return StreamData(x)
+    if isinstance(x, Dataset) and not torch.is_tensor(x):
+        _no_y_for_streams(y, what)
+        return StreamData(DataLoader(x, batch_size=batch_size, shuffle=shuffle))
+    data = ArrayData(_to_structure(x, "x"), _to_structure(y, "y"),
+                     None if sample_weight is None else to_tensor(sample_weight, "sample_weight").float())
+    _check_lengths(data)
+    _check_finite(data)
+    return data
+
+
+def _no_y_for_streams(y, what):
+    if y is not None:
+        raise KilnValueError(f"`y` must not be given when `x` is a Dataset or DataLoader (it yields (x, y) pairs); "
+                             f"call model.{what}(loader) instead.")
+
+
+def _check_lengths(data: ArrayData) -> None:
+    named = [("x", t) for t in flatten(data.x)]
+    if data.y is not None:
+        named += [("y", t) for t in flatten(data.y)]
+    if data.sample_weight is not None:
+        named.append(("sample_weight", data.sample_weight))
+    for name, t in named:
+        if t.ndim == 0:
+            raise ShapeError(f"`{name}` is a scalar; it needs a first (sample) axis.")
+    sizes = {name: t.shape[0] for name, t in named}
+    if len(set(sizes.values())) > 1:
+        detail = ", ".join(f"{name} has {n}" for name, n in sizes.items())
+        raise ShapeError(f"x, y and sample_weight must have the same number of samples, but {detail}. "
+                         f"Check that they come from the same rows.")
+    if named and named[0][1].shape[0] == 0:
+        raise KilnValueError("The data is empty (0 samples); pass at least one sample.")
+
+
+def _check_finite(data: ArrayData) -> None:
+    for name, structure in (("x", data.x), ("y", data.y)):
+        if structure is None:
+            continue
+        for t in flatten(structure):
+            if t.is_floating_point() and not torch.isfinite(t).all():
+                bad = (~torch.isfinite(t)).reshape(t.shape[0], -1).any(dim=1).nonzero().flatten()
+                rows = bad[:5].tolist()
+                raise KilnValueError(f"`{name}` contains NaN or infinite values in {len(bad)} sample(s), "
+                                     f"first at row(s) {rows}. Fill or drop them before training.")

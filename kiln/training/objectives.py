@@ -1,0 +1,150 @@
+"""The compiled loss and metrics of a model, resolved against its outputs.
+
+A model may have one output or several (a list or dict). ``loss`` is then one loss for
+all outputs, or a list/dict with one per output; ``metrics`` a list for all outputs, or a
+list of lists / dict of lists. Resolution waits for the first batch, because Keras's
+"accuracy" means binary, categorical or sparse accuracy depending on the shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from kiln import losses as losses_mod
+from kiln import metrics as metrics_mod
+from kiln.errors import KilnValueError
+from kiln.layers.symbolic import flatten
+
+__all__ = ["Objectives"]
+
+
+class Objectives:
+    """Loss, loss weights and metrics for every output of a model."""
+
+    def __init__(self, loss, metrics=None, loss_weights=None, weighted_metrics=None):
+        self._loss_spec = loss
+        self._metric_spec = metrics or []
+        self._weighted_spec = weighted_metrics or []
+        self._loss_weights_spec = loss_weights
+        self.built = False
+        self.output_names: list[str] = []
+        self.losses: list[Any] = []
+        self.loss_weights: list[float] = []
+        self.metrics: list[tuple[int, Any, bool]] = []  # (output index, metric, weighted)
+        # Validate names now, not at the first batch, so typos fail at compile().
+        for spec in self._flat_loss_specs():
+            if spec is not None:
+                losses_mod.get(spec)
+        for spec in flatten(self._metric_spec) + flatten(self._weighted_spec):
+            if isinstance(spec, str) and spec.lower() not in ("accuracy", "acc"):
+                metrics_mod.get(spec)
+
+    def _flat_loss_specs(self):
+        spec = self._loss_spec
+        if isinstance(spec, dict):
+            return list(spec.values())
+        if isinstance(spec, (list, tuple)):
+            return list(spec)
+        return [spec]
+
+    @property
+    def single_output(self) -> bool:
+        return len(self.output_names) <= 1
+
+    def build(self, y_true, y_pred, output_names=None) -> None:
+        """Resolve losses and metrics for the model's actual outputs."""
+        preds = flatten(y_pred)
+        trues = flatten(y_true) if y_true is not None else [None] * len(preds)
+        keys = list(y_pred.keys()) if isinstance(y_pred, dict) else None
+        n = len(preds)
+        if n == 1:
+            self.output_names = [""]
+        else:
+            self.output_names = keys or list(output_names or [f"output_{i}" for i in range(n)])
+        self.losses = self._per_output(self._loss_spec, n, keys, "loss", resolve=lambda s: None if s is None else losses_mod.get(s))
+        if all(l is None for l in self.losses):
+            raise KilnValueError("compile() needs a `loss`, e.g. model.compile(optimizer='adam', loss='mse').")
+        weights = self._loss_weights_spec
+        self.loss_weights = [1.0] * n if weights is None else [float(w) for w in self._per_output(weights, n, keys, "loss_weights")]
+        self.metrics = []
+        for spec_list, weighted in ((self._metric_spec, False), (self._weighted_spec, True)):
+            per_output = self._metrics_per_output(spec_list, n, keys)
+            for i, specs in enumerate(per_output):
+                for spec in specs:
+                    metric = metrics_mod.get(spec, y_true=trues[i], y_pred=preds[i], loss=self.losses[i])
+                    if n > 1:
+                        metric.name = f"{self.output_names[i]}_{metric.name}"
+                    if weighted and metric.name in [m.name for _, m, _ in self.metrics]:
+                        metric.name = f"weighted_{metric.name}"
+                    self.metrics.append((i, metric, weighted))
+        self.built = True
+
+    def _per_output(self, spec, n, keys, what, resolve=lambda s: s):
+        if isinstance(spec, dict):
+            if keys is None:
+                keys = self.output_names
+            unknown = set(spec) - set(keys)
+            if unknown:
+                raise KilnValueError(f"`{what}` names outputs {sorted(unknown)} that the model does not have; "
+                                     f"its outputs are {keys}.")
+            return [resolve(spec.get(k)) for k in keys]
+        if isinstance(spec, (list, tuple)):
+            if len(spec) != n:
+                raise KilnValueError(f"`{what}` is a list of {len(spec)} entries but the model has {n} output(s).")
+            return [resolve(s) for s in spec]
+        return [resolve(spec)] * n
+
+    def _metrics_per_output(self, spec, n, keys):
+        if isinstance(spec, dict):
+            return [_as_list(v) for v in self._per_output(spec, n, keys, "metrics")]
+        spec = list(spec)
+        if n > 1 and len(spec) == n and all(isinstance(s, (list, tuple)) or s is None for s in spec):
+            return [_as_list(s) for s in spec]
+        return [spec] * n
+
+    # -- per step (hot path: no host syncs)
+    def loss(self, y_true, y_pred, sample_weight=None) -> torch.Tensor:
+        if self.single_output:
+            return self.losses[0](_single(y_true), _single(y_pred), sample_weight)
+        trues, preds = flatten(y_true), flatten(y_pred)
+        total = None
+        for fn, weight, yt, yp in zip(self.losses, self.loss_weights, trues, preds):
+            if fn is None:
+                continue
+            term = fn(yt, yp, sample_weight) * weight
+            total = term if total is None else total + term
+        return total
+
+    def update_metrics(self, y_true, y_pred, sample_weight=None) -> None:
+        if not self.metrics:
+            return
+        trues, preds = flatten(y_true), flatten(y_pred)
+        for i, metric, weighted in self.metrics:
+            metric.update_state(trues[i], preds[i], sample_weight if weighted else None)
+
+    def reset(self) -> None:
+        for _, metric, _ in self.metrics:
+            metric.reset_state()
+
+    def results(self) -> dict[str, float]:
+        return {metric.name: float(metric.result()) for _, metric, _ in self.metrics}
+
+    @property
+    def metric_names(self) -> list[str]:
+        return [metric.name for _, metric, _ in self.metrics]
+
+
+def _as_list(spec):
+    if spec is None:
+        return []
+    return list(spec) if isinstance(spec, (list, tuple)) else [spec]
+
+
+def _single(structure):
+    if isinstance(structure, (list, tuple)) and len(structure) == 1:
+        return structure[0]
+    if isinstance(structure, dict) and len(structure) == 1:
+        return next(iter(structure.values()))
+    return structure
