@@ -37,12 +37,16 @@ _TRUNCATED_STD = 0.87962566103423978
 
 def _check_layout(layout: str) -> None:
     if layout not in _LAYOUTS:
-        raise KilnValueError(f"Received an invalid value for `layout`, expected 'keras' or 'torch'. Received: layout={layout!r}")
+        raise KilnValueError(
+            f"Received an invalid value for `layout`, expected 'keras' or 'torch'. Received: layout={layout!r}"
+        )
 
 
 def _check_positive(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-        raise KilnValueError(f"Received an invalid value for `{name}`, expected a positive float. Received: {name}={value!r}")
+        raise KilnValueError(
+            f"Received an invalid value for `{name}`, expected a positive float. Received: {name}={value!r}"
+        )
 
 
 def compute_fans(shape: Sequence[int], layout: str = "keras") -> tuple[int, int]:
@@ -195,7 +199,9 @@ class VarianceScaling(Initializer):
         super().__init__(seed)
         _check_positive("scale", scale)
         if mode not in self._MODES:
-            raise KilnValueError(f"Received an invalid value for `mode`, expected one of {self._MODES}. Received: mode={mode!r}")
+            raise KilnValueError(
+                f"Received an invalid value for `mode`, expected one of {self._MODES}. Received: mode={mode!r}"
+            )
         if distribution == "normal":  # Keras accepts it as an alias
             distribution = "truncated_normal"
         if distribution not in self._DISTRIBUTIONS:
@@ -382,8 +388,10 @@ _BY_NAME = {
 _BY_CLASS_NAME = {cls.__name__: cls for cls in _CLASSES}
 
 
-def serialize(initializer: Initializer) -> dict:
-    """Return ``{"class_name", "config"}`` (JSON-serialisable)."""
+def serialize(initializer: Initializer | None) -> dict | None:
+    """Return ``{"class_name", "config"}`` (JSON-serialisable; None for None)."""
+    if initializer is None:
+        return None
     if not isinstance(initializer, Initializer):
         raise KilnValueError(
             f"Cannot serialize {initializer!r}: only kiln initializers have a config. Subclass "
@@ -392,12 +400,14 @@ def serialize(initializer: Initializer) -> dict:
     return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
 
 
-def deserialize(config: dict | str, custom_objects: dict | None = None) -> Initializer:
+def deserialize(config: dict | str | None, custom_objects: dict | None = None) -> Initializer | None:
     """Inverse of ``serialize`` (also takes a name); ``custom_objects`` maps your own classes."""
-    if isinstance(config, str):
+    if config is None or isinstance(config, str):
         return get(config)
     if not isinstance(config, dict) or "class_name" not in config:
-        raise KilnTypeError(f"Expected a dict {{'class_name': ..., 'config': {{...}}}} for an initializer. Received: {config!r}")
+        raise KilnTypeError(
+            f"Expected a dict {{'class_name': ..., 'config': {{...}}}} for an initializer. Received: {config!r}"
+        )
     classes = {**_BY_CLASS_NAME, **_BY_NAME, **(custom_objects or {})}
     name = config["class_name"]
     if name not in classes:

@@ -91,14 +91,24 @@ def _shape_hint(true_shape: tuple, pred_shape: tuple) -> str:
     return "Make the model's last layer output the same shape as the targets."
 
 
-def _shape_error(loss_name: str, expected: str, y_true: torch.Tensor, y_pred: torch.Tensor, hint: str) -> ShapeError:
+def _shape_error(
+    loss_name: str,
+    expected: str,
+    y_true: torch.Tensor,
+    y_pred: torch.Tensor,
+    hint: str,
+) -> ShapeError:
     return ShapeError(
         f"`{loss_name}` expects {expected}. Received: y_true.shape={tuple(y_true.shape)}, "
         f"y_pred.shape={tuple(y_pred.shape)}. {hint}"
     )
 
 
-def _same_shape(y_true: torch.Tensor, y_pred: torch.Tensor, loss_name: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _same_shape(
+    y_true: torch.Tensor,
+    y_pred: torch.Tensor,
+    loss_name: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Align ranks, check the shapes are equal, cast y_true to y_pred's dtype."""
     t, p = squeeze_or_expand_to_same_rank(y_true, y_pred)
     if t.shape != p.shape:
@@ -225,6 +235,24 @@ def _sparse_labels(y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
     return labels.long()
 
 
+def _check_label_range(labels: torch.Tensor, num_classes: int) -> None:
+    """A clear error for class ids outside [0, num_classes), checked on CPU only.
+
+    Why CPU only: reading min/max back from a GPU would stall every step; there an
+    out-of-range id still fails, as a device-side assert.
+    """
+    if labels.device.type != "cpu" or labels.numel() == 0:
+        return
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= num_classes:
+        bad = low if low < 0 else high
+        raise KilnValueError(
+            f"`sparse_categorical_crossentropy` received the class id {bad}, but y_pred has {num_classes} "
+            f"classes (ids 0 to {num_classes - 1}). Give the last layer more units, or remap the labels "
+            "(use ignore_class for a padding id)."
+        )
+
+
 def _sparse_categorical_crossentropy_elements(
     y_true: torch.Tensor, y_pred: torch.Tensor, from_logits: bool = False, ignore_class: int | None = None
 ) -> torch.Tensor:
@@ -232,6 +260,7 @@ def _sparse_categorical_crossentropy_elements(
     if ignore_class is not None:
         valid = labels != ignore_class
         labels = labels.masked_fill(~valid, 0)  # gather needs an in-range index; zeroed below
+    _check_label_range(labels, y_pred.shape[-1])
     log_prob = _log_probabilities(y_pred, from_logits, -1)  # (batch, *positions, classes)
     values = -log_prob.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
     if ignore_class is not None:
@@ -264,7 +293,12 @@ def huber(y_true: Any, y_pred: Any, delta: float = 1.0) -> torch.Tensor:
     return _per_sample(_huber_elements(*_prepare(y_true, y_pred), delta=delta))
 
 
-def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False, label_smoothing: float = 0.0) -> torch.Tensor:
+def binary_crossentropy(
+    y_true: Any,
+    y_pred: Any,
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
     """Binary crossentropy averaged over the last axis. (batch, ...) -> (batch,).
 
     Args:
@@ -292,7 +326,7 @@ def categorical_crossentropy(
 def sparse_categorical_crossentropy(
     y_true: Any, y_pred: Any, from_logits: bool = False, ignore_class: int | None = None
 ) -> torch.Tensor:
-    """Crossentropy between integer labels and y_pred. y_true (batch, ...), y_pred (batch, ..., classes) -> (batch,).
+    """Crossentropy between integer labels and y_pred. (batch, ...), (batch, ..., classes) -> (batch,).
 
     Args:
         from_logits: (False) y_pred holds logits rather than softmax probabilities.
@@ -343,7 +377,12 @@ def _broadcast_weights(sample_weight: Any, values: torch.Tensor) -> torch.Tensor
     return w
 
 
-def _reduce(values: torch.Tensor, weights: torch.Tensor | None, mask: torch.Tensor | None, reduction: str | None) -> torch.Tensor:
+def _reduce(
+    values: torch.Tensor,
+    weights: torch.Tensor | None,
+    mask: torch.Tensor | None,
+    reduction: str | None,
+) -> torch.Tensor:
     """Weigh (batch, *positions) losses and reduce them as `reduction` says."""
     if mask is not None:
         weights = mask if weights is None else weights * mask
@@ -400,8 +439,19 @@ class Loss:
         y_true, y_pred = _prepare(y_true, y_pred)
         return _per_sample(self._elementwise(y_true, y_pred), self._mask(y_true, y_pred))
 
+    def _fast(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor | None:
+        """The unweighted mean loss in one fused torch op, or None when this case needs the
+        general path. Why: the loss runs every step, and for small models the handful of
+        extra elementwise ops of the general path is a visible share of the step time."""
+        return None
+
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> torch.Tensor:
         """The reduced loss: a scalar tensor (or (batch,) for reduction "none")."""
+        if (sample_weight is None and self.reduction == "sum_over_batch_size" and type(y_pred) is torch.Tensor
+                and type(y_true) is torch.Tensor and y_pred.dtype == torch.float32):
+            fast = self._fast(y_true, y_pred)
+            if fast is not None:
+                return fast
         y_true, y_pred = _prepare(y_true, y_pred)
         values = self._elementwise(y_true, y_pred)  # (batch, *positions)
         if values.dim() == 0:  # a custom `call` that already averaged the batch
@@ -426,6 +476,11 @@ class MeanSquaredError(Loss):
 
     default_name = "mean_squared_error"
 
+    def _fast(self, y_true, y_pred):
+        if y_true.shape == y_pred.shape and y_true.dtype == y_pred.dtype:
+            return F.mse_loss(y_pred, y_true)  # mean over every element == Keras's mean of per-sample means
+        return None
+
     def _elementwise(self, y_true, y_pred):
         return _mse_elements(y_true, y_pred)
 
@@ -434,6 +489,11 @@ class MeanAbsoluteError(Loss):
     """Mean of absolute errors over the last axis, then over the batch."""
 
     default_name = "mean_absolute_error"
+
+    def _fast(self, y_true, y_pred):
+        if y_true.shape == y_pred.shape and y_true.dtype == y_pred.dtype:
+            return F.l1_loss(y_pred, y_true)
+        return None
 
     def _elementwise(self, y_true, y_pred):
         return _mae_elements(y_true, y_pred)
@@ -448,10 +508,17 @@ class Huber(Loss):
 
     default_name = "huber_loss"
 
-    def __init__(self, delta: float = 1.0, name: str | None = None, reduction: str | None = "sum_over_batch_size"):
+    def __init__(
+        self,
+        delta: float = 1.0,
+        name: str | None = None,
+        reduction: str | None = "sum_over_batch_size",
+    ):
         super().__init__(name=name, reduction=reduction)
         if not delta > 0:
-            raise KilnValueError(f"Received an invalid value for `delta`, expected a positive number. Received: delta={delta}")
+            raise KilnValueError(
+                f"Received an invalid value for `delta`, expected a positive number. Received: delta={delta}"
+            )
         self.delta = float(delta)
 
     def _elementwise(self, y_true, y_pred):
@@ -552,6 +619,18 @@ class SparseCategoricalCrossentropy(Loss):
         self.from_logits = bool(from_logits)
         self.ignore_class = None if ignore_class is None else int(ignore_class)
 
+    def _fast(self, y_true, y_pred):
+        if (self.ignore_class is not None or y_pred.dim() != 2 or y_true.dim() != 1
+                or y_true.dtype != torch.int64 or y_true.device.type != "cpu"):
+            return None  # on accelerators the general path keeps its label check
+        try:
+            if self.from_logits:
+                return F.cross_entropy(y_pred, y_true)
+            probs = y_pred / y_pred.sum(dim=-1, keepdim=True)  # Keras normalises, then clips
+            return F.nll_loss(torch.log(probs.clamp(EPSILON, 1.0 - EPSILON)), y_true)
+        except IndexError:
+            return None  # an out-of-range label: the general path names it
+
     def _elementwise(self, y_true, y_pred):
         return _sparse_categorical_crossentropy_elements(y_true, y_pred, self.from_logits, self.ignore_class)
 
@@ -572,7 +651,13 @@ class LossFunctionWrapper(Loss):
         **kwargs: extra keyword arguments passed to fn on every call.
     """
 
-    def __init__(self, fn: Callable, name: str | None = None, reduction: str | None = "sum_over_batch_size", **kwargs):
+    def __init__(
+        self,
+        fn: Callable,
+        name: str | None = None,
+        reduction: str | None = "sum_over_batch_size",
+        **kwargs,
+    ):
         super().__init__(name=name or getattr(fn, "__name__", "loss"), reduction=reduction)
         self.fn = fn
         self.fn_kwargs = kwargs
@@ -589,7 +674,14 @@ class LossFunctionWrapper(Loss):
 
 _CLASSES = {
     cls.__name__: cls
-    for cls in (MeanSquaredError, MeanAbsoluteError, Huber, BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy)
+    for cls in (
+        MeanSquaredError,
+        MeanAbsoluteError,
+        Huber,
+        BinaryCrossentropy,
+        CategoricalCrossentropy,
+        SparseCategoricalCrossentropy,
+    )
 }
 _FUNCTIONS = {
     "mean_squared_error": mean_squared_error,
@@ -683,7 +775,9 @@ def deserialize(config: dict, custom_objects: dict | None = None) -> Loss:
         SerializationError: malformed dict, or a class/function name that cannot be found.
     """
     if not isinstance(config, dict) or "class_name" not in config:
-        raise SerializationError(f'A serialized loss is a dict {{"class_name": ..., "config": ...}}. Received: {config!r}')
+        raise SerializationError(
+            f'A serialized loss is a dict {{"class_name": ..., "config": ...}}. Received: {config!r}'
+        )
     custom_objects = custom_objects or {}
     class_name, kwargs = config["class_name"], dict(config.get("config") or {})
     if class_name == "LossFunctionWrapper":

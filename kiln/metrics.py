@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from kiln import losses
 from kiln.errors import KilnTypeError, KilnValueError, SerializationError, ShapeError, unknown_name_error
@@ -79,7 +78,13 @@ def _to_python(value: Any) -> float | list[float]:
     return float(value)
 
 
-def _shape_error(metric: str, expected: str, y_true: torch.Tensor, y_pred: torch.Tensor, hint: str) -> ShapeError:
+def _shape_error(
+    metric: str,
+    expected: str,
+    y_true: torch.Tensor,
+    y_pred: torch.Tensor,
+    hint: str,
+) -> ShapeError:
     return ShapeError(
         f"`{metric}` expects {expected}. Received: y_true.shape={tuple(y_true.shape)}, "
         f"y_pred.shape={tuple(y_pred.shape)}. {hint}"
@@ -100,7 +105,8 @@ def _same_shape(y_true: torch.Tensor, y_pred: torch.Tensor, metric: str) -> tupl
 def _sparse_labels(y_true: torch.Tensor, y_pred: torch.Tensor, metric: str) -> torch.Tensor:
     """Class ids of shape y_pred.shape[:-1] as int64, from (batch,) or (batch, 1) labels."""
     if y_pred.dim() < 2:
-        raise _shape_error(metric, "y_pred of shape (batch, classes)", y_true, y_pred, "Use binary_accuracy for a single output.")
+        hint = "Use binary_accuracy for a single output."
+        raise _shape_error(metric, "y_pred of shape (batch, classes)", y_true, y_pred, hint)
     labels = y_true.squeeze(-1) if y_true.dim() == y_pred.dim() and y_true.shape[-1] == 1 else y_true
     if labels.shape != y_pred.shape[:-1]:
         hint = "y_true looks one-hot: use the categorical metric." if y_true.shape == y_pred.shape else ""
@@ -111,7 +117,8 @@ def _sparse_labels(y_true: torch.Tensor, y_pred: torch.Tensor, metric: str) -> t
 def _one_hot_labels(y_true: torch.Tensor, y_pred: torch.Tensor, metric: str) -> torch.Tensor:
     """Check y_true is one-hot shaped like y_pred, with the fix when it holds class ids."""
     if y_pred.dim() < 2:
-        raise _shape_error(metric, "y_pred of shape (batch, classes)", y_true, y_pred, "Use binary_accuracy for a single output.")
+        hint = "Use binary_accuracy for a single output."
+        raise _shape_error(metric, "y_pred of shape (batch, classes)", y_true, y_pred, hint)
     if y_true.shape != y_pred.shape:
         hint = "Make y_true one-hot (kiln.utils.to_categorical)."
         if y_true.dim() < y_pred.dim() or y_true.shape[-1] == 1:
@@ -147,7 +154,9 @@ def _as_dtype(dtype: Any) -> torch.dtype | None:
         return dtype
     resolved = getattr(torch, str(dtype), None)
     if not isinstance(resolved, torch.dtype):
-        raise KilnValueError(f"Received an invalid value for `dtype`, expected a torch dtype such as 'float64'. Received: dtype={dtype!r}")
+        raise KilnValueError(
+            f"Received an invalid value for `dtype`, expected a torch dtype such as 'float64'. Received: dtype={dtype!r}"
+        )
     return resolved
 
 
@@ -230,7 +239,10 @@ class Metric:
         return f"{type(self).__name__}(name={self.name!r})"
 
 
-def _samplewise(values: torch.Tensor, weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _samplewise(
+    values: torch.Tensor,
+    weights: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Reduce (batch, ...) values and weights to one per sample, as Keras's Mean does."""
     if weights is not None:
         values = values * weights
@@ -284,12 +296,30 @@ class MeanMetricWrapper(Mean):
         **kwargs: passed to fn on every update.
     """
 
+    default_name = None  # subclasses name themselves; a bare wrapper takes fn's name
+
     def __init__(self, fn: Callable, name: str | None = None, dtype: Any = None, **kwargs: Any):
-        super().__init__(name=name or getattr(fn, "__name__", "metric"), dtype=dtype)
+        super().__init__(name=name or self.default_name or getattr(fn, "__name__", "metric"), dtype=dtype)
         self._fn = fn
         self._fn_kwargs = kwargs
 
+    def _fast(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> tuple[torch.Tensor, int] | None:
+        """``(sum of per-element values, element count)`` in one or two torch ops for the
+        common unweighted case, or None for the general path. Why: update_state runs every
+        training step; for small models the general path's checks cost as much as the step's
+        matrix products. The epoch result is the same: with equal shapes, the mean of
+        per-sample means equals the mean over all elements."""
+        return None
+
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        if (sample_weight is None and self._state is not None and type(y_pred) is torch.Tensor
+                and type(y_true) is torch.Tensor):
+            fast = self._fast(y_true, y_pred)
+            if fast is not None:
+                total, count = fast
+                self._state["total"].add_(total.detach())
+                self._state["count"].add_(count)
+                return
         with torch.no_grad():
             y_pred = _as_tensor(y_pred, self._device)
             y_true = _as_tensor(y_true, y_pred.device)
@@ -363,24 +393,47 @@ def sparse_top_k_categorical_accuracy(y_true: Any, y_pred: Any, k: int = 5) -> t
 # ----------------------------------------------------------------------------- mean-based metrics
 
 
+def _one_value_per_sample(y_true: torch.Tensor, y_pred: torch.Tensor) -> bool:
+    """Same-shaped float tensors of shape (batch,) or (batch, 1): there, per-element sums and
+    counts are per-sample ones, so a metric's fast path agrees with its general path."""
+    return (y_true.shape == y_pred.shape and y_pred.is_floating_point() and y_true.dtype == y_pred.dtype
+            and (y_pred.dim() == 1 or (y_pred.dim() == 2 and y_pred.shape[1] == 1)))
+
+
 class MeanAbsoluteError(MeanMetricWrapper):
     """Mean absolute error over the epoch (sklearn's mean_absolute_error)."""
 
-    def __init__(self, name: str | None = "mean_absolute_error", dtype: Any = None):
+    default_name = "mean_absolute_error"
+
+    def __init__(self, name: str | None = None, dtype: Any = None):
         super().__init__(losses.mean_absolute_error, name=name, dtype=dtype)
+
+    def _fast(self, y_true, y_pred):
+        if _one_value_per_sample(y_true, y_pred):
+            return (y_pred - y_true).abs().sum(), y_pred.numel()
+        return None
 
 
 class MeanSquaredError(MeanMetricWrapper):
     """Mean squared error over the epoch (sklearn's mean_squared_error)."""
 
-    def __init__(self, name: str | None = "mean_squared_error", dtype: Any = None):
+    default_name = "mean_squared_error"
+
+    def __init__(self, name: str | None = None, dtype: Any = None):
         super().__init__(losses.mean_squared_error, name=name, dtype=dtype)
+
+    def _fast(self, y_true, y_pred):
+        if _one_value_per_sample(y_true, y_pred):
+            return (y_pred - y_true).square().sum(), y_pred.numel()
+        return None
 
 
 class RootMeanSquaredError(MeanSquaredError):
     """Square root of the epoch's mean squared error (not the mean of per-batch roots)."""
 
-    def __init__(self, name: str | None = "root_mean_squared_error", dtype: Any = None):
+    default_name = "root_mean_squared_error"
+
+    def __init__(self, name: str | None = None, dtype: Any = None):
         super().__init__(name=name, dtype=dtype)
 
     def _result(self, state):
@@ -390,7 +443,9 @@ class RootMeanSquaredError(MeanSquaredError):
 class Accuracy(MeanMetricWrapper):
     """How often y_pred equals y_true exactly (for predicted labels, not probabilities)."""
 
-    def __init__(self, name: str | None = "accuracy", dtype: Any = None):
+    default_name = "accuracy"
+
+    def __init__(self, name: str | None = None, dtype: Any = None):
         super().__init__(accuracy, name=name, dtype=dtype)
 
 
@@ -401,27 +456,46 @@ class BinaryAccuracy(MeanMetricWrapper):
         threshold: (0.5) use 0.0 when y_pred holds logits.
     """
 
-    def __init__(self, name: str | None = "binary_accuracy", dtype: Any = None, threshold: float = 0.5):
+    default_name = "binary_accuracy"
+
+    def __init__(self, name: str | None = None, dtype: Any = None, threshold: float = 0.5):
         super().__init__(binary_accuracy, name=name, dtype=dtype, threshold=float(threshold))
+
+    def _fast(self, y_true, y_pred):
+        if _one_value_per_sample(y_true, y_pred):
+            threshold = self._fn_kwargs["threshold"]
+            return ((y_pred > threshold).to(y_true.dtype) == y_true).sum(), y_pred.numel()
+        return None
 
 
 class CategoricalAccuracy(MeanMetricWrapper):
     """How often argmax(y_pred) matches the one-hot label."""
 
-    def __init__(self, name: str | None = "categorical_accuracy", dtype: Any = None):
+    default_name = "categorical_accuracy"
+
+    def __init__(self, name: str | None = None, dtype: Any = None):
         super().__init__(categorical_accuracy, name=name, dtype=dtype)
 
 
 class SparseCategoricalAccuracy(MeanMetricWrapper):
     """How often argmax(y_pred) matches the integer label."""
 
-    def __init__(self, name: str | None = "sparse_categorical_accuracy", dtype: Any = None):
+    default_name = "sparse_categorical_accuracy"
+
+    def __init__(self, name: str | None = None, dtype: Any = None):
         super().__init__(sparse_categorical_accuracy, name=name, dtype=dtype)
+
+    def _fast(self, y_true, y_pred):
+        if y_true.dim() == 1 and y_pred.dim() == 2 and y_true.dtype == torch.int64:
+            return (y_pred.argmax(dim=-1) == y_true).sum(), y_true.shape[0]
+        return None
 
 
 def _check_k(k: int) -> int:
     if not (isinstance(k, int) and k > 0):
-        raise KilnValueError(f"Received an invalid value for `k`, expected a positive integer. Received: k={k!r}")
+        raise KilnValueError(
+            f"Received an invalid value for `k`, expected a positive integer. Received: k={k!r}"
+        )
     return k
 
 
@@ -432,7 +506,9 @@ class TopKCategoricalAccuracy(MeanMetricWrapper):
         k: (5) how many top scores count as a hit.
     """
 
-    def __init__(self, k: int = 5, name: str | None = "top_k_categorical_accuracy", dtype: Any = None):
+    default_name = "top_k_categorical_accuracy"
+
+    def __init__(self, k: int = 5, name: str | None = None, dtype: Any = None):
         super().__init__(top_k_categorical_accuracy, name=name, dtype=dtype, k=_check_k(k))
 
 
@@ -443,7 +519,9 @@ class SparseTopKCategoricalAccuracy(MeanMetricWrapper):
         k: (5) how many top scores count as a hit.
     """
 
-    def __init__(self, k: int = 5, name: str | None = "sparse_top_k_categorical_accuracy", dtype: Any = None):
+    default_name = "sparse_top_k_categorical_accuracy"
+
+    def __init__(self, k: int = 5, name: str | None = None, dtype: Any = None):
         super().__init__(sparse_top_k_categorical_accuracy, name=name, dtype=dtype, k=_check_k(k))
 
 
@@ -465,7 +543,13 @@ class R2Score(Metric):
     default_name = "r2_score"
     _AGGREGATIONS = ("uniform_average", "variance_weighted_average", None)
 
-    def __init__(self, class_aggregation: str | None = "uniform_average", num_regressors: int = 0, name: str | None = None, dtype: Any = None):
+    def __init__(
+        self,
+        class_aggregation: str | None = "uniform_average",
+        num_regressors: int = 0,
+        name: str | None = None,
+        dtype: Any = None,
+    ):
         super().__init__(name=name, dtype=dtype)
         if class_aggregation not in self._AGGREGATIONS:
             raise KilnValueError(
@@ -473,7 +557,9 @@ class R2Score(Metric):
                 f"Received: class_aggregation={class_aggregation!r}"
             )
         if not (isinstance(num_regressors, int) and num_regressors >= 0):
-            raise KilnValueError(f"Received an invalid value for `num_regressors`, expected an integer >= 0. Received: num_regressors={num_regressors!r}")
+            raise KilnValueError(
+                f"Received an invalid value for `num_regressors`, expected an integer >= 0. Received: num_regressors={num_regressors!r}"
+            )
         self.class_aggregation = class_aggregation
         self.num_regressors = num_regressors
 
@@ -493,7 +579,8 @@ class R2Score(Metric):
 
     def _update(self, state, y_true, y_pred, sample_weight):
         dtype = self._state_dtype()
-        y_true, y_pred, w = (t.to(dtype) for t in self._columns(y_true, _float_pred(y_pred), sample_weight))  # (N, outputs)
+        columns = self._columns(y_true, _float_pred(y_pred), sample_weight)
+        y_true, y_pred, w = (t.to(dtype) for t in columns)  # (N, outputs) each
         state["count"].add_(w.sum(dim=0))
         state["sum"].add_((w * y_true).sum(dim=0))
         state["squared_sum"].add_((w * y_true.square()).sum(dim=0))
@@ -540,7 +627,13 @@ class _ConfusionCounts(Metric):
     Multi-label outputs are flattened (sklearn's "micro" average) unless class_id picks one.
     """
 
-    def __init__(self, thresholds: float | Sequence[float] | None = None, class_id: int | None = None, name: str | None = None, dtype: Any = None):
+    def __init__(
+        self,
+        thresholds: float | Sequence[float] | None = None,
+        class_id: int | None = None,
+        name: str | None = None,
+        dtype: Any = None,
+    ):
         super().__init__(name=name, dtype=dtype)
         self._thresholds = _thresholds_list(thresholds)
         self.thresholds = thresholds
@@ -557,7 +650,9 @@ class _ConfusionCounts(Metric):
         w = _sample_weights(sample_weight, y_pred)
         if self.class_id is not None:
             if not 0 <= self.class_id < y_pred.shape[-1]:
-                raise KilnValueError(f"`class_id`={self.class_id} is out of range for y_pred.shape={tuple(y_pred.shape)}.")
+                raise KilnValueError(
+                    f"`class_id`={self.class_id} is out of range for y_pred.shape={tuple(y_pred.shape)}."
+                )
             y_true, y_pred = y_true[..., self.class_id], y_pred[..., self.class_id]
             w = None if w is None else w[..., self.class_id]
         dtype = self._state_dtype()
@@ -621,23 +716,42 @@ class FBetaScore(Metric):
     default_name = "fbeta_score"
     _AVERAGES = (None, "micro", "macro", "weighted")
 
-    def __init__(self, average: str | None = None, beta: float = 1.0, threshold: float | None = None, name: str | None = None, dtype: Any = None):
+    def __init__(
+        self,
+        average: str | None = None,
+        beta: float = 1.0,
+        threshold: float | None = None,
+        name: str | None = None,
+        dtype: Any = None,
+    ):
         super().__init__(name=name, dtype=dtype)
         if average not in self._AVERAGES:
-            raise KilnValueError(f"Received an invalid value for `average`, expected one of {list(self._AVERAGES)}. Received: average={average!r}")
+            raise KilnValueError(
+                f"Received an invalid value for `average`, expected one of {list(self._AVERAGES)}. Received: average={average!r}"
+            )
         if not beta > 0:
-            raise KilnValueError(f"Received an invalid value for `beta`, expected a positive number. Received: beta={beta!r}")
+            raise KilnValueError(
+                f"Received an invalid value for `beta`, expected a positive number. Received: beta={beta!r}"
+            )
         if threshold is not None and not 0.0 < threshold <= 1.0:
-            raise KilnValueError(f"Received an invalid value for `threshold`, expected a number in (0, 1]. Received: threshold={threshold!r}")
+            raise KilnValueError(
+                f"Received an invalid value for `threshold`, expected a number in (0, 1]. Received: threshold={threshold!r}"
+            )
         self.average, self.beta, self.threshold = average, float(beta), threshold
 
-    def _columns(self, y_true: torch.Tensor, y_pred: torch.Tensor, sample_weight: Any = None) -> tuple[torch.Tensor, ...]:
+    def _columns(
+        self,
+        y_true: torch.Tensor,
+        y_pred: torch.Tensor,
+        sample_weight: Any = None,
+    ) -> tuple[torch.Tensor, ...]:
         """(samples, classes) one-hot labels and float predictions, and (samples, 1) weights."""
         y_pred = _float_pred(y_pred)
         classes = y_pred.shape[-1] if y_pred.dim() > 1 else 1
         sparse = y_pred.dim() > 1 and classes > 1 and (y_true.dim() < y_pred.dim() or y_true.shape[-1] == 1)
-        if sparse:
-            y_true = F.one_hot(_sparse_labels(y_true, y_pred, self.name), classes)
+        if sparse:  # integer ids -> one-hot, by comparison (F.one_hot may sync to check the range)
+            labels = _sparse_labels(y_true, y_pred, self.name)
+            y_true = labels.unsqueeze(-1) == torch.arange(classes, device=labels.device)
         else:
             y_true, y_pred = _same_shape(y_true, y_pred, self.name)
         per_sample = y_pred[..., 0] if y_pred.dim() > 1 else y_pred  # one weight per row of classes
@@ -661,7 +775,13 @@ class FBetaScore(Metric):
         dtype = self._state_dtype()
         predicted, actual, weight = predicted.to(dtype), (y_true != 0).to(dtype), weight.to(dtype)
         dims = None if self.average == "micro" else 0
-        for key, value in (("tp", predicted * actual), ("fp", predicted * (1 - actual)), ("fn", (1 - predicted) * actual), ("support", actual)):
+        counts = {
+            "tp": predicted * actual,
+            "fp": predicted * (1 - actual),
+            "fn": (1 - predicted) * actual,
+            "support": actual,
+        }
+        for key, value in counts.items():
             state[key].add_((value * weight).sum(dim=dims))
 
     def _result(self, state):
@@ -693,7 +813,13 @@ class F1Score(FBetaScore):
 
     default_name = "f1_score"
 
-    def __init__(self, average: str | None = None, threshold: float | None = None, name: str | None = None, dtype: Any = None):
+    def __init__(
+        self,
+        average: str | None = None,
+        threshold: float | None = None,
+        name: str | None = None,
+        dtype: Any = None,
+    ):
         super().__init__(average=average, beta=1.0, threshold=threshold, name=name, dtype=dtype)
 
     def get_config(self):
@@ -705,7 +831,11 @@ class F1Score(FBetaScore):
 # ----------------------------------------------------------------------------- AUC
 
 
-def _cumulative_counts(y_true: torch.Tensor, score: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _cumulative_counts(
+    y_true: torch.Tensor,
+    score: torch.Tensor,
+    weight: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Weighted true/false positives above each distinct score, highest score first. (N,) -> (D,)."""
     order = torch.argsort(score, descending=True, stable=True)
     score, y_true, weight = score[order], y_true[order], weight[order]
@@ -746,10 +876,19 @@ class AUC(Metric):
 
     default_name = "auc"
 
-    def __init__(self, curve: str = "ROC", multi_label: bool = False, from_logits: bool = False, name: str | None = None, dtype: Any = None):
+    def __init__(
+        self,
+        curve: str = "ROC",
+        multi_label: bool = False,
+        from_logits: bool = False,
+        name: str | None = None,
+        dtype: Any = None,
+    ):
         super().__init__(name=name, dtype=dtype)
         if str(curve).upper() not in ("ROC", "PR"):
-            raise KilnValueError(f'Received an invalid value for `curve`, expected "ROC" or "PR". Received: curve={curve!r}')
+            raise KilnValueError(
+                f'Received an invalid value for `curve`, expected "ROC" or "PR". Received: curve={curve!r}'
+            )
         self.curve, self.multi_label, self.from_logits = str(curve).upper(), bool(multi_label), bool(from_logits)
 
     def _new_state(self, y_true, y_pred):
@@ -843,9 +982,12 @@ def _loss_kind(loss: Any) -> str | None:
 
 
 def _shape_of(x: Any) -> tuple | None:
+    """The shape of a sample batch, or a shape given as a tuple/torch.Size."""
     if x is None:
         return None
-    return tuple(x.shape) if hasattr(x, "shape") else tuple(x)
+    if hasattr(x, "shape"):
+        return tuple(x.shape)
+    return tuple(x) if isinstance(x, (tuple, torch.Size)) else tuple(torch.as_tensor(x).shape)
 
 
 def _label_kind(y_true: Any, y_pred: Any, loss: Any) -> str | None:
@@ -868,10 +1010,14 @@ def _label_kind(y_true: Any, y_pred: Any, loss: Any) -> str | None:
 def _auto_metric(identifier: str, kind: str) -> Metric:
     """The accuracy/crossentropy metric for `kind` of labels, named as the user wrote it."""
     if identifier.lower() in ("accuracy", "acc"):
-        cls = {"binary": BinaryAccuracy, "sparse": SparseCategoricalAccuracy, "categorical": CategoricalAccuracy}[kind]
-        return cls(name=identifier)
-    fn = {"binary": losses.binary_crossentropy, "sparse": losses.sparse_categorical_crossentropy, "categorical": losses.categorical_crossentropy}[kind]
-    return MeanMetricWrapper(fn, name=identifier)
+        classes = {"binary": BinaryAccuracy, "sparse": SparseCategoricalAccuracy, "categorical": CategoricalAccuracy}
+        return classes[kind](name=identifier)
+    functions = {
+        "binary": losses.binary_crossentropy,
+        "sparse": losses.sparse_categorical_crossentropy,
+        "categorical": losses.categorical_crossentropy,
+    }
+    return MeanMetricWrapper(functions[kind], name=identifier)
 
 
 class _ResolveOnFirstBatch(Metric):
@@ -928,7 +1074,8 @@ def get(identifier: Any, *, y_true: Any = None, y_pred: Any = None, loss: Any = 
             kind = _label_kind(y_true, y_pred, loss)
             return _ResolveOnFirstBatch(identifier) if kind is None else _auto_metric(identifier, kind)
         if key in _NAMES:
-            return _NAMES[key](name=identifier)
+            # Keras logs the string the user wrote ("mae"); a class name ("AUC") keeps the default.
+            return _NAMES[key](name=identifier if identifier in _NAMES else None)
         if key in _FUNCTIONS:
             return MeanMetricWrapper(_FUNCTIONS[key], name=identifier)
         cls = next((c for name, c in _CLASSES.items() if name.lower() == key), None)
@@ -965,7 +1112,9 @@ def deserialize(config: dict, custom_objects: dict | None = None) -> Metric:
         SerializationError: malformed dict, or a name that cannot be found.
     """
     if not isinstance(config, dict) or "class_name" not in config:
-        raise SerializationError(f'A serialized metric is a dict {{"class_name": ..., "config": ...}}. Received: {config!r}')
+        raise SerializationError(
+            f'A serialized metric is a dict {{"class_name": ..., "config": ...}}. Received: {config!r}'
+        )
     custom_objects = custom_objects or {}
     class_name, kwargs = config["class_name"], dict(config.get("config") or {})
     if class_name == "auto":
@@ -974,9 +1123,13 @@ def deserialize(config: dict, custom_objects: dict | None = None) -> Metric:
         fn_name = kwargs.pop("fn", None)
         fn = custom_objects.get(fn_name) or _FUNCTIONS.get(fn_name)
         if fn is None:
-            raise SerializationError(f"Unknown metric function {fn_name!r}: pass it with custom_objects={{{fn_name!r}: fn}}.")
+            raise SerializationError(
+                f"Unknown metric function {fn_name!r}: pass it with custom_objects={{{fn_name!r}: fn}}."
+            )
         return MeanMetricWrapper(fn, **kwargs)
     cls = custom_objects.get(class_name) or _CLASSES.get(class_name)
     if cls is None:
-        raise SerializationError(f"Unknown metric class {class_name!r}: pass it with custom_objects={{{class_name!r}: cls}}.")
+        raise SerializationError(
+            f"Unknown metric class {class_name!r}: pass it with custom_objects={{{class_name!r}: cls}}."
+        )
     return cls.from_config(kwargs)

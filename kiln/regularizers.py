@@ -133,7 +133,9 @@ def deserialize(config: dict | str | None, custom_objects: dict | None = None) -
     if config is None or isinstance(config, str):
         return get(config)
     if not isinstance(config, dict) or "class_name" not in config:
-        raise KilnTypeError(f"Expected a dict {{'class_name': ..., 'config': {{...}}}} for a regularizer. Received: {config!r}")
+        raise KilnTypeError(
+            f"Expected a dict {{'class_name': ..., 'config': {{...}}}} for a regularizer. Received: {config!r}"
+        )
     classes = {**_BY_CLASS_NAME, **(custom_objects or {})}
     name = config["class_name"]
     if name not in classes:

@@ -46,7 +46,8 @@ EQUIVALENT = {
                      lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True)),
     "rmsprop": (lambda: RMSprop(0.01, rho=0.8, momentum=0.5, centered=True),
                 lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.8, eps=1e-7, momentum=0.5, centered=True)),
-    "adagrad": (lambda: Adagrad(0.1), lambda p: torch.optim.Adagrad(p, lr=0.1, initial_accumulator_value=0.1, eps=1e-7)),
+    "adagrad": (lambda: Adagrad(0.1),
+                lambda p: torch.optim.Adagrad(p, lr=0.1, initial_accumulator_value=0.1, eps=1e-7)),
 }
 
 
@@ -252,7 +253,8 @@ def test_config_round_trip(opt):
 
 
 def test_invalid_values_use_keras_wording():
-    with pytest.raises(KilnValueError, match=r"Received an invalid value for `learning_rate`, expected a positive float\. Received: learning_rate=-1"):
+    expected = r"Received an invalid value for `learning_rate`, expected a positive float\. Received: learning_rate=-1"
+    with pytest.raises(KilnValueError, match=expected):
         Adam(learning_rate=-1)
     with pytest.raises(KilnValueError, match="`momentum`"):
         SGD(momentum=1.5)

@@ -53,7 +53,11 @@ class Callback:
 
 
 def _overrides(callback: Callback, hook: str) -> bool:
-    return getattr(type(callback), hook, None) is not getattr(Callback, hook)
+    if getattr(type(callback), hook, None) is not getattr(Callback, hook):
+        return True
+    # A hook set on the instance counts too (LambdaCallback's functions, ModelCheckpoint's
+    # batch saving). Only reached for callbacks whose class leaves the hook alone.
+    return hook in getattr(callback, "__dict__", ())
 
 
 class LazyLogs(Mapping):

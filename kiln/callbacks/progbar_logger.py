@@ -97,7 +97,8 @@ class ProgbarLogger(Callback):
         self._seen = 0
 
     def on_test_batch_end(self, batch, logs=None):
-        self._seen = batch + 1
+        if self._mode == "test":  # inside fit, validation batches must not move the epoch's bar
+            self._seen = batch + 1
 
     def on_test_end(self, logs=None):
         if self._mode != "test":

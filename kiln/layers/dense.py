@@ -8,7 +8,6 @@ Inputs of any rank work: the product is taken over the last axis, as in Keras.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from kiln import activations, initializers, regularizers
 from kiln.errors import KilnValueError, ShapeError
@@ -62,11 +61,14 @@ class Dense(Layer):
         self.built = True
 
     def call(self, inputs):
-        if inputs.shape[-1] != self.kernel.shape[0]:
-            raise ShapeError(f"Layer '{self.name}' (Dense) expects inputs whose last axis is "
-                             f"{self.kernel.shape[0]}, but received shape {tuple(inputs.shape)}.")
-        # F.linear wants (out, in); the transpose is a free view.
-        return self.activation(F.linear(inputs, self.kernel.t(), self.bias))
+        # A wrong last axis makes torch raise; Layer.forward turns that into a ShapeError
+        # naming this layer, so the hot path carries no check of its own.
+        if inputs.dim() == 2 and self.bias is not None:
+            return self.activation(torch.addmm(self.bias, inputs, self.kernel))  # one fused op
+        outputs = torch.matmul(inputs, self.kernel)
+        if self.bias is not None:
+            outputs = outputs + self.bias
+        return self.activation(outputs)
 
     def get_config(self):
         config = super().get_config()

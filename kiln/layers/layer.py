@@ -177,6 +177,11 @@ class Layer(nn.Module):
         return losses
 
     @property
+    def has_penalties(self) -> bool:
+        """True when this layer itself has a weight or activity regularizer."""
+        return bool(self._weight_regularizers) or self.activity_regularizer is not None
+
+    @property
     def losses(self) -> list[torch.Tensor]:
         """Keras's ``layer.losses``: every penalty of this layer and the layers inside it."""
         out = []
@@ -187,7 +192,8 @@ class Layer(nn.Module):
 
     # ------------------------------------------------------------------ calling
     def __call__(self, *args, **kwargs):
-        if contains_symbolic(args) or contains_symbolic(kwargs):
+        # Fast path first: a real tensor as the first input is by far the common call.
+        if not (args and isinstance(args[0], torch.Tensor)) and (contains_symbolic(args) or contains_symbolic(kwargs)):
             return call_symbolically(self, args, kwargs)
         return super().__call__(*args, **kwargs)
 

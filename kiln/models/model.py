@@ -153,7 +153,10 @@ class Model(Layer):
         losses = self.losses
         if not losses:
             return None
-        return torch.stack([torch.as_tensor(l).reshape(()) for l in losses]).sum()
+        total = losses[0]
+        for term in losses[1:]:
+            total = total + term
+        return total
 
     # ------------------------------------------------------------------ inspection & saving
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,

@@ -56,7 +56,8 @@ class Sequential(Model):
         if isinstance(layer, Layer):
             layer.name = name
             if not self._stack and self._input_spec is None and layer._input_shape_arg is not None:
-                self._input_spec = (layer._input_shape_arg, torch.float32)
+                dtype = layer.dtype if layer.dtype.is_floating_point else torch.float32
+                self._input_spec = (layer._input_shape_arg, dtype)
         self._stack[name] = layer
         if self._input_spec is not None:
             self._build_from_spec()

@@ -39,7 +39,8 @@ def to_tensor(value, name: str = "x") -> torch.Tensor:
         if arr.dtype == object or arr.dtype.kind in "USO":
             raise KilnTypeError(f"`{name}` holds non-numeric values (dtype {arr.dtype}); "
                                 f"convert them to numbers first (e.g. encode categories as ints).")
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+        arr = np.ascontiguousarray(arr)
+        t = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
     if t.dtype == torch.float64:
         t = t.float()
     elif t.dtype == torch.bool:

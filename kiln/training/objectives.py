@@ -129,7 +129,16 @@ class Objectives:
             metric.reset_state()
 
     def results(self) -> dict[str, float]:
-        return {metric.name: float(metric.result()) for _, metric, _ in self.metrics}
+        logs = {}
+        for _, metric, _ in self.metrics:
+            value = metric.result()
+            if isinstance(value, (list, tuple)) or (hasattr(value, "ndim") and value.ndim > 0):
+                # Per-class results (F1Score(average=None), ...) log one entry per class.
+                for i, v in enumerate(list(value)):
+                    logs[f"{metric.name}_{i}"] = float(v)
+            else:
+                logs[metric.name] = float(value)
+        return logs
 
     @property
     def metric_names(self) -> list[str]:

@@ -77,6 +77,7 @@ class Trainer:
         self.num_threads = num_threads
         self.scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
         self._prepared = False
+        self._penalized_layers = []
         self._optimizer_built = False
         self._compiled_loss_fn = None
 
@@ -122,6 +123,8 @@ class Trainer:
                 raise KilnValueError("The model has no trainable parameters; nothing to train.")
             self.optimizer.build(params)
             self._optimizer_built = True
+        from kiln.layers.layer import Layer
+        self._penalized_layers = [m for m in self.module.modules() if isinstance(m, Layer) and m.has_penalties]
         if self.jit_compile and self._compiled_loss_fn is None:
             self._compiled_loss_fn = torch.compile(self._loss_and_outputs)
         self._prepared = True
@@ -130,11 +133,9 @@ class Trainer:
     def _loss_and_outputs(self, x, y, sample_weight):
         y_pred = self._call_module(x)
         loss = self.objectives.loss(y, y_pred, sample_weight)
-        reg = getattr(self.module, "regularization_loss", None)
-        if reg is not None:
-            penalty = reg()
-            if penalty is not None:
-                loss = loss + penalty
+        for layer in self._penalized_layers:  # empty for most models: no per-step module walk
+            for term in layer.regularization_losses():
+                loss = loss + term
         return loss, y_pred
 
     def _train_step(self, x, y, sample_weight):
@@ -175,7 +176,8 @@ class Trainer:
         steps = data.num_batches(batch_size) if steps_per_epoch is None else steps_per_epoch
 
         history = History()
-        cbs = [history] + list(callbacks or [])
+        # As in Keras 3: History after the user's callbacks, so it records what they add to logs.
+        cbs = list(callbacks or []) + [history]
         if verbose:
             cbs.append(ProgbarLogger(verbose))
         callback_list = CallbackList(cbs, model=self.host, params={"epochs": epochs, "steps": steps,
@@ -184,13 +186,13 @@ class Trainer:
         generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
 
         with thread_budget(self.module, self.device, self.num_threads):
-            callback_list.on_train_begin()
+            callback_list.on_train_begin({})
             logs: dict = {}
             for epoch in range(initial_epoch, epochs):
-                callback_list.on_epoch_begin(epoch)
+                callback_list.on_epoch_begin(epoch, {})
                 logs = self._run_epoch(data, batch_size, shuffle, generator, steps_per_epoch, callback_list)
-                if math.isnan(logs["loss"]) or math.isinf(logs["loss"]):
-                    _raise_nan(epoch, logs)
+                if not math.isfinite(logs["loss"]) and not self.host.stop_training:
+                    _raise_nan(epoch, logs)  # TerminateOnNaN, when used, has stopped cleanly instead
                 if val_data is not None and (epoch + 1) % validation_freq == 0:
                     val_logs = self._evaluate_data(val_data, validation_batch_size or batch_size,
                                                    validation_steps, callback_list)
@@ -221,7 +223,7 @@ class Trainer:
             if not self._prepared:
                 self._prepare(xb, yb)
             if wants_begin:
-                callback_list.batch_hook("on_train_batch_begin", step)
+                callback_list.batch_hook("on_train_batch_begin", step, {})
             loss, y_pred = self._train_step(xb, yb, swb)
             n = data_adapter.first_tensor(xb).shape[0]
             loss_sum = loss * n if loss_sum is None else loss_sum.add_(loss, alpha=n)
@@ -286,7 +288,7 @@ class Trainer:
         was_training = module.training
         module.eval()
         objectives.reset()
-        callback_list.on_test_begin()
+        callback_list.on_test_begin({})
         loss_sum, count = None, 0
         wants_end = callback_list.wants("on_test_batch_end")
         batches = (data.batches(batch_size) if isinstance(data, data_adapter.ArrayData)
@@ -304,7 +306,7 @@ class Trainer:
                 count += n
                 objectives.update_metrics(yb, y_pred, swb)
                 if wants_end:
-                    callback_list.batch_hook("on_test_batch_end", step)
+                    callback_list.batch_hook("on_test_batch_end", step, {})
         module.train(was_training)
         if count == 0:
             raise KilnValueError("The evaluation data produced no batches; check that it is not empty.")
@@ -330,7 +332,7 @@ class Trainer:
         was_training = self.module.training
         self.module.eval()
         outputs = []
-        callback_list.on_predict_begin()
+        callback_list.on_predict_begin({})
         with thread_budget(self.module, device, getattr(self, "num_threads", "auto")), torch.no_grad():
             batches = (data.batches(batch_size) if isinstance(data, data_adapter.ArrayData)
                        else data.batches(device=device))
@@ -339,9 +341,9 @@ class Trainer:
                     break
                 with autocast_context(device, getattr(self, "amp_dtype", None)):
                     outputs.append(self._call_module(xb))
-                callback_list.batch_hook("on_predict_batch_end", step)
+                callback_list.batch_hook("on_predict_batch_end", step, {})
         self.module.train(was_training)
-        callback_list.on_predict_end()
+        callback_list.on_predict_end({})
         return _concat_outputs(outputs)
 
     # ------------------------------------------------------------------ single batches

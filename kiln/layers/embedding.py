@@ -1,0 +1,93 @@
+"""Embedding: look up a learned vector for each integer id (token, category, ...).
+
+The table is stored in Keras's layout, ``(input_dim, output_dim)`` — also torch's
+``nn.Embedding`` layout — so ``get_weights()`` matches Keras.
+
+Ids are checked before the lookup: an id outside ``[0, input_dim)`` raises a ShapeError that
+names it, instead of torch's bare IndexError (or, on a GPU, a device-side assert that leaves the
+CUDA context unusable). The check costs one small reduction and one device sync per call.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+import torch.nn.functional as F
+
+from kiln import initializers, regularizers
+from kiln.errors import ShapeError
+from kiln.layers.conv import check_no_constraint, normalize_positive_int
+from kiln.layers.layer import Layer
+
+__all__ = ["Embedding"]
+
+
+class Embedding(Layer):
+    """Turn integer ids into dense vectors of size ``output_dim``.
+
+    Args:
+        input_dim: positive int, the vocabulary size (largest id + 1).
+        output_dim: positive int, the size of each vector.
+        embeddings_initializer: default "uniform" (Keras's RandomUniform(-0.05, 0.05)).
+        embeddings_regularizer: penalty on the table, added to the loss.
+        mask_zero: id 0 is padding: ``compute_mask`` returns ``ids != 0`` (default False). Keep
+            id 0 unused by real tokens, so ``input_dim`` = vocabulary size + 1.
+        input_length: ignored (accepted for Keras 2 code).
+
+    Shapes: ``(batch, ...)`` integer ids (float ids are cast) -> ``(batch, ..., output_dim)``.
+
+    Example::
+
+        Embedding(10_000, 64, mask_zero=True)  # (B, T) ids -> (B, T, 64)
+    """
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
+                 embeddings_constraint=None, mask_zero=False, input_length=None, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim = normalize_positive_int(input_dim, "input_dim")
+        self.output_dim = normalize_positive_int(output_dim, "output_dim")
+        check_no_constraint(embeddings_constraint=embeddings_constraint)
+        self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self.mask_zero = bool(mask_zero)
+        # Ignored (Keras 2 compat); kept as an int or None so the config stays JSON-serialisable.
+        self.input_length = int(input_length) if isinstance(input_length, numbers.Integral) else None
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
+                                          self.embeddings_initializer, self.embeddings_regularizer)
+        self.built = True
+
+    def call(self, inputs):
+        ids = inputs if inputs.dtype in (torch.int64, torch.int32) else inputs.long()
+        # One fused reduction; the `if` reads one bool back from the device.
+        out_of_range = (ids < 0) | (ids >= self.input_dim)
+        if ids.numel() and bool(out_of_range.any()):
+            bad = ids[out_of_range]
+            raise ShapeError(f"Layer '{self.name}' (Embedding) received id {int(bad[0])} (ids range from "
+                             f"{int(ids.min())} to {int(ids.max())}), but input_dim={self.input_dim} allows "
+                             f"ids 0..{self.input_dim - 1} only. Raise input_dim to the vocabulary size "
+                             "(+1 if id 0 is padding) or fix the ids.")
+        return F.embedding(ids, self.embeddings)
+
+    def compute_mask(self, inputs, mask=None):
+        """``inputs != 0`` when ``mask_zero`` (shape of the ids), else None."""
+        if not self.mask_zero:
+            return None
+        return inputs != 0
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            input_dim=self.input_dim,
+            output_dim=self.output_dim,
+            embeddings_initializer=initializers.serialize(self.embeddings_initializer),
+            embeddings_regularizer=regularizers.serialize(self.embeddings_regularizer),
+            mask_zero=self.mask_zero,
+            input_length=self.input_length,
+        )
+        return config
+
+    def extra_repr(self):
+        return f"name={self.name!r}, input_dim={self.input_dim}, output_dim={self.output_dim}"
