@@ -181,14 +181,21 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
 
 
 def _build_from_example(model, build_input) -> None:
+    """Run a zero batch shaped like the saved example so every lazy layer creates its weights."""
     if build_input is None:
         return
+
     def make(spec):
-        if isinstance(spec, dict) and "shape" in spec:
+        if isinstance(spec, dict) and "shape" in spec and "dtype" in spec:
             shape = tuple(1 if d is None else d for d in spec["shape"])
             return torch.zeros((2,) + shape, dtype=getattr(torch, spec["dtype"]))
+        if isinstance(spec, dict):
+            return {k: make(v) for k, v in spec.items()}
+        if isinstance(spec, (list, tuple)):
+            return type(spec)(make(v) for v in spec)
         return spec
-    example = map_structure(make, build_input)
+
+    example = make(build_input)
     model.eval()
     with torch.no_grad():
         model(example)

@@ -350,3 +350,15 @@ def test_config_holds_every_constructor_argument():
         skip = {"self", "kwargs", "activity_regularizer", "kernel_constraint", "bias_constraint"}
         missing = set(inspect.signature(cls.__init__).parameters) - skip - set(config)
         assert not missing, f"{cls.__name__} config lacks {missing}"
+
+
+def test_kernel_and_bias_regularizers_add_losses_and_survive_the_config():
+    from kiln.regularizers import L1, L2
+    layer = Conv2D(3, 2, kernel_regularizer=L2(0.1), bias_regularizer=L1(0.5), bias_initializer="ones")
+    x = torch.randn(2, 4, 4, 2)
+    layer(x)
+    penalties = layer.losses
+    assert len(penalties) == 2
+    torch.testing.assert_close(penalties[0], 0.1 * layer.kernel.pow(2).sum())
+    torch.testing.assert_close(penalties[1], 0.5 * layer.bias.abs().sum())
+    roundtrip(layer, x)

@@ -1,0 +1,241 @@
+"""The shared layer harness: every public layer in ``kiln.layers.__all__`` passes the same checks.
+
+For each entry of ``CASES``: (1) the output shape on a real batch, (2) the parameter count as
+Keras reports it (trainable weights + non-trainable ones such as BatchNorm's moving statistics),
+(3) a save/load round trip inside a model (identical predictions and layer config), and
+(4) ``get_config()`` is JSON-serialisable and ``from_config`` rebuilds the same config.
+
+Adding a layer to ``kiln.layers.__all__`` without a ``CASES`` entry fails
+``test_every_public_layer_has_a_harness_entry``.
+
+The parameter counts are Keras 3's numbers, worked out by hand beside each entry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+import kiln
+from kiln import layers as L
+from kiln.models.summary import count_params
+
+# Not layers one puts in a model, or the abstract base: no harness entry.
+_NOT_HARNESSED = {"Layer", "Input", "InputLayer", "KerasTensor"}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One harness entry.
+
+    ``inputs``: per-sample shapes (no batch axis); one shape for a single-input layer, a list of
+    shapes for a layer called on several tensors. ``call`` says how those tensors are passed:
+    "single" -> ``layer(x)``, "list" -> ``layer([a, b])`` (merges, Attention),
+    "args" -> ``layer(a, b)`` (MultiHeadAttention's query, value).
+    """
+
+    factory: Callable[[], L.Layer]
+    inputs: tuple | list
+    output: tuple
+    params: int
+    call: str = "single"
+    dtype: str = "float32"
+    int_high: int = 0  # for integer inputs (Embedding ids): values drawn from [0, int_high)
+
+    @property
+    def input_shapes(self) -> list[tuple]:
+        return list(self.inputs) if self.call != "single" else [self.inputs]
+
+
+_MERGE_IN = [(3,), (3,)]
+
+CASES: dict[str, Case] = {
+    "Activation": Case(lambda: L.Activation("relu"), (5,), (5,), 0),
+    # q, k, v kernels 3 * (4 * 2 * 3) + biases 3 * (2 * 3) + output kernel 2 * 3 * 4 + bias 4
+    "MultiHeadAttention": Case(lambda: L.MultiHeadAttention(num_heads=2, key_dim=3), [(3, 4), (5, 4)], (3, 4),
+                               72 + 18 + 24 + 4, call="args"),
+    # use_scale: one scalar; score_mode="concat": one more scalar
+    "Attention": Case(lambda: L.Attention(use_scale=True, score_mode="concat"), [(3, 4), (5, 4)], (3, 4), 2,
+                      call="list"),
+    # kernel 3 * 2 * 4 + bias 4
+    "Conv1D": Case(lambda: L.Conv1D(4, 3), (10, 2), (8, 4), 28),
+    # kernel 3 * 3 * 1 * 8 + bias 8
+    "Conv2D": Case(lambda: L.Conv2D(8, 3), (6, 6, 1), (4, 4, 8), 80),
+    # kernel 2 * 2 * 2 * 3 * 2 + bias 2
+    "Conv3D": Case(lambda: L.Conv3D(2, 2), (4, 4, 4, 3), (3, 3, 3, 2), 50),
+    # kernel 3 * 4 * 2 + bias 4; length (5 - 1) * 2 + 3 = 11
+    "Conv1DTranspose": Case(lambda: L.Conv1DTranspose(4, 3, strides=2), (5, 2), (11, 4), 28),
+    # kernel 2 * 2 * 3 * 2 + bias 3
+    "Conv2DTranspose": Case(lambda: L.Conv2DTranspose(3, 2, strides=2), (4, 4, 2), (8, 8, 3), 27),
+    # kernel 2 * 2 * 2 * 2 * 1 + bias 2
+    "Conv3DTranspose": Case(lambda: L.Conv3DTranspose(2, 2), (3, 3, 3, 1), (4, 4, 4, 2), 18),
+    # kernel 3 * 4 + bias 4
+    "Dense": Case(lambda: L.Dense(4), (3,), (4,), 16),
+    "Dropout": Case(lambda: L.Dropout(0.5), (5,), (5,), 0),
+    "SpatialDropout1D": Case(lambda: L.SpatialDropout1D(0.5), (4, 3), (4, 3), 0),
+    "SpatialDropout2D": Case(lambda: L.SpatialDropout2D(0.5), (4, 4, 3), (4, 4, 3), 0),
+    "SpatialDropout3D": Case(lambda: L.SpatialDropout3D(0.5), (2, 2, 2, 3), (2, 2, 2, 3), 0),
+    # table 10 * 4
+    "Embedding": Case(lambda: L.Embedding(10, 4), (5,), (5, 4), 40, dtype="int64", int_high=10),
+    "Add": Case(lambda: L.Add(), _MERGE_IN, (3,), 0, call="list"),
+    "Subtract": Case(lambda: L.Subtract(), _MERGE_IN, (3,), 0, call="list"),
+    "Multiply": Case(lambda: L.Multiply(), _MERGE_IN, (3,), 0, call="list"),
+    "Average": Case(lambda: L.Average(), _MERGE_IN, (3,), 0, call="list"),
+    "Maximum": Case(lambda: L.Maximum(), _MERGE_IN, (3,), 0, call="list"),
+    "Minimum": Case(lambda: L.Minimum(), _MERGE_IN, (3,), 0, call="list"),
+    "Concatenate": Case(lambda: L.Concatenate(), [(3,), (2,)], (5,), 0, call="list"),
+    # gamma, beta (trainable) + moving mean, moving variance (non-trainable): 4 * 5
+    "BatchNormalization": Case(lambda: L.BatchNormalization(), (5,), (5,), 20),
+    # gamma, beta: 2 * 5
+    "LayerNormalization": Case(lambda: L.LayerNormalization(), (5,), (5,), 10),
+    "MaxPooling1D": Case(lambda: L.MaxPooling1D(), (6, 3), (3, 3), 0),
+    "MaxPooling2D": Case(lambda: L.MaxPooling2D(), (4, 4, 3), (2, 2, 3), 0),
+    "MaxPooling3D": Case(lambda: L.MaxPooling3D(), (4, 4, 4, 2), (2, 2, 2, 2), 0),
+    "AveragePooling1D": Case(lambda: L.AveragePooling1D(), (6, 3), (3, 3), 0),
+    "AveragePooling2D": Case(lambda: L.AveragePooling2D(), (4, 4, 3), (2, 2, 3), 0),
+    "AveragePooling3D": Case(lambda: L.AveragePooling3D(), (4, 4, 4, 2), (2, 2, 2, 2), 0),
+    "GlobalAveragePooling1D": Case(lambda: L.GlobalAveragePooling1D(), (6, 3), (3,), 0),
+    "GlobalAveragePooling2D": Case(lambda: L.GlobalAveragePooling2D(), (4, 4, 3), (3,), 0),
+    "GlobalAveragePooling3D": Case(lambda: L.GlobalAveragePooling3D(), (2, 2, 2, 3), (3,), 0),
+    "GlobalMaxPooling1D": Case(lambda: L.GlobalMaxPooling1D(), (6, 3), (3,), 0),
+    "GlobalMaxPooling2D": Case(lambda: L.GlobalMaxPooling2D(), (4, 4, 3), (3,), 0),
+    "GlobalMaxPooling3D": Case(lambda: L.GlobalMaxPooling3D(), (2, 2, 2, 3), (3,), 0),
+    # kernel 3 * 4 + recurrent 4 * 4 + bias 4
+    "SimpleRNN": Case(lambda: L.SimpleRNN(4), (5, 3), (4,), 32),
+    # 4 gates * (3 * 4 + 4 * 4 + 4)
+    "LSTM": Case(lambda: L.LSTM(4), (5, 3), (4,), 128),
+    # reset_after: 3 gates * (3 * 4 + 4 * 4 + 2 * 4)
+    "GRU": Case(lambda: L.GRU(4), (5, 3), (4,), 108),
+    # two LSTM(4) on 3 features; "concat" doubles the features
+    "Bidirectional": Case(lambda: L.Bidirectional(L.LSTM(4, return_sequences=True)), (5, 3), (5, 8), 2 * 128),
+    "Rescaling": Case(lambda: L.Rescaling(1 / 255, offset=-1.0), (5,), (5,), 0),
+    "Flatten": Case(lambda: L.Flatten(), (2, 3), (6,), 0),
+    "Reshape": Case(lambda: L.Reshape((3, 2)), (6,), (3, 2), 0),
+    "Permute": Case(lambda: L.Permute((2, 1)), (2, 3), (3, 2), 0),
+}
+
+# Layers whose round trip also goes through the folder format (a path without a suffix).
+_FOLDER_CASES = ["Dense", "BatchNormalization", "Conv2D", "LSTM", "Bidirectional", "MultiHeadAttention",
+                 "Concatenate", "Embedding"]
+
+
+# ---------------------------------------------------------------------- helpers
+def _batch(case: Case, batch: int = 3) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for shape in case.input_shapes:
+        if case.dtype.startswith("int"):
+            out.append(torch.randint(0, case.int_high, (batch, *shape), generator=g, dtype=getattr(torch, case.dtype)))
+        else:
+            out.append(torch.randn((batch, *shape), generator=g))
+    return out
+
+
+def _call(case: Case, layer, xs):
+    if case.call == "single":
+        return layer(xs[0])
+    if case.call == "list":
+        return layer(list(xs))
+    return layer(*xs)
+
+
+def _model(case: Case, layer):
+    """Sequential for single-input layers; functional Model for the rest (and Bidirectional)."""
+    if case.call == "single" and not isinstance(layer, L.Bidirectional):
+        return kiln.Sequential([kiln.Input(shape=case.inputs, dtype=case.dtype), layer])
+    inputs = [kiln.Input(shape=s, dtype=case.dtype) for s in case.input_shapes]
+    outputs = _call(case, layer, inputs)
+    return kiln.Model(inputs[0] if case.call == "single" else inputs, outputs)
+
+
+def _model_inputs(case: Case, xs):
+    return xs[0] if case.call == "single" else [x.numpy() for x in xs]
+
+
+def _find(model, cls):
+    found = [l for l in model.layers if type(l) is cls]
+    assert len(found) == 1, f"expected one {cls.__name__} in {model.layers}"
+    return found[0]
+
+
+def _randomize_non_trainable(layer) -> None:
+    """Give buffers (e.g. moving statistics) non-default values so the round trip must carry them."""
+    with torch.no_grad():
+        for name, b in layer.named_buffers():
+            if b.is_floating_point():
+                b.copy_(torch.rand_like(b) + 0.5)
+
+
+# ---------------------------------------------------------------------- the harness
+def test_every_public_layer_has_a_harness_entry():
+    public = set(L.__all__) - _NOT_HARNESSED
+    missing = sorted(public - set(CASES))
+    assert not missing, f"Add a harness entry to CASES in {__file__} for: {missing}"
+    unknown = sorted(set(CASES) - public)
+    assert not unknown, f"CASES names layers that are not in kiln.layers.__all__: {unknown}"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_output_shape_and_param_count(name):
+    case = CASES[name]
+    layer = case.factory()
+    assert type(layer) is getattr(L, name)
+    xs = _batch(case)
+    layer.eval()
+    with torch.no_grad():
+        y = _call(case, layer, xs)
+    assert tuple(y.shape) == (3, *case.output), f"{name}: output shape {tuple(y.shape)}"
+    trainable, frozen = count_params(layer)
+    assert trainable + frozen == case.params, f"{name}: {trainable} trainable + {frozen} non-trainable"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_save_load_round_trip(name, tmp_path):
+    case = CASES[name]
+    model = _model(case, case.factory())
+    layer = _find(model, getattr(L, name))
+    _randomize_non_trainable(layer)
+    xs = _batch(case)
+    before = model.predict(_model_inputs(case, xs), verbose=0)
+    assert tuple(before.shape) == (3, *case.output)
+
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = kiln.load_model(path)
+    after = loaded.predict(_model_inputs(case, xs), verbose=0)
+    np.testing.assert_array_equal(after, before)
+    assert _find(loaded, getattr(L, name)).get_config() == layer.get_config()
+    assert sum(count_params(loaded)) == case.params
+
+
+@pytest.mark.parametrize("name", _FOLDER_CASES)
+def test_save_load_round_trip_folder_format(name, tmp_path):
+    case = CASES[name]
+    model = _model(case, case.factory())
+    xs = _batch(case)
+    before = model.predict(_model_inputs(case, xs), verbose=0)
+    model.save(tmp_path / "saved")
+    assert (tmp_path / "saved").is_dir()
+    loaded = kiln.load_model(tmp_path / "saved")
+    np.testing.assert_array_equal(loaded.predict(_model_inputs(case, xs), verbose=0), before)
+    cls = getattr(L, name)
+    assert _find(loaded, cls).get_config() == _find(model, cls).get_config()
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_config_is_json_and_from_config_rebuilds_it(name):
+    case = CASES[name]
+    layer = case.factory()
+    config = layer.get_config()
+    assert json.loads(json.dumps(config)) == config, f"{name}: get_config() is not plain JSON"
+    clone = type(layer).from_config(json.loads(json.dumps(config)))
+    assert type(clone) is type(layer)
+    assert clone.get_config() == config
+    # A built layer reports the same config as a fresh one (building adds no constructor argument).
+    _call(case, layer, _batch(case))
+    assert layer.get_config() == config
