@@ -215,6 +215,8 @@ class _Conv(Layer):
             bias_initializer=initializers.serialize(self.bias_initializer),
             kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
             bias_regularizer=regularizers.serialize(self.bias_regularizer),
+            kernel_constraint=None,  # constraints are refused in __init__
+            bias_constraint=None,
         )
         return config
 
@@ -415,6 +417,8 @@ class _ConvTranspose(Layer):
             bias_initializer=initializers.serialize(self.bias_initializer),
             kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
             bias_regularizer=regularizers.serialize(self.bias_regularizer),
+            kernel_constraint=None,  # constraints are refused in __init__
+            bias_constraint=None,
         )
         return config
 

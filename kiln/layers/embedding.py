@@ -61,15 +61,24 @@ class Embedding(Layer):
 
     def call(self, inputs):
         ids = inputs if inputs.dtype in (torch.int64, torch.int32) else inputs.long()
-        # One fused reduction; the `if` reads one bool back from the device.
-        out_of_range = (ids < 0) | (ids >= self.input_dim)
-        if ids.numel() and bool(out_of_range.any()):
-            bad = ids[out_of_range]
-            raise ShapeError(f"Layer '{self.name}' (Embedding) received id {int(bad[0])} (ids range from "
-                             f"{int(ids.min())} to {int(ids.max())}), but input_dim={self.input_dim} allows "
-                             f"ids 0..{self.input_dim - 1} only. Raise input_dim to the vocabulary size "
-                             "(+1 if id 0 is padding) or fix the ids.")
+        if ids.device.type == "cpu":
+            # On the CPU torch checks the range itself: no extra reduction on the hot path.
+            try:
+                return F.embedding(ids, self.embeddings)
+            except IndexError:
+                self._raise_out_of_range(ids)
+        # On accelerators an out-of-range id is a device-side assert that poisons the process,
+        # so check first (one reduction and one bool read back per call).
+        if ids.numel() and bool(((ids < 0) | (ids >= self.input_dim)).any()):
+            self._raise_out_of_range(ids)
         return F.embedding(ids, self.embeddings)
+
+    def _raise_out_of_range(self, ids):
+        bad = ids[(ids < 0) | (ids >= self.input_dim)]
+        raise ShapeError(f"Layer '{self.name}' (Embedding) received id {int(bad[0])} (ids range from "
+                         f"{int(ids.min())} to {int(ids.max())}), but input_dim={self.input_dim} allows "
+                         f"ids 0..{self.input_dim - 1} only. Raise input_dim to the vocabulary size "
+                         "(+1 if id 0 is padding) or fix the ids.")
 
     def compute_mask(self, inputs, mask=None):
         """``inputs != 0`` when ``mask_zero`` (shape of the ids), else None."""
@@ -84,6 +93,7 @@ class Embedding(Layer):
             output_dim=self.output_dim,
             embeddings_initializer=initializers.serialize(self.embeddings_initializer),
             embeddings_regularizer=regularizers.serialize(self.embeddings_regularizer),
+            embeddings_constraint=None,  # constraints are refused in __init__
             mask_zero=self.mask_zero,
             input_length=self.input_length,
         )

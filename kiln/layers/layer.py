@@ -151,6 +151,11 @@ class Layer(nn.Module):
     def non_trainable_weights(self) -> list[torch.Tensor]:
         return [p for p in self.parameters() if not p.requires_grad] + list(self.buffers())
 
+    def count_params(self) -> int:
+        """Number of weights, trainable or not (buffers such as moving statistics included)."""
+        return sum(p.numel() for p in self.parameters()) + sum(
+            b.numel() for b in self.buffers() if b.is_floating_point())
+
     def get_weights(self) -> list:
         """The weights as NumPy arrays, in ``state_dict`` order."""
         return [t.detach().cpu().numpy().copy() for t in self.state_dict().values()]

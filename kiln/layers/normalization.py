@@ -163,6 +163,9 @@ class BatchNormalization(Layer):
             moving_variance_initializer=initializers.serialize(self.moving_variance_initializer),
             beta_regularizer=regularizers.serialize(self.beta_regularizer),
             gamma_regularizer=regularizers.serialize(self.gamma_regularizer),
+            beta_constraint=None,  # constraints are refused in __init__
+            gamma_constraint=None,
+            synchronized=False,
         )
         return config
 
@@ -261,6 +264,8 @@ class LayerNormalization(Layer):
             gamma_initializer=initializers.serialize(self.gamma_initializer),
             beta_regularizer=regularizers.serialize(self.beta_regularizer),
             gamma_regularizer=regularizers.serialize(self.gamma_regularizer),
+            beta_constraint=None,  # constraints are refused in __init__
+            gamma_constraint=None,
         )
         return config
 

@@ -159,6 +159,22 @@ class Model(Layer):
         return total
 
     # ------------------------------------------------------------------ inspection & saving
+    def get_layer(self, name=None, index=None):
+        """A layer by name or by position in ``model.layers`` (Keras's ``get_layer``)."""
+        layers = list(getattr(self, "layers", None) or [m for m in self.children()])
+        if index is not None:
+            if not -len(layers) <= index < len(layers):
+                raise KilnValueError(f"Model '{self.name}' has {len(layers)} layers; index {index} is out of range.")
+            return layers[index]
+        for layer in layers:
+            if getattr(layer, "name", None) == name:
+                return layer
+        from kiln.errors import closest_match
+        names = [getattr(l, "name", "?") for l in layers]
+        hint = closest_match(str(name), names)
+        raise KilnValueError(f"No layer named {name!r} in model '{self.name}'." +
+                             (f" Did you mean {hint!r}?" if hint else "") + f" Layers: {names}")
+
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False):
         """Print Keras's table: layer (type), output shape, parameter count, totals."""

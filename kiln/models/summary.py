@@ -75,6 +75,13 @@ def _size(n_params: int) -> str:
     return ""
 
 
+def _trainable_flag(layer) -> str:
+    """Keras's "Trainable" column: Y / N, or "-" for a layer without weights."""
+    if not any(True for _ in layer.parameters()):
+        return "-"
+    return "Y" if any(p.requires_grad for p in layer.parameters()) else "N"
+
+
 def summary_text(model, show_trainable: bool = False) -> str:
     children = _children(model)
     shapes = _output_shapes(model, children)
@@ -82,15 +89,19 @@ def summary_text(model, show_trainable: bool = False) -> str:
     for name, layer in children:
         n = sum(p.numel() for p in layer.parameters()) + sum(b.numel() for b in layer.buffers() if b.is_floating_point())
         built = getattr(layer, "built", True)
-        rows.append((f"{name} ({type(layer).__name__})", shapes.get(id(layer), "?"), _fmt(n) if built else "0 (unbuilt)"))
+        rows.append((f"{name} ({type(layer).__name__})", shapes.get(id(layer), "?"), _fmt(n) if built else "0 (unbuilt)",
+                     _trainable_flag(layer)))
     w0 = max([len("Layer (type)")] + [len(r[0]) for r in rows]) + 2
     w1 = max([len("Output Shape")] + [len(r[1]) for r in rows]) + 2
     w2 = max([len("Param #")] + [len(r[2]) for r in rows])
-    width = w0 + w1 + w2 + 4
+    w3 = len("  Trainable") if show_trainable else 0
+    width = w0 + w1 + w2 + w3 + 4
+    header = f"{'Layer (type)':<{w0}}{'Output Shape':<{w1}}{'Param #':>{w2}}" + ("  Trainable" if show_trainable else "")
     lines = [f'Model: "{getattr(model, "name", type(model).__name__)}"', "┏" + "━" * (width - 2) + "┓",
-             f"┃ {'Layer (type)':<{w0}}{'Output Shape':<{w1}}{'Param #':>{w2}} ┃", "┡" + "━" * (width - 2) + "┩"]
-    for i, (a, b, c) in enumerate(rows):
-        lines.append(f"│ {a:<{w0}}{b:<{w1}}{c:>{w2}} │")
+             f"┃ {header} ┃", "┡" + "━" * (width - 2) + "┩"]
+    for i, (a, b, c, t) in enumerate(rows):
+        flag = f"{t:>{w3}}" if show_trainable else ""
+        lines.append(f"│ {a:<{w0}}{b:<{w1}}{c:>{w2}}{flag} │")
         if i < len(rows) - 1:
             lines.append("├" + "─" * (width - 2) + "┤")
     lines.append("└" + "─" * (width - 2) + "┘")

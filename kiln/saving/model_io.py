@@ -11,7 +11,6 @@ Writes are atomic (temporary name, then rename), so a crash never leaves half a 
 
 from __future__ import annotations
 
-import inspect
 import io
 import json
 import os
@@ -25,7 +24,7 @@ import torch
 
 from kiln.errors import KilnValueError, SerializationError
 from kiln.layers.symbolic import map_structure
-from kiln.saving.serialization import get_registered_object, serialize_layer
+from kiln.saving.serialization import deserialize_layer, serialize_layer
 from kiln.saving.weights_io import apply_state, atomic_write_bytes, read_safetensors, state_to_safetensors_bytes
 
 __all__ = ["save_model", "load_model", "model_to_json", "read_saved_model", "FORMAT", "FORMAT_VERSION"]
@@ -68,25 +67,44 @@ def _compile_config(model) -> dict | None:
     raw = getattr(model, "_compile_config", None)
     if not raw or model._trainer is None:
         return None
-    from kiln import losses, optimizers
+    from kiln import losses, metrics, optimizers
     trainer = model._trainer
     try:
         optimizer = optimizers.serialize(trainer.optimizer)
-        loss = raw["loss"] if isinstance(raw["loss"], (str, type(None), list, dict)) else losses.serialize(raw["loss"])
-        metrics = raw["metrics"] if _json_ready(raw["metrics"]) else None
-        json.dumps([optimizer, loss, metrics])
+        # Loss and metric objects (Huber(delta=0.5), MeanAbsoluteError()) become
+        # {"class_name", "config"} leaves inside the same list/dict structure compile got.
+        loss = _serialize_tree(raw["loss"], losses.serialize)
+        metric_specs = _serialize_tree(raw["metrics"], metrics.serialize)
+        json.dumps([optimizer, loss, metric_specs, raw.get("loss_weights")])
     except Exception:  # a custom callable: the architecture and weights still save
         return None
-    return {"optimizer": optimizer, "loss": loss, "metrics": metrics, "loss_weights": raw.get("loss_weights"),
+    return {"optimizer": optimizer, "loss": loss, "metrics": metric_specs, "loss_weights": raw.get("loss_weights"),
             "jit_compile": raw.get("jit_compile", False), "mixed_precision": raw.get("mixed_precision")}
 
 
-def _json_ready(value) -> bool:
-    try:
-        json.dumps(value)
-        return True
-    except TypeError:
-        return False
+def _is_serialized(value) -> bool:
+    return isinstance(value, dict) and set(value) == {"class_name", "config"}
+
+
+def _serialize_tree(value, serialize_leaf):
+    """Names and numbers stay; lists/dicts (one entry per output) are walked; objects are serialized."""
+    if value is None or isinstance(value, (str, int, float, bool)) or _is_serialized(value):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_serialize_tree(v, serialize_leaf) for v in value]
+    if isinstance(value, dict):
+        return {k: _serialize_tree(v, serialize_leaf) for k, v in value.items()}
+    return serialize_leaf(value)
+
+
+def _deserialize_tree(value, deserialize_leaf):
+    if _is_serialized(value):
+        return deserialize_leaf(value)
+    if isinstance(value, list):
+        return [_deserialize_tree(v, deserialize_leaf) for v in value]
+    if isinstance(value, dict):
+        return {k: _deserialize_tree(v, deserialize_leaf) for k, v in value.items()}
+    return value
 
 
 def save_model(model, filepath, overwrite: bool = True) -> None:
@@ -135,26 +153,33 @@ def read_saved_model(filepath) -> tuple[dict, dict]:
         if not cfg_file.exists() or not weights_file.exists():
             raise SerializationError(f"{path} is not a kiln model folder: it needs config.json and "
                                      f"model.safetensors (written by model.save).")
-        config_text, state = cfg_file.read_text(), read_safetensors(weights_file)
-    else:
-        if not zipfile.is_zipfile(path):
-            raise SerializationError(f"{path} is not a kiln model file (expected a .keras/.kiln archive written "
-                                     f"by model.save, or a folder). kiln never loads pickled .pt/.h5 files.")
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            if not {"config.json", "model.safetensors"} <= names:
-                raise SerializationError(f"{path} is a zip archive but not a kiln model: it lacks "
-                                         f"config.json/model.safetensors (it has {sorted(names)[:5]}).")
-            config_text = archive.read("config.json").decode()
-            state = read_safetensors(archive.read("model.safetensors"))
+        config = _parse_config(path, cfg_file.read_bytes())
+        return config, read_safetensors(weights_file)
+    if not zipfile.is_zipfile(path):
+        raise SerializationError(f"{path} is not a kiln model file (expected a .keras/.kiln archive written "
+                                 f"by model.save, or a folder). kiln never loads pickled .pt/.h5 files.")
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        if not {"config.json", "model.safetensors"} <= names:
+            raise SerializationError(f"{path} is a zip archive but not a kiln model: it lacks "
+                                     f"config.json/model.safetensors (it has {sorted(names)[:5]}).")
+        # The config (and its format marker) is checked before the weights are read.
+        config = _parse_config(path, archive.read("config.json"))
+        return config, read_safetensors(archive.read("model.safetensors"))
+
+
+def _parse_config(path: Path, data: bytes) -> dict:
     try:
-        config = json.loads(config_text)
-    except json.JSONDecodeError as err:
+        config = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise SerializationError(f"{path}: config.json is not valid JSON ({err}).") from err
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise SerializationError(f"{path} is not a kiln model: its config.json lacks "
                                  f"\"format\": \"{FORMAT}\".")
-    return config, state
+    missing = [key for key in ("class_name", "config") if key not in config]
+    if missing:
+        raise SerializationError(f"{path}: config.json lacks {missing}; it was not written by model.save.")
+    return config
 
 
 def load_model(filepath, custom_objects: dict | None = None, compile: bool = True, safe_mode: bool = True):
@@ -167,17 +192,26 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
         compile: re-apply the saved compile settings (optimizer, loss, metrics).
     """
     config, state = read_saved_model(filepath)
-    cls = get_registered_object(config["class_name"], custom_objects)
-    if "custom_objects" in inspect.signature(cls.from_config).parameters:
-        model = cls.from_config(config["config"], custom_objects=custom_objects)
-    else:
-        model = cls.from_config(config["config"])
+    # deserialize_layer turns a from_config TypeError (a get_config missing an __init__
+    # argument) into a SerializationError that says so.
+    model = deserialize_layer({"class_name": config["class_name"], "config": config["config"]}, custom_objects)
     _build_from_example(model, config.get("build_input"))
     apply_state(model, state, source=str(filepath))
     compile_config = config.get("compile_config")
     if compile and compile_config:
-        model.compile(**compile_config)
+        model.compile(**_restore_compile_config(compile_config, custom_objects))
     return model
+
+
+def _restore_compile_config(compile_config: dict, custom_objects: dict | None) -> dict:
+    """Turn saved loss/metric configs back into objects: compile reads a dict loss as one per output."""
+    from kiln import losses, metrics
+    restored = dict(compile_config)
+    restored["loss"] = _deserialize_tree(compile_config.get("loss"),
+                                         lambda c: losses.deserialize(c, custom_objects=custom_objects))
+    restored["metrics"] = _deserialize_tree(compile_config.get("metrics"),
+                                            lambda c: metrics.deserialize(c, custom_objects=custom_objects))
+    return restored
 
 
 def _build_from_example(model, build_input) -> None:

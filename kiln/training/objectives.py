@@ -106,6 +106,8 @@ class Objectives:
 
     # -- per step (hot path: no host syncs)
     def loss(self, y_true, y_pred, sample_weight=None) -> torch.Tensor:
+        if type(y_pred) is torch.Tensor:  # one output: the hot path, no structure walking
+            return self.losses[0](_single(y_true), y_pred, sample_weight)
         if self.single_output:
             return self.losses[0](_single(y_true), _single(y_pred), sample_weight)
         trues, preds = flatten(y_true), flatten(y_pred)
@@ -119,6 +121,10 @@ class Objectives:
 
     def update_metrics(self, y_true, y_pred, sample_weight=None) -> None:
         if not self.metrics:
+            return
+        if type(y_pred) is torch.Tensor and type(y_true) is torch.Tensor:  # the hot path
+            for _, metric, weighted in self.metrics:
+                metric.update_state(y_true, y_pred, sample_weight if weighted else None)
             return
         trues, preds = flatten(y_true), flatten(y_pred)
         for i, metric, weighted in self.metrics:

@@ -140,18 +140,31 @@ class Trainer:
 
     def _train_step(self, x, y, sample_weight):
         loss_fn = self._compiled_loss_fn or self._loss_and_outputs
-        with autocast_context(self.device, self.amp_dtype):
+        if self.amp_dtype is None:
             loss, y_pred = loss_fn(x, y, sample_weight)
-        self.optimizer.zero_grad()
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer.torch_optimizer)
         else:
+            with autocast_context(self.device, self.amp_dtype):
+                loss, y_pred = loss_fn(x, y, sample_weight)
+        self.optimizer.zero_grad()
+        if self.scaler is None:
             loss.backward()
-        self.optimizer.step()
-        if self.scaler is not None:
-            self.scaler.update()
-        return loss.detach(), map_structure(torch.Tensor.detach, y_pred)
+            self.optimizer.step()
+        else:
+            self._scaled_backward_and_step(loss)
+        y_pred = y_pred.detach() if type(y_pred) is torch.Tensor else map_structure(torch.Tensor.detach, y_pred)
+        return loss.detach(), y_pred
+
+    def _scaled_backward_and_step(self, loss):
+        """float16 training: scale the loss, unscale the gradients, and skip the step (as
+        GradScaler.step does) when they overflowed; kiln's optimizer still applies its clipping,
+        schedule and decay on the unscaled gradients."""
+        torch_optimizer = self.optimizer.torch_optimizer
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(torch_optimizer)
+        found_inf = self.scaler._per_optimizer_states[id(torch_optimizer)]["found_inf_per_device"]
+        if not any(bool(v.item()) for v in found_inf.values()):
+            self.optimizer.step()
+        self.scaler.update()
 
     # ------------------------------------------------------------------ fit
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
@@ -225,7 +238,7 @@ class Trainer:
             if wants_begin:
                 callback_list.batch_hook("on_train_batch_begin", step, {})
             loss, y_pred = self._train_step(xb, yb, swb)
-            n = data_adapter.first_tensor(xb).shape[0]
+            n = xb.shape[0] if type(xb) is torch.Tensor else data_adapter.first_tensor(xb).shape[0]
             loss_sum = loss * n if loss_sum is None else loss_sum.add_(loss, alpha=n)
             count += n
             objectives.update_metrics(yb, y_pred, swb)

@@ -124,3 +124,14 @@ def test_config_round_trip(layer):
     if layer.seed is not None:  # same seed, same first mask
         x = torch.ones(4, 3, 5, 6) if isinstance(layer, SpatialDropout2D) else torch.ones(4, 6)
         assert torch.equal(clone(x, training=True), type(layer).from_config(config)(x, training=True))
+
+
+def test_config_holds_every_constructor_argument():
+    import inspect
+
+    from kiln.layers.layer import Layer
+    base = set(inspect.signature(Layer.__init__).parameters)  # name, dtype, ...: the base config's business
+    for layer in [Dropout(0.1), SpatialDropout1D(0.1), SpatialDropout2D(0.1), SpatialDropout3D(0.1)]:
+        wanted = set(inspect.signature(type(layer).__init__).parameters) - base - {"self", "kwargs"}
+        missing = wanted - set(layer.get_config())
+        assert not missing, f"{type(layer).__name__} config lacks {missing}"

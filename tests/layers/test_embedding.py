@@ -94,3 +94,14 @@ def test_embeddings_regularizer():
     layer = Embedding(4, 2, embeddings_regularizer=L2(0.5))
     layer(torch.tensor([[1]]))
     torch.testing.assert_close(layer.losses[0], 0.5 * layer.embeddings.pow(2).sum())
+
+
+def test_config_holds_every_constructor_argument():
+    import inspect
+
+    from kiln.layers.layer import Layer
+    base = set(inspect.signature(Layer.__init__).parameters)  # name, dtype, ...: the base config's business
+    for layer in [Embedding(3, 2)]:
+        wanted = set(inspect.signature(type(layer).__init__).parameters) - base - {"self", "kwargs"}
+        missing = wanted - set(layer.get_config())
+        assert not missing, f"{type(layer).__name__} config lacks {missing}"

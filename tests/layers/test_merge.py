@@ -110,3 +110,14 @@ def test_config_round_trip(layer):
     assert clone.get_config() == layer.get_config()
     torch.testing.assert_close(clone([A, B]), layer([A, B]))
     assert count_params(layer) == (0, 0)
+
+
+def test_config_holds_every_constructor_argument():
+    import inspect
+
+    from kiln.layers.layer import Layer
+    base = set(inspect.signature(Layer.__init__).parameters)  # name, dtype, ...: the base config's business
+    for layer in [Add(), Subtract(), Multiply(), Average(), Maximum(), Minimum(), Concatenate()]:
+        wanted = set(inspect.signature(type(layer).__init__).parameters) - base - {"self", "kwargs"}
+        missing = wanted - set(layer.get_config())
+        assert not missing, f"{type(layer).__name__} config lacks {missing}"

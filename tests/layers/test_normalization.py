@@ -187,3 +187,23 @@ def test_layernorm_shape_errors():
 def test_layernorm_config_round_trip():
     roundtrip(LayerNormalization(axis=[1, 2], epsilon=1e-6, gamma_initializer="random_normal", name="ln"),
               torch.randn(2, 3, 4))
+
+
+def test_batchnorm_half_precision_inputs_are_normalized_in_float32():
+    layer = BatchNormalization()
+    x = torch.randn(64, 8) * 3 + 100
+    y = layer(x.bfloat16(), training=True)
+    assert y.dtype == torch.bfloat16 and layer.moving_mean.dtype == torch.float32
+    ref = (x.bfloat16().float() - x.bfloat16().float().mean(0)) / torch.sqrt(x.bfloat16().float().var(0, unbiased=False) + 1e-3)
+    torch.testing.assert_close(y.float(), ref, atol=0.05, rtol=0.02)
+
+
+def test_config_holds_every_constructor_argument():
+    import inspect
+
+    from kiln.layers.layer import Layer
+    base = set(inspect.signature(Layer.__init__).parameters)  # name, dtype, ...: the base config's business
+    for layer in [BatchNormalization(), LayerNormalization()]:
+        wanted = set(inspect.signature(type(layer).__init__).parameters) - base - {"self", "kwargs"}
+        missing = wanted - set(layer.get_config())
+        assert not missing, f"{type(layer).__name__} config lacks {missing}"

@@ -171,3 +171,16 @@ def test_wrong_rank_is_a_shape_error():
 ])
 def test_config_round_trip(layer, shape):
     roundtrip(layer, torch.randn(*shape))
+
+
+def test_config_holds_every_constructor_argument():
+    import inspect
+
+    from kiln.layers.layer import Layer
+    base = set(inspect.signature(Layer.__init__).parameters)  # name, dtype, ...: the base config's business
+    for layer in [MaxPooling1D(), MaxPooling2D(), MaxPooling3D(), AveragePooling1D(), AveragePooling2D(),
+                  AveragePooling3D(), GlobalAveragePooling1D(), GlobalAveragePooling2D(), GlobalAveragePooling3D(),
+                  GlobalMaxPooling1D(), GlobalMaxPooling2D(), GlobalMaxPooling3D()]:
+        wanted = set(inspect.signature(type(layer).__init__).parameters) - base - {"self", "kwargs"}
+        missing = wanted - set(layer.get_config())
+        assert not missing, f"{type(layer).__name__} config lacks {missing}"

@@ -57,3 +57,14 @@ def test_config_round_trip(layer):
     assert clone.get_config() == layer.get_config()
     x = torch.randn(3, 2)
     torch.testing.assert_close(clone(x), layer(x))
+
+
+def test_config_holds_every_constructor_argument():
+    import inspect
+
+    from kiln.layers.layer import Layer
+    base = set(inspect.signature(Layer.__init__).parameters)  # name, dtype, ...: the base config's business
+    for layer in [Rescaling(0.5)]:
+        wanted = set(inspect.signature(type(layer).__init__).parameters) - base - {"self", "kwargs"}
+        missing = wanted - set(layer.get_config())
+        assert not missing, f"{type(layer).__name__} config lacks {missing}"

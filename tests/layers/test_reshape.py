@@ -98,3 +98,14 @@ def test_permute_rank_mismatch_is_a_shape_error():
 ])
 def test_config_round_trip(layer, shape):
     roundtrip(layer, torch.randn(*shape))
+
+
+def test_config_holds_every_constructor_argument():
+    import inspect
+
+    from kiln.layers.layer import Layer
+    base = set(inspect.signature(Layer.__init__).parameters)  # name, dtype, ...: the base config's business
+    for layer in [Flatten(), Reshape((2, 3)), Permute((2, 1))]:
+        wanted = set(inspect.signature(type(layer).__init__).parameters) - base - {"self", "kwargs"}
+        missing = wanted - set(layer.get_config())
+        assert not missing, f"{type(layer).__name__} config lacks {missing}"

@@ -287,3 +287,18 @@ def test_mixed_precision_bfloat16_trains(regression_data):
     history = model.fit(x, y, epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     assert model.predict(x, verbose=0).dtype == np.float32
+
+
+def test_mixed_precision_float16_with_loss_scaling(regression_data):
+    x, y = regression_data
+    model = regressor(mixed_precision="float16")
+    before = model.evaluate(x, y, verbose=0)[0]
+    history = model.fit(x, y, epochs=5, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert model._trainer.scaler is not None
+    assert history.history["loss"][-1] < before
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(kiln.errors.KilnValueError, match="mixed_precision"):
+        regressor(mixed_precision="float8")
