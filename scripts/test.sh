@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
+# torch.compile's kernel cache stays inside the checkout (ignored by git), not in /tmp.
+export TORCHINDUCTOR_CACHE_DIR="$PWD/.cache/inductor"
 python -m pytest -q "$@"

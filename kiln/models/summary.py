@@ -66,13 +66,21 @@ def _fmt(n: int) -> str:
     return f"{n:,}"
 
 
-def _size(n_params: int) -> str:
-    size = n_params * 4
+def _size(n_bytes: int) -> str:
+    size = float(n_bytes)
     for unit in ("B", "KB", "MB", "GB"):
         if size < 1024 or unit == "GB":
             return f"{size:.2f} {unit}"
         size /= 1024
     return ""
+
+
+def _bytes(module: nn.Module) -> tuple[int, int]:
+    """(trainable, non-trainable) sizes in bytes, from each weight's own dtype (float64 = 8)."""
+    trainable = sum(p.numel() * p.element_size() for p in module.parameters() if p.requires_grad)
+    frozen = sum(p.numel() * p.element_size() for p in module.parameters() if not p.requires_grad)
+    frozen += sum(b.numel() * b.element_size() for b in module.buffers() if b.is_floating_point())
+    return trainable, frozen
 
 
 def _trainable_flag(layer) -> str:
@@ -87,16 +95,18 @@ def summary_text(model, show_trainable: bool = False) -> str:
     shapes = _output_shapes(model, children)
     rows = []
     for name, layer in children:
-        n = sum(p.numel() for p in layer.parameters()) + sum(b.numel() for b in layer.buffers() if b.is_floating_point())
+        n = sum(count_params(layer))
         built = getattr(layer, "built", True)
-        rows.append((f"{name} ({type(layer).__name__})", shapes.get(id(layer), "?"), _fmt(n) if built else "0 (unbuilt)",
-                     _trainable_flag(layer)))
+        rows.append((f"{name} ({type(layer).__name__})", shapes.get(id(layer), "?"),
+                     _fmt(n) if built else "0 (unbuilt)", _trainable_flag(layer)))
     w0 = max([len("Layer (type)")] + [len(r[0]) for r in rows]) + 2
     w1 = max([len("Output Shape")] + [len(r[1]) for r in rows]) + 2
     w2 = max([len("Param #")] + [len(r[2]) for r in rows])
     w3 = len("  Trainable") if show_trainable else 0
     width = w0 + w1 + w2 + w3 + 4
-    header = f"{'Layer (type)':<{w0}}{'Output Shape':<{w1}}{'Param #':>{w2}}" + ("  Trainable" if show_trainable else "")
+    header = f"{'Layer (type)':<{w0}}{'Output Shape':<{w1}}{'Param #':>{w2}}"
+    if show_trainable:
+        header += "  Trainable"
     lines = [f'Model: "{getattr(model, "name", type(model).__name__)}"', "┏" + "━" * (width - 2) + "┓",
              f"┃ {header} ┃", "┡" + "━" * (width - 2) + "┩"]
     for i, (a, b, c, t) in enumerate(rows):
@@ -106,8 +116,9 @@ def summary_text(model, show_trainable: bool = False) -> str:
             lines.append("├" + "─" * (width - 2) + "┤")
     lines.append("└" + "─" * (width - 2) + "┘")
     trainable, frozen = count_params(model)
+    trainable_bytes, frozen_bytes = _bytes(model)
     total = trainable + frozen
-    lines += [f" Total params: {_fmt(total)} ({_size(total)})",
-              f" Trainable params: {_fmt(trainable)} ({_size(trainable)})",
-              f" Non-trainable params: {_fmt(frozen)} ({_size(frozen)})"]
+    lines += [f" Total params: {_fmt(total)} ({_size(trainable_bytes + frozen_bytes)})",
+              f" Trainable params: {_fmt(trainable)} ({_size(trainable_bytes)})",
+              f" Non-trainable params: {_fmt(frozen)} ({_size(frozen_bytes)})"]
     return "\n".join(lines)

@@ -176,7 +176,15 @@ def test_summary_prints_by_default(capsys):
     assert "Layer (type)" in out and "Total params: 8" in out
 
 
-@pytest.mark.parametrize("n,expected", [(0, "0.00 B"), (256, "1.00 KB"), (1_000_000, "3.81 MB")])
-def test_size_in_bytes_is_four_per_float32_weight(n, expected):
+@pytest.mark.parametrize("n_bytes,expected", [(0, "0.00 B"), (1023, "1023.00 B"), (1024, "1.00 KB"),
+                                               (4_000_000, "3.81 MB")])
+def test_sizes_are_printed_in_binary_units(n_bytes, expected):
     from kiln.models.summary import _size
-    assert _size(n) == expected
+    assert _size(n_bytes) == expected
+
+
+def test_sizes_follow_the_weights_dtype():
+    f32 = kiln.Sequential([kiln.Input(shape=(3,)), L.Dense(2)])
+    f64 = kiln.Sequential([kiln.Input(shape=(3,), dtype="float64"), L.Dense(2, dtype="float64")])
+    assert " Total params: 8 (32.00 B)" in _summary(f32)
+    assert " Total params: 8 (64.00 B)" in _summary(f64)

@@ -439,6 +439,21 @@ def test_saved_files_are_json_and_safetensors(tmp_path):
 _KILN_ROOT = pathlib.Path(kiln.__file__).parent
 
 
+def _call_text(code: str, start: int) -> str:
+    """A call's arguments: the text from just after its "(" to the matching ")"."""
+    depth = 1
+    for i in range(start, len(code)):
+        depth += {"(": 1, ")": -1}.get(code[i], 0)
+        if depth == 0:
+            return code[start:i]
+    return code[start:]
+
+
+def test_the_torch_load_check_reads_whole_calls():
+    code = 'torch.load(f, map_location=torch.device("cpu"), weights_only=True) + g(x)'
+    assert _call_text(code, len("torch.load(")) == 'f, map_location=torch.device("cpu"), weights_only=True'
+
+
 def _source_files():
     return sorted(_KILN_ROOT.rglob("*.py"))
 
@@ -455,7 +470,7 @@ def test_kiln_source_never_unpickles():
         if re.search(r"\bpickle\.(load|loads|Unpickler)\b", code):
             offences.append(f"{rel}: calls pickle.load")
         for match in re.finditer(r"torch\.load\(", code):
-            call = code[match.start():code.find(")", match.start()) + 1]
+            call = _call_text(code, match.end())
             if not re.search(r"weights_only\s*=\s*True", call):
                 offences.append(f"{rel}: {call!r} without weights_only=True")
         if re.search(r"allow_pickle\s*=\s*True", code):
