@@ -136,3 +136,10 @@ def test_class_weight_missing_class():
     m.compile(optimizer="adam", loss="binary_crossentropy")
     with pytest.raises(KilnValueError, match=r"class\(es\) \[1\]"):
         m.fit(np.zeros((4, 2)), np.array([0, 1, 0, 1.0]), class_weight={0: 1.0}, verbose=0)
+
+
+def test_dtype_mismatch_is_a_type_error_not_a_shape_error():
+    import torch
+    m = kiln.Sequential([Dense(2, input_shape=(3,))])
+    with pytest.raises(kiln.errors.KilnTypeError, match="float64 inputs but computes in torch.float32"):
+        m(torch.rand(2, 3, dtype=torch.float64))

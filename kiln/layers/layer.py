@@ -210,6 +210,8 @@ class Layer(nn.Module):
         try:
             outputs = self.call(inputs, *args, **kwargs)
         except RuntimeError as err:
+            if _looks_like_dtype_error(err):
+                raise KilnTypeError(self._dtype_message(inputs, err)) from err
             if _looks_like_shape_error(err):
                 raise ShapeError(self._shape_message(inputs, err)) from err
             raise
@@ -244,6 +246,13 @@ class Layer(nn.Module):
         if built is not None:
             msg += f", but it was built for inputs of shape {built}"
         return msg + f". Check the data's shape or the layer's input_shape. (torch said: {err})"
+
+    def _dtype_message(self, inputs, err) -> str:
+        received = getattr(_first_tensor(inputs), "dtype", None)
+        weights = next((p.dtype for p in self.parameters()), None)
+        return (f"Layer '{self.name}' ({type(self).__name__}) received {received} inputs but computes in "
+                f"{weights}. Cast the data (e.g. x.astype('float32')) or build the layer with dtype={received}. "
+                f"(torch said: {err})")
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}"
@@ -284,6 +293,11 @@ def _first_tensor(inputs):
 
 _SHAPE_WORDS = ("shape", "size of tensor", "mat1 and mat2", "must match", "expected input", "Expected",
                 "dimension", "channels")
+
+
+def _looks_like_dtype_error(err: RuntimeError) -> bool:
+    text = str(err)
+    return "dtype" in text or "expected scalar type" in text or "should be the same" in text
 
 
 def _looks_like_shape_error(err: RuntimeError) -> bool:

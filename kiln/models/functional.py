@@ -12,7 +12,7 @@ from torch import nn
 from kiln.errors import KilnTypeError, KilnValueError
 from kiln.layers.symbolic import KerasTensor, Node, flatten, map_structure
 from kiln.models.model import Model
-from kiln.models.naming import unique_name
+from kiln.models.naming import attach_layer
 
 __all__ = ["Functional"]
 
@@ -39,20 +39,23 @@ class Functional(Model):
             if not isinstance(t, KerasTensor):
                 raise KilnTypeError(f"Model outputs must be symbolic tensors from layer calls; received {t!r}")
         self._nodes = _topological_nodes(outputs, flatten(inputs))
-        self._graph_layers = nn.ModuleDict()
+        self._layer_names: list[str] = []
         for node in self._nodes:
-            if node.layer not in list(self._graph_layers.values()):
-                if hasattr(node.layer, "name"):
-                    node.layer.name = unique_name(node.layer.name, self._graph_layers.keys())
-                    key = node.layer.name
-                else:
-                    key = unique_name(type(node.layer).__name__.lower(), self._graph_layers.keys())
-                self._graph_layers[key] = node.layer
+            if any(node.layer is layer for layer in self.layers):
+                continue  # a shared layer, called more than once
+            name = attach_layer(self, getattr(node.layer, "name", None) or type(node.layer).__name__.lower(),
+                                node.layer)
+            if hasattr(node.layer, "name"):
+                node.layer.name = name
+            self._layer_names.append(name)
         self._example_input = map_structure(lambda t: t.example, inputs)
 
     @property
     def layers(self) -> list[nn.Module]:
-        return list(self._graph_layers.values())
+        return [self._modules[name] for name in self._layer_names]
+
+    def named_layers(self) -> list[tuple[str, nn.Module]]:
+        return [(name, self._modules[name]) for name in self._layer_names]
 
     @property
     def inputs(self):

@@ -1,6 +1,6 @@
 """Sequential: a plain stack of layers, each feeding the next (``keras.Sequential``).
 
-Layers live in an ``nn.ModuleDict`` keyed by their names, so a ``state_dict`` reads like
+Layers are direct submodules named like Keras's layers, so a ``state_dict`` reads like
 Keras's weight names (``dense.kernel``, ``dense_1.bias``). Any ``nn.Module`` may be a layer.
 """
 
@@ -13,7 +13,7 @@ from kiln.errors import KilnTypeError, KilnValueError
 from kiln.layers.layer import Layer
 from kiln.layers.symbolic import KerasTensor
 from kiln.models.model import Model
-from kiln.models.naming import unique_name
+from kiln.models.naming import attach_layer
 
 __all__ = ["Sequential"]
 
@@ -33,41 +33,46 @@ class Sequential(Model):
 
     def __init__(self, layers=None, trainable=True, name=None):
         super().__init__(name=name or "sequential", trainable=trainable)
-        self._stack = nn.ModuleDict()
+        self._layer_names: list[str] = []
         self._input_spec = None  # (shape without batch, dtype) once known
         for layer in layers or []:
             self.add(layer)
 
     @property
     def layers(self) -> list[nn.Module]:
-        return list(self._stack.values())
+        return [self._modules[name] for name in self._layer_names]
+
+    def named_layers(self) -> list[tuple[str, nn.Module]]:
+        return [(name, self._modules[name]) for name in self._layer_names]
 
     def add(self, layer) -> None:
         """Append a layer (or ``Input``); builds the model when the input shape is known."""
         if isinstance(layer, KerasTensor):
-            if self._stack:
+            if self._layer_names:
                 raise KilnValueError("An Input can only be the first entry of a Sequential model.")
             self._input_spec = (tuple(layer.shape[1:]), layer.dtype)
             return
         if not isinstance(layer, nn.Module):
             raise KilnTypeError(f"Sequential.add expects a layer (an nn.Module); received {type(layer).__name__}: {layer!r}")
-        name = getattr(layer, "name", None) or type(layer).__name__.lower()
-        name = unique_name(name.replace(".", "_"), self._stack.keys())
+        first = not self._layer_names
+        name = attach_layer(self, getattr(layer, "name", None) or type(layer).__name__.lower(), layer)
+        self._layer_names.append(name)
         if isinstance(layer, Layer):
             layer.name = name
-            if not self._stack and self._input_spec is None and layer._input_shape_arg is not None:
+            if first and self._input_spec is None and layer._input_shape_arg is not None:
                 dtype = layer.dtype if layer.dtype.is_floating_point else torch.float32
                 self._input_spec = (layer._input_shape_arg, dtype)
-        self._stack[name] = layer
         if self._input_spec is not None:
             self._build_from_spec()
 
     def pop(self):
         """Remove and return the last layer."""
-        if not self._stack:
+        if not self._layer_names:
             raise KilnValueError("There are no layers in the model to pop.")
-        name = list(self._stack.keys())[-1]
-        return self._stack.pop(name)
+        name = self._layer_names.pop()
+        layer = self._modules[name]
+        del self._modules[name]
+        return layer
 
     def _build_from_spec(self) -> None:
         """Run a tiny batch through the stack so every layer creates its weights now."""
@@ -88,10 +93,10 @@ class Sequential(Model):
     def call(self, inputs, training=None):
         x = inputs
         if training is None:
-            for layer in self._stack.values():
-                x = layer(x)
+            for name in self._layer_names:
+                x = self._modules[name](x)
             return x
-        for layer in self._stack.values():
+        for layer in self.layers:
             x = layer(x, training=training) if getattr(layer, "_accepts_training", False) else layer(x)
         return x
 

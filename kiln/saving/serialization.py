@@ -111,7 +111,7 @@ def functional_config(model) -> dict[str, Any]:
     for t in flatten(model.inputs):
         tensor_ids[id(t)] = len(tensor_ids)
         inputs.append({"shape": list(t.input_shape), "dtype": str(t.dtype).replace("torch.", ""), "name": t.name})
-    layer_names = {id(layer): name for name, layer in model._graph_layers.items()}
+    layer_names = {id(layer): name for name, layer in model.named_layers()}
     nodes = []
     for node in model._nodes:
         args = map_structure(ref, node.args)
@@ -123,7 +123,7 @@ def functional_config(model) -> dict[str, Any]:
     return {
         "name": model.name,
         "trainable": model.trainable,
-        "layers": {name: serialize_layer(layer) for name, layer in model._graph_layers.items()},
+        "layers": {name: serialize_layer(layer) for name, layer in model.named_layers()},
         "inputs": inputs,
         "input_structure": map_structure(ref, model.inputs),
         "nodes": nodes,

@@ -24,8 +24,9 @@ from kiln.layers.symbolic import flatten, map_structure
 __all__ = ["ArrayData", "StreamData", "to_tensor", "adapt", "first_tensor"]
 
 
-def to_tensor(value, name: str = "x") -> torch.Tensor:
-    """One array-like -> a torch tensor (float64 -> float32, as Keras's floatx)."""
+def to_tensor(value, name: str = "x", float_dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """One array-like -> a torch tensor; float64 becomes ``float_dtype`` (float32, Keras's
+    floatx, unless the model computes in float64)."""
     if torch.is_tensor(value):
         t = value
     else:
@@ -41,10 +42,10 @@ def to_tensor(value, name: str = "x") -> torch.Tensor:
                                 f"convert them to numbers first (e.g. encode categories as ints).")
         arr = np.ascontiguousarray(arr)
         t = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
-    if t.dtype == torch.float64:
-        t = t.float()
+    if t.dtype == torch.float64 and float_dtype != torch.float64:
+        t = t.to(float_dtype)
     elif t.dtype == torch.bool:
-        t = t.float()
+        t = t.to(float_dtype)
     elif t.dtype in (torch.int32, torch.int16, torch.int8, torch.uint8):
         t = t.long()
     return t
@@ -61,14 +62,14 @@ def _pandas_to_numpy(frame, name: str):
     return values[:, 0] if values.shape[1] == 1 and frame.shape[1] == 1 and name.startswith("y") else values
 
 
-def _to_structure(value, name: str):
+def _to_structure(value, name: str, float_dtype: torch.dtype = torch.float32):
     if value is None:
         return None
     if isinstance(value, dict):
-        return {k: to_tensor(v, f"{name}[{k!r}]") for k, v in value.items()}
+        return {k: to_tensor(v, f"{name}[{k!r}]", float_dtype) for k, v in value.items()}
     if isinstance(value, (list, tuple)) and value and all(_is_array_like(v) for v in value):
-        return tuple(to_tensor(v, f"{name}[{i}]") for i, v in enumerate(value))
-    return to_tensor(value, name)
+        return tuple(to_tensor(v, f"{name}[{i}]", float_dtype) for i, v in enumerate(value))
+    return to_tensor(value, name, float_dtype)
 
 
 def _is_array_like(v) -> bool:
@@ -158,7 +159,8 @@ class StreamData:
                    None if sw is None else move(sw))
 
 
-def adapt(x, y=None, sample_weight=None, *, batch_size: int = 32, shuffle: bool = False, what: str = "fit"):
+def adapt(x, y=None, sample_weight=None, *, batch_size: int = 32, shuffle: bool = False, what: str = "fit",
+          float_dtype: torch.dtype = torch.float32):
     """Wrap user data as ``ArrayData`` or ``StreamData``, checking lengths and NaNs once."""
     if x is None:
         raise KilnValueError(f"`{what}` needs data: pass x (and y), e.g. model.{what}(x_train, y_train).")
@@ -168,8 +170,8 @@ def adapt(x, y=None, sample_weight=None, *, batch_size: int = 32, shuffle: bool 
     if isinstance(x, Dataset) and not torch.is_tensor(x):
         _no_y_for_streams(y, what)
         return StreamData(DataLoader(x, batch_size=batch_size, shuffle=shuffle))
-    data = ArrayData(_to_structure(x, "x"), _to_structure(y, "y"),
-                     None if sample_weight is None else to_tensor(sample_weight, "sample_weight").float())
+    data = ArrayData(_to_structure(x, "x", float_dtype), _to_structure(y, "y", float_dtype),
+                     None if sample_weight is None else to_tensor(sample_weight, "sample_weight").to(float_dtype))
     _check_lengths(data)
     _check_finite(data)
     return data

@@ -176,7 +176,8 @@ class Trainer:
         batch_size = _check_batch_size(batch_size)
         epochs = _check_epochs(epochs, initial_epoch)
         verbose = 1 if verbose == "auto" else int(verbose)
-        data = data_adapter.adapt(x, y, sample_weight, batch_size=batch_size, shuffle=shuffle)
+        data = data_adapter.adapt(x, y, sample_weight, batch_size=batch_size, shuffle=shuffle,
+                                  float_dtype=_float_dtype(self.module))
         val_data = self._validation_data(data, validation_split, validation_data, batch_size)
         if validation_split and isinstance(data, data_adapter.ArrayData):
             data, _ = data.split_last(validation_split)
@@ -261,7 +262,8 @@ class Trainer:
                     not isinstance(validation_data, torch.utils.data.Dataset):
                 vx, vy = validation_data[0], validation_data[1]
                 vsw = validation_data[2] if len(validation_data) == 3 else None
-                val = data_adapter.adapt(vx, vy, vsw, batch_size=batch_size, what="fit")
+                val = data_adapter.adapt(vx, vy, vsw, batch_size=batch_size, what="fit",
+                                         float_dtype=_float_dtype(self.module))
             else:
                 val = data_adapter.adapt(validation_data, batch_size=batch_size, what="fit")
             return val.to(self.device) if isinstance(val, data_adapter.ArrayData) else val
@@ -281,7 +283,8 @@ class Trainer:
         self._require_compiled("evaluate")
         batch_size = _check_batch_size(batch_size)
         verbose = 1 if verbose == "auto" else int(verbose)
-        data = data_adapter.adapt(x, y, sample_weight, batch_size=batch_size, what="evaluate")
+        data = data_adapter.adapt(x, y, sample_weight, batch_size=batch_size, what="evaluate",
+                                  float_dtype=_float_dtype(self.module))
         if isinstance(data, data_adapter.ArrayData):
             data = data.to(self.device)
         cbs = list(callbacks or [])
@@ -332,7 +335,8 @@ class Trainer:
         """Outputs for ``x`` as NumPy (a list/dict of arrays for several outputs)."""
         batch_size = _check_batch_size(batch_size)
         verbose = 0 if verbose == "auto" else int(verbose)
-        data = data_adapter.adapt(x, None, batch_size=batch_size, what="predict")
+        data = data_adapter.adapt(x, None, batch_size=batch_size, what="predict",
+                                  float_dtype=_float_dtype(self.module))
         device = self.device or _module_device(self.module)
         if isinstance(data, data_adapter.ArrayData):
             data = data.to(device)
@@ -362,7 +366,7 @@ class Trainer:
     # ------------------------------------------------------------------ single batches
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         self._require_compiled("train_on_batch")
-        data = data_adapter.adapt(x, y, sample_weight, what="train_on_batch")
+        data = data_adapter.adapt(x, y, sample_weight, what="train_on_batch", float_dtype=_float_dtype(self.module))
         if class_weight is not None:
             data = _apply_class_weight(data, class_weight)
         data = data.to(self.device)
@@ -458,6 +462,14 @@ def _output_names(module) -> list[str] | None:
         layer = getattr(getattr(t, "node", None), "layer", None)
         names.append(getattr(layer, "name", None))
     return names if all(names) and len(set(names)) == len(names) else None
+
+
+def _float_dtype(module) -> torch.dtype:
+    """float64 data stays float64 for a model whose weights are float64; else float32."""
+    for p in module.parameters():
+        if p.is_floating_point():
+            return torch.float64 if p.dtype == torch.float64 else torch.float32
+    return torch.float32
 
 
 def _module_device(module) -> torch.device:

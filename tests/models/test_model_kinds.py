@@ -149,3 +149,27 @@ def test_small_models_train_on_one_thread_and_restore_the_setting():
     seen.clear()
     model.fit(np.zeros((4, 2)), np.zeros((4, 1)), verbose=0, callbacks=[Probe()])
     assert seen == [2]
+
+
+def test_state_dict_keys_read_like_keras_weight_names_in_every_model_kind():
+    seq = kiln.Sequential([Dense(3, input_shape=(2,)), Dense(1)])
+    inp = kiln.Input(shape=(2,))
+    fun = kiln.Model(inp, Dense(1)(Dense(3)(inp)))
+    assert list(seq.state_dict()) == ["dense.kernel", "dense.bias", "dense_1.kernel", "dense_1.bias"]
+    assert list(fun.state_dict()) == list(seq.state_dict())
+    fun.load_state_dict(seq.state_dict())
+    x = torch.randn(4, 2)
+    torch.testing.assert_close(fun(x), seq(x))
+
+
+def test_layer_names_never_shadow_model_attributes():
+    model = kiln.Sequential([Dense(2, input_shape=(2,), name="layers"), Dense(1, name="loss")])
+    assert [l.name for l in model.layers] == ["layers_layer", "loss_layer"]
+    assert isinstance(model.layers, list)
+
+
+def test_float64_models_keep_float64_data():
+    model = kiln.Sequential([kiln.Input(shape=(3,), dtype="float64"), Dense(2, dtype="float64")])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(np.random.rand(8, 3), np.random.rand(8, 2), verbose=0)
+    assert model.predict(np.random.rand(2, 3), verbose=0).dtype == np.float64
