@@ -185,13 +185,12 @@ class Model(Layer):
     def get_config(self) -> dict:
         return super().get_config()
 
-    def save(self, filepath, overwrite=True, include_optimizer=False):
-        """Save architecture + compile settings (JSON) and weights (safetensors); no pickle.
-
-        ``filepath`` ending in ``.keras`` or ``.kiln`` gives one zip file; any other path a folder.
-        """
+    def save(self, filepath, overwrite=True, include_optimizer=True):
+        """Save architecture + compile settings (JSON), weights and optimizer state (safetensors);
+        no pickle. ``filepath`` ending in ``.keras`` or ``.kiln`` gives one zip file; any other
+        path a folder."""
         from kiln.saving.model_io import save_model
-        save_model(self, filepath, overwrite=overwrite)
+        save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
 
     def save_weights(self, filepath, overwrite=True):
         """Write the weights (the ``state_dict``) as one safetensors file."""

@@ -25,6 +25,7 @@ import torch
 from kiln.errors import KilnValueError, SerializationError
 from kiln.layers.symbolic import map_structure
 from kiln.saving.serialization import deserialize_layer, serialize_layer
+from kiln.saving.state_io import state_from_bytes, state_to_bytes
 from kiln.saving.weights_io import apply_state, atomic_write_bytes, read_safetensors, state_to_safetensors_bytes
 
 __all__ = ["save_model", "load_model", "model_to_json", "read_saved_model", "FORMAT", "FORMAT_VERSION"]
@@ -32,6 +33,7 @@ __all__ = ["save_model", "load_model", "model_to_json", "read_saved_model", "FOR
 FORMAT = "kiln.model"
 FORMAT_VERSION = 1
 _ZIP_SUFFIXES = (".keras", ".kiln")
+_OPTIMIZER_FILE = "optimizer.safetensors"
 
 
 def _kiln_version() -> str:
@@ -107,20 +109,37 @@ def _deserialize_tree(value, deserialize_leaf):
     return value
 
 
-def save_model(model, filepath, overwrite: bool = True) -> None:
+def save_model(model, filepath, overwrite: bool = True, include_optimizer: bool = True) -> None:
+    """Write the model; with ``include_optimizer`` (Keras's default) also the optimizer's state
+    (moments, step counts) as ``optimizer.safetensors``, so training continues where it stopped."""
     path = Path(filepath)
     if path.exists() and not overwrite:
         raise KilnValueError(f"{path} exists; pass overwrite=True to replace it.")
-    config_bytes = json.dumps(model_config(model), indent=2).encode()
-    weights_bytes = state_to_safetensors_bytes(model.state_dict())
+    files = {"config.json": json.dumps(model_config(model), indent=2).encode(),
+             "model.safetensors": state_to_safetensors_bytes(model.state_dict())}
+    optimizer = getattr(model, "optimizer", None)
+    if include_optimizer and optimizer is not None and getattr(optimizer, "torch_optimizer", None) is not None:
+        files[_OPTIMIZER_FILE] = state_to_bytes(optimizer.state_dict())
     if path.suffix in _ZIP_SUFFIXES:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-            archive.writestr("config.json", config_bytes)
-            archive.writestr("model.safetensors", weights_bytes)
+            for name, data in files.items():
+                archive.writestr(name, data)
         atomic_write_bytes(path, buffer.getvalue())
         return
-    _write_folder_atomically(path, {"config.json": config_bytes, "model.safetensors": weights_bytes})
+    _write_folder_atomically(path, files)
+
+
+def read_optimizer_state(filepath):
+    """The optimizer state saved beside a model, or None when it was saved without one."""
+    path = Path(filepath)
+    if path.is_dir():
+        member = path / _OPTIMIZER_FILE
+        return state_from_bytes(member.read_bytes()) if member.exists() else None
+    with zipfile.ZipFile(path) as archive:
+        if _OPTIMIZER_FILE not in archive.namelist():
+            return None
+        return state_from_bytes(archive.read(_OPTIMIZER_FILE))
 
 
 def _write_folder_atomically(path: Path, files: dict[str, bytes]) -> None:
@@ -200,6 +219,9 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
     compile_config = config.get("compile_config")
     if compile and compile_config:
         model.compile(**_restore_compile_config(compile_config, custom_objects))
+        optimizer_state = read_optimizer_state(filepath)
+        if optimizer_state is not None:
+            model.optimizer.load_state_dict(optimizer_state)  # applied when fit builds the optimizer
     return model
 
 

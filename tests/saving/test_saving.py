@@ -477,3 +477,38 @@ def test_kiln_source_never_unpickles():
             offences.append(f"{rel}: np.load(..., allow_pickle=True)")
     assert not offences, "\n".join(offences)
     assert len(_source_files()) > 10  # the scan really looked at the package
+
+
+def test_optimizer_state_is_saved_so_training_continues_exactly(tmp_path):
+    """fit 2 epochs + save/load + fit 2 more == fit 4 epochs without stopping (no shuffle)."""
+    g = np.random.default_rng(0)
+    x, y = g.random((64, 5)).astype("float32"), g.random((64, 1)).astype("float32")
+
+    def fresh():
+        kiln.utils.set_random_seed(0)
+        model = kiln.Sequential([kiln.layers.Dense(8, activation="relu", input_shape=(5,)), kiln.layers.Dense(1)])
+        model.compile(optimizer=kiln.optimizers.Adam(0.01), loss="mse")
+        return model
+
+    straight = fresh()
+    straight.fit(x, y, epochs=4, batch_size=16, shuffle=False, verbose=0)
+    first = fresh()
+    first.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
+    for fmt in ("m.keras", "folder"):
+        first.save(tmp_path / fmt)
+        resumed = kiln.load_model(tmp_path / fmt)
+        assert resumed.optimizer.iterations == 8
+        resumed.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
+        for a, b in zip(resumed.get_weights(), straight.get_weights()):
+            np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_include_optimizer_false_leaves_it_out(tmp_path):
+    import zipfile
+    model = kiln.Sequential([kiln.layers.Dense(1, input_shape=(2,))])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.zeros((4, 2)), np.zeros((4, 1)), verbose=0)
+    model.save(tmp_path / "with.keras")
+    model.save(tmp_path / "without.keras", include_optimizer=False)
+    assert "optimizer.safetensors" in zipfile.ZipFile(tmp_path / "with.keras").namelist()
+    assert "optimizer.safetensors" not in zipfile.ZipFile(tmp_path / "without.keras").namelist()
