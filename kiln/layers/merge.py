@@ -1,5 +1,7 @@
 """Merge layers: combine a list of tensors — Add, Subtract, Multiply, Average, Maximum,
-Minimum (elementwise) and Concatenate.
+Minimum (elementwise), Concatenate and Dot (batched dot product) — and Keras's lowercase
+functional forms (``add([a, b])``, ``concatenate([a, b], axis=-1)``, ``dot([a, b], axes=1)``),
+each of which builds the layer and calls it, on symbolic Inputs or on tensors alike.
 
 Elementwise merges broadcast as Keras does: every input must have the same batch size; an
 input of lower rank gets new axes right after the batch axis (``(B, 5)`` with ``(B, 3, 5)``
@@ -16,7 +18,8 @@ import torch
 from kiln.errors import KilnTypeError, KilnValueError, ShapeError
 from kiln.layers.layer import Layer
 
-__all__ = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"]
+__all__ = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot",
+           "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot"]
 
 
 def _shapes(inputs) -> list[tuple[int, ...]]:
@@ -201,3 +204,118 @@ class Concatenate(_Merge):
 
     def extra_repr(self):
         return f"name={self.name!r}, axis={self.axis}"
+
+
+class Dot(_Merge):
+    """Dot product of two tensors along ``axes``, sample by sample (Keras's ``batch_dot``).
+
+    The summed axis of each input is removed and the remaining axes of the first input are
+    followed by those of the second: ``(B, n, d)`` and ``(B, m, d)`` with ``axes=2`` give
+    ``(B, n, m)`` (attention scores); two ``(B, d)`` vectors with ``axes=1`` give ``(B, 1)``.
+
+    Args:
+        axes: int, or a tuple of 2 ints (one axis per input); axes count the batch axis as 0,
+            so they must not be 0. Negative values count from the end.
+        normalize: L2-normalise both inputs along ``axes`` first, so the result is the cosine
+            similarity (default False).
+
+    Shapes: ``(B, *a1)`` and ``(B, *a2)`` -> ``(B, *a1 without axes[0], *a2 without axes[1])``, or
+    ``(B, 1)`` when nothing else remains.
+
+    Example::
+
+        Dot(axes=1, normalize=True)([u, v])  # (B, 16), (B, 16) -> (B, 1): cosine similarity
+    """
+
+    min_inputs = max_inputs = 2
+
+    def __init__(self, axes, normalize=False, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(axes, (list, tuple)):
+            if len(axes) != 2:
+                raise KilnValueError("Invalid format for argument `axes`: it should contain two elements. "
+                                     f"Received: axes={axes!r}")
+            if not all(isinstance(a, int) and not isinstance(a, bool) for a in axes):
+                raise KilnValueError("Invalid format for argument `axes`: list elements should be integers. "
+                                     f"Received: axes={axes!r}")
+            axes = [int(a) for a in axes]
+        elif isinstance(axes, bool) or not isinstance(axes, int):
+            raise KilnTypeError("Invalid type for argument `axes`: it should be a list or an int. "
+                                f"Received: axes={axes!r}")
+        self.axes = axes
+        self.normalize = bool(normalize)
+
+    def call(self, inputs):
+        self._check_list(inputs)
+        x1, x2 = inputs
+        shapes = _shapes(inputs)
+        if x1.ndim < 2 or x2.ndim < 2 or x1.shape[0] != x2.shape[0]:
+            raise ShapeError(f"Layer '{self.name}' (Dot) needs two inputs of rank 2 or more with the same batch "
+                             f"size. Received: input shapes {shapes}.")
+        raw = [self.axes, self.axes] if isinstance(self.axes, int) else self.axes
+        a1, a2 = raw[0] % x1.ndim, raw[1] % x2.ndim
+        if a1 == 0 or a2 == 0:
+            raise KilnValueError(f"Layer '{self.name}' (Dot) cannot sum over the batch axis. Received: axes={self.axes} "
+                                 f"for input shapes {shapes}.")
+        if x1.shape[a1] != x2.shape[a2]:
+            raise ShapeError(f"Incompatible input shapes: axis values {x1.shape[a1]} (at axis {a1}) != "
+                             f"{x2.shape[a2]} (at axis {a2}). Full input shapes: {shapes[0]}, {shapes[1]}")
+        if self.normalize:
+            x1 = torch.nn.functional.normalize(x1, dim=a1)
+            x2 = torch.nn.functional.normalize(x2, dim=a2)
+        x1 = x1.movedim(a1, -1)                    # (B, *r1, k)
+        x2 = x2.movedim(a2, 1)                     # (B, k, *r2)
+        rest1, rest2 = x1.shape[1:-1], x2.shape[2:]
+        batch, k = x1.shape[0], x1.shape[-1]
+        out = torch.bmm(x1.reshape(batch, -1, k), x2.reshape(batch, k, -1))  # (B, prod(r1), prod(r2))
+        out = out.reshape((batch,) + tuple(rest1) + tuple(rest2))
+        return out.reshape(batch, 1) if out.ndim == 1 else out  # (B,) -> (B, 1), as Keras's batch_dot
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(axes=self.axes, normalize=self.normalize)
+        return config
+
+    def extra_repr(self):
+        return f"name={self.name!r}, axes={self.axes}, normalize={self.normalize}"
+
+
+# ---------------------------------------------------------------------- functional forms
+def add(inputs, **kwargs):
+    """Functional form of ``Add``: ``add([x1, x2])`` is ``Add()([x1, x2])``; ``kwargs`` go to the layer."""
+    return Add(**kwargs)(inputs)
+
+
+def subtract(inputs, **kwargs):
+    """Functional form of ``Subtract``: ``subtract([x1, x2])`` is ``x1 - x2``."""
+    return Subtract(**kwargs)(inputs)
+
+
+def multiply(inputs, **kwargs):
+    """Functional form of ``Multiply``: the elementwise product of ``inputs``."""
+    return Multiply(**kwargs)(inputs)
+
+
+def average(inputs, **kwargs):
+    """Functional form of ``Average``: the elementwise mean of ``inputs``."""
+    return Average(**kwargs)(inputs)
+
+
+def maximum(inputs, **kwargs):
+    """Functional form of ``Maximum``: the elementwise maximum of ``inputs``."""
+    return Maximum(**kwargs)(inputs)
+
+
+def minimum(inputs, **kwargs):
+    """Functional form of ``Minimum``: the elementwise minimum of ``inputs``."""
+    return Minimum(**kwargs)(inputs)
+
+
+def concatenate(inputs, axis=-1, **kwargs):
+    """Functional form of ``Concatenate``: ``concatenate([a, b], axis=-1)``."""
+    return Concatenate(axis=axis, **kwargs)(inputs)
+
+
+def dot(inputs, axes=-1, normalize=False, **kwargs):
+    """Functional form of ``Dot``: ``dot([a, b], axes=1)``."""
+    return Dot(axes=axes, normalize=normalize, **kwargs)(inputs)

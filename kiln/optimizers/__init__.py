@@ -30,6 +30,7 @@ import torch
 from kiln.errors import KilnError, KilnTypeError, KilnValueError, unknown_name_error
 from kiln.optimizers import schedules
 from kiln.optimizers.schedules import LearningRateSchedule
+from kiln.optimizers.direct_step import DirectFusedStep
 
 __all__ = [
     "Optimizer",
@@ -129,6 +130,7 @@ class Optimizer:
         self.iterations = 0
         self.torch_optimizer: torch.optim.Optimizer | None = None
         self._pending_state: dict | None = None
+        self._direct: DirectFusedStep | None = None
 
     # ----- what subclasses define -------------------------------------------------------
     def _torch_class(self) -> type[torch.optim.Optimizer]:
@@ -200,6 +202,7 @@ class Optimizer:
                 "parameters, e.g. optimizer.build(model.parameters())."
             )
         self.torch_optimizer = self._create_torch_optimizer(items, tensors)
+        self._direct = DirectFusedStep(self.torch_optimizer) if DirectFusedStep.supports(self.torch_optimizer) else None
         if self._pending_state is not None:
             state, self._pending_state = self._pending_state, None
             self.load_state_dict(state)
@@ -262,7 +265,12 @@ class Optimizer:
             self._write_learning_rate(float(self._schedule(self.iterations)))
         if self.weight_decay and not self._decays_weights_itself():
             self._apply_weight_decay()
-        loss = optimizer.step() if closure is None else optimizer.step(closure)
+        if closure is not None:
+            loss = optimizer.step(closure)
+        elif self._direct is not None and self._direct.step():
+            loss = None
+        else:
+            loss = optimizer.step()
         self.iterations += 1
         return loss
 
@@ -291,6 +299,8 @@ class Optimizer:
             self._pending_state = state
         elif state["torch"] is not None:
             self.torch_optimizer.load_state_dict(state["torch"])
+            if self._direct is not None:
+                self._direct.invalidate()  # load_state_dict replaced the state tensors
 
     def get_config(self) -> dict:
         """JSON-serialisable settings; a schedule is stored as ``{"class_name", "config"}``."""

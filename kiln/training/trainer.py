@@ -334,7 +334,7 @@ class Trainer:
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for ``x`` as NumPy (a list/dict of arrays for several outputs)."""
         batch_size = _check_batch_size(batch_size)
-        verbose = 0 if verbose == "auto" else int(verbose)
+        verbose = 1 if verbose == "auto" else int(verbose)  # Keras shows the bar by default
         data = data_adapter.adapt(x, None, batch_size=batch_size, what="predict",
                                   float_dtype=_float_dtype(self.module))
         device = self.device or _module_device(self.module)

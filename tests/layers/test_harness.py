@@ -5,6 +5,10 @@ Keras reports it (trainable weights + non-trainable ones such as BatchNorm's mov
 (3) a save/load round trip inside a model (identical predictions and layer config), and
 (4) ``get_config()`` is JSON-serialisable and ``from_config`` rebuilds the same config.
 
+A layer that cannot be saved by design (``Lambda``: a Python function has no JSON config) has
+an entry with ``saveable=False``: the harness then checks that saving it, and its
+``get_config()``, raise a ``SerializationError`` instead of the round trips.
+
 Adding a layer to ``kiln.layers.__all__`` without a ``CASES`` entry fails
 ``test_every_public_layer_has_a_harness_entry``.
 
@@ -23,10 +27,13 @@ import torch
 
 import kiln
 from kiln import layers as L
+from kiln.errors import SerializationError
 from kiln.models.summary import count_params
 
 # Not layers one puts in a model, or the abstract base: no harness entry.
 _NOT_HARNESSED = {"Layer", "Input", "InputLayer", "KerasTensor"}
+# Keras's lowercase functional forms of the merge layers (functions, tested in test_merge.py).
+_FUNCTIONAL_FORMS = {"add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,7 @@ class Case:
     call: str = "single"
     dtype: str = "float32"
     int_high: int = 0  # for integer inputs (Embedding ids): values drawn from [0, int_high)
+    saveable: bool = True  # False: saving must refuse with a SerializationError (Lambda)
 
     @property
     def input_shapes(self) -> list[tuple]:
@@ -56,6 +64,14 @@ _MERGE_IN = [(3,), (3,)]
 
 CASES: dict[str, Case] = {
     "Activation": Case(lambda: L.Activation("relu"), (5,), (5,), 0),
+    "Softmax": Case(lambda: L.Softmax(), (5,), (5,), 0),
+    "ReLU": Case(lambda: L.ReLU(max_value=6.0, negative_slope=0.1, threshold=0.5), (5,), (5,), 0),
+    "LeakyReLU": Case(lambda: L.LeakyReLU(negative_slope=0.2), (5,), (5,), 0),
+    "ELU": Case(lambda: L.ELU(alpha=0.5), (5,), (5,), 0),
+    # alpha of shape (1, 3): axis 1 shared
+    "PReLU": Case(lambda: L.PReLU(alpha_initializer="random_uniform", shared_axes=[1]), (4, 3), (4, 3), 3),
+    "Identity": Case(lambda: L.Identity(), (5,), (5,), 0),
+    "Lambda": Case(lambda: L.Lambda(lambda x: 2.0 * x + 1.0), (5,), (5,), 0, saveable=False),
     # q, k, v kernels 3 * (4 * 2 * 3) + biases 3 * (2 * 3) + output kernel 2 * 3 * 4 + bias 4
     "MultiHeadAttention": Case(lambda: L.MultiHeadAttention(num_heads=2, key_dim=3), [(3, 4), (5, 4)], (3, 4),
                                72 + 18 + 24 + 4, call="args"),
@@ -74,6 +90,10 @@ CASES: dict[str, Case] = {
     "Conv2DTranspose": Case(lambda: L.Conv2DTranspose(3, 2, strides=2), (4, 4, 2), (8, 8, 3), 27),
     # kernel 2 * 2 * 2 * 2 * 1 + bias 2
     "Conv3DTranspose": Case(lambda: L.Conv3DTranspose(2, 2), (3, 3, 3, 1), (4, 4, 4, 2), 18),
+    # depthwise kernel 3 * 3 * 3 * 2 + bias 3 * 2
+    "DepthwiseConv2D": Case(lambda: L.DepthwiseConv2D(3, depth_multiplier=2), (5, 5, 3), (3, 3, 6), 60),
+    # depthwise 3 * 3 * 4 + pointwise 4 * 8 + bias 8
+    "SeparableConv2D": Case(lambda: L.SeparableConv2D(8, 3), (6, 6, 4), (4, 4, 8), 76),
     # kernel 3 * 4 + bias 4
     "Dense": Case(lambda: L.Dense(4), (3,), (4,), 16),
     "Dropout": Case(lambda: L.Dropout(0.5), (5,), (5,), 0),
@@ -89,10 +109,18 @@ CASES: dict[str, Case] = {
     "Maximum": Case(lambda: L.Maximum(), _MERGE_IN, (3,), 0, call="list"),
     "Minimum": Case(lambda: L.Minimum(), _MERGE_IN, (3,), 0, call="list"),
     "Concatenate": Case(lambda: L.Concatenate(), [(3,), (2,)], (5,), 0, call="list"),
+    "Dot": Case(lambda: L.Dot(axes=1), _MERGE_IN, (1,), 0, call="list"),
+    "GaussianNoise": Case(lambda: L.GaussianNoise(0.1), (5,), (5,), 0),
+    "GaussianDropout": Case(lambda: L.GaussianDropout(0.2), (5,), (5,), 0),
+    "ActivityRegularization": Case(lambda: L.ActivityRegularization(l1=0.01, l2=0.02), (5,), (5,), 0),
     # gamma, beta (trainable) + moving mean, moving variance (non-trainable): 4 * 5
     "BatchNormalization": Case(lambda: L.BatchNormalization(), (5,), (5,), 20),
     # gamma, beta: 2 * 5
     "LayerNormalization": Case(lambda: L.LayerNormalization(), (5,), (5,), 10),
+    "ZeroPadding1D": Case(lambda: L.ZeroPadding1D(2), (4, 3), (8, 3), 0),
+    "ZeroPadding2D": Case(lambda: L.ZeroPadding2D(((1, 0), (2, 1))), (4, 4, 3), (5, 7, 3), 0),
+    "Cropping1D": Case(lambda: L.Cropping1D((1, 2)), (6, 3), (3, 3), 0),
+    "Cropping2D": Case(lambda: L.Cropping2D(((1, 0), (2, 1))), (5, 6, 3), (4, 3, 3), 0),
     "MaxPooling1D": Case(lambda: L.MaxPooling1D(), (6, 3), (3, 3), 0),
     "MaxPooling2D": Case(lambda: L.MaxPooling2D(), (4, 4, 3), (2, 2, 3), 0),
     "MaxPooling3D": Case(lambda: L.MaxPooling3D(), (4, 4, 4, 2), (2, 2, 2, 2), 0),
@@ -113,15 +141,20 @@ CASES: dict[str, Case] = {
     "GRU": Case(lambda: L.GRU(4), (5, 3), (4,), 108),
     # two LSTM(4) on 3 features; "concat" doubles the features
     "Bidirectional": Case(lambda: L.Bidirectional(L.LSTM(4, return_sequences=True)), (5, 3), (5, 8), 2 * 128),
+    "RepeatVector": Case(lambda: L.RepeatVector(3), (4,), (3, 4), 0),
     "Rescaling": Case(lambda: L.Rescaling(1 / 255, offset=-1.0), (5,), (5,), 0),
     "Flatten": Case(lambda: L.Flatten(), (2, 3), (6,), 0),
     "Reshape": Case(lambda: L.Reshape((3, 2)), (6,), (3, 2), 0),
     "Permute": Case(lambda: L.Permute((2, 1)), (2, 3), (3, 2), 0),
+    # one Dense(4) on 3 features, shared over the 5 steps: 3 * 4 + 4
+    "TimeDistributed": Case(lambda: L.TimeDistributed(L.Dense(4)), (5, 3), (5, 4), 16),
+    "UpSampling1D": Case(lambda: L.UpSampling1D(2), (3, 2), (6, 2), 0),
+    "UpSampling2D": Case(lambda: L.UpSampling2D((2, 3), interpolation="bilinear"), (2, 2, 3), (4, 6, 3), 0),
 }
 
 # Layers whose round trip also goes through the folder format (a path without a suffix).
 _FOLDER_CASES = ["Dense", "BatchNormalization", "Conv2D", "LSTM", "Bidirectional", "MultiHeadAttention",
-                 "Concatenate", "Embedding"]
+                 "Concatenate", "Embedding", "TimeDistributed", "SeparableConv2D"]
 
 
 # ---------------------------------------------------------------------- helpers
@@ -173,7 +206,7 @@ def _randomize_non_trainable(layer) -> None:
 
 # ---------------------------------------------------------------------- the harness
 def test_every_public_layer_has_a_harness_entry():
-    public = set(L.__all__) - _NOT_HARNESSED
+    public = set(L.__all__) - _NOT_HARNESSED - _FUNCTIONAL_FORMS
     missing = sorted(public - set(CASES))
     assert not missing, f"Add a harness entry to CASES in {__file__} for: {missing}"
     unknown = sorted(set(CASES) - public)
@@ -205,6 +238,11 @@ def test_save_load_round_trip(name, tmp_path):
     assert tuple(before.shape) == (3, *case.output)
 
     path = tmp_path / "m.keras"
+    if not case.saveable:
+        with pytest.raises(SerializationError, match="register_serializable"):
+            model.save(path)
+        assert not path.exists(), "a refused save must not leave a file behind"
+        return
     model.save(path)
     loaded = kiln.load_model(path)
     after = loaded.predict(_model_inputs(case, xs), verbose=0)
@@ -231,6 +269,10 @@ def test_save_load_round_trip_folder_format(name, tmp_path):
 def test_config_is_json_and_from_config_rebuilds_it(name):
     case = CASES[name]
     layer = case.factory()
+    if not case.saveable:
+        with pytest.raises(SerializationError, match="register_serializable"):
+            layer.get_config()
+        return
     config = layer.get_config()
     assert json.loads(json.dumps(config)) == config, f"{name}: get_config() is not plain JSON"
     clone = type(layer).from_config(json.loads(json.dumps(config)))
