@@ -14,6 +14,9 @@ Workloads (issue 2):
   W3  a small CNN on scikit-learn's digits (8x8x1), batch 32, 5 epochs, sparse CE, accuracy
   P1  predict on W1's X (batch 32... Keras's default batch size)
   W1-jit  W1 with compile(jit_compile=True) (kiln) vs the eager hand-written loop
+  W3-jit  W3 likewise
+
+jit times include torch.compile's compile (a few seconds, cached on disk between runs).
 """
 
 from __future__ import annotations
@@ -172,6 +175,12 @@ def main():
                               args.repeats),
         "P1": lambda: compare("P1", mlp, lambda m: m.predict(x1, batch_size=32, verbose=0),
                               lambda m: hand_predict(m, x1, 32), args.repeats),
+        "W3-jit": lambda: compare("W3-jit", cnn,
+                                  lambda m: kiln_fit(m, xd, yd, epochs=5, batch_size=32,
+                                                     loss=kiln.losses.SparseCategoricalCrossentropy(from_logits=True),
+                                                     metric="accuracy", jit=True),
+                                  lambda m: hand_fit(m, xd, yd, epochs=5, batch_size=32, loss_fn=ce, metric_fn=acc_sum, seed=0),
+                                  args.repeats),
         "W1-jit": lambda: compare("W1-jit", mlp,
                                   lambda m: kiln_fit(m, x1, y1, epochs=3, batch_size=32, loss="mse", metric="mae", jit=True),
                                   lambda m: hand_fit(m, x1, y1, epochs=3, batch_size=32, loss_fn=mse, metric_fn=mae_sum, seed=0),

@@ -255,8 +255,8 @@ class Dot(_Merge):
         raw = [self.axes, self.axes] if isinstance(self.axes, int) else self.axes
         a1, a2 = raw[0] % x1.ndim, raw[1] % x2.ndim
         if a1 == 0 or a2 == 0:
-            raise KilnValueError(f"Layer '{self.name}' (Dot) cannot sum over the batch axis. Received: axes={self.axes} "
-                                 f"for input shapes {shapes}.")
+            raise KilnValueError(f"Layer '{self.name}' (Dot) cannot sum over the batch axis. "
+                                 f"Received: axes={self.axes} for input shapes {shapes}.")
         if x1.shape[a1] != x2.shape[a2]:
             raise ShapeError(f"Incompatible input shapes: axis values {x1.shape[a1]} (at axis {a1}) != "
                              f"{x2.shape[a2]} (at axis {a2}). Full input shapes: {shapes[0]}, {shapes[1]}")

@@ -61,9 +61,9 @@ def test_relu_matches_keras_formula(max_value, negative_slope, threshold):
     np.testing.assert_allclose(y.numpy(), expected, rtol=1e-6)
 
 
-@pytest.mark.parametrize("kwargs,name", [({"max_value": -1.0}, "max_value"), ({"negative_slope": -0.1}, "negative_slope"),
-                                         ({"threshold": -1}, "threshold"), ({"negative_slope": None}, "negative_slope"),
-                                         ({"max_value": "6"}, "max_value")])
+@pytest.mark.parametrize("kwargs,name", [
+    ({"max_value": -1.0}, "max_value"), ({"negative_slope": -0.1}, "negative_slope"), ({"threshold": -1}, "threshold"),
+    ({"negative_slope": None}, "negative_slope"), ({"max_value": "6"}, "max_value")])
 def test_relu_invalid_arguments(kwargs, name):
     with pytest.raises(KilnValueError, match=f"`{name}`"):
         ReLU(**kwargs)

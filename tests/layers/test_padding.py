@@ -25,7 +25,8 @@ def test_zero_padding_1d_channels_first():
 
 
 @pytest.mark.parametrize("padding,pairs", [
-    (1, ((1, 1), (1, 1))), ((1, 2), ((1, 1), (2, 2))), (((1, 0), (2, 3)), ((1, 0), (2, 3))), ([[0, 1], [1, 0]], ((0, 1), (1, 0)))])
+    (1, ((1, 1), (1, 1))), ((1, 2), ((1, 1), (2, 2))), (((1, 0), (2, 3)), ((1, 0), (2, 3))),
+    ([[0, 1], [1, 0]], ((0, 1), (1, 0)))])
 def test_zero_padding_2d_matches_numpy(padding, pairs):
     x = torch.randn(2, 4, 5, 3)
     expected = np.pad(x.numpy(), ((0, 0), pairs[0], pairs[1], (0, 0)))
