@@ -16,6 +16,7 @@ from kiln.layers.merge import Add, Subtract, Multiply, Average, Maximum, Minimum
 from kiln.layers.merge import add, subtract, multiply, average, maximum, minimum, concatenate, dot
 from kiln.layers.noise import GaussianNoise, GaussianDropout, ActivityRegularization
 from kiln.layers.normalization import BatchNormalization, LayerNormalization
+from kiln.layers.normalization_preprocessing import Normalization
 from kiln.layers.padding import ZeroPadding1D, ZeroPadding2D, Cropping1D, Cropping2D
 from kiln.layers.pooling import MaxPooling1D, MaxPooling2D, MaxPooling3D, AveragePooling1D, AveragePooling2D, AveragePooling3D, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalAveragePooling3D, GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D
 from kiln.layers.recurrent import SimpleRNN, LSTM, GRU, Bidirectional
@@ -75,6 +76,7 @@ __all__ = [
     'ActivityRegularization',
     'BatchNormalization',
     'LayerNormalization',
+    'Normalization',
     'ZeroPadding1D',
     'ZeroPadding2D',
     'Cropping1D',

@@ -22,6 +22,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -113,18 +114,46 @@ class Layer(nn.Module):
         return cls(**config)
 
     # ------------------------------------------------------------------ weights
-    def add_weight(self, name, shape, initializer="glorot_uniform", regularizer=None, trainable=True,
-                   dtype=None, layout="keras"):
+    def add_weight(self, *args, shape=None, initializer=None, regularizer=None, trainable=True, dtype=None,
+                   name=None, constraint=None, layout="keras", **keras_options):
         """Create, register and return an ``nn.Parameter`` (Keras's ``add_weight``).
 
-        ``layout="torch"`` tells the initializer that the shape is in torch's conv layout
-        (out, in, *kernel) so fan-in/fan-out are computed correctly.
+        Both Keras spellings work: Keras 3's ``add_weight(shape=(3,), initializer="zeros",
+        name="w")`` (shape first when positional) and kiln's/Keras 2's name-first
+        ``add_weight("w", (3,), "zeros", regularizer)``. An unnamed weight is called
+        ``variable``, ``variable_1``, ... ``layout="torch"`` tells the initializer that the
+        shape is in torch's conv layout (out, in, *kernel) so fan-in/fan-out are right.
+        Keras's ``autocast``/``aggregation``/``synchronization`` options are accepted and
+        have no effect in kiln.
         """
-        init = initializers.get(initializer)
-        value = init(tuple(shape), dtype=dtype or self.dtype, layout=layout)
-        param = nn.Parameter(value, requires_grad=trainable and self._trainable)
+        positional = list(args)
+        if positional and isinstance(positional[0], str):
+            name = positional.pop(0)
+            slots = ("shape", "initializer", "regularizer", "trainable", "dtype")
+        else:
+            slots = ("shape", "initializer", "dtype", "trainable", "autocast", "regularizer")
+        values = {"shape": shape, "initializer": initializer, "regularizer": regularizer,
+                  "trainable": trainable, "dtype": dtype}
+        for slot, value in zip(slots, positional):
+            values[slot] = value
+        unknown = set(keras_options) - {"autocast", "aggregation", "synchronization", "overwrite_with_gradient",
+                                        "use_resource", "experimental_autocast", "partitioner", "caching_device"}
+        if unknown:
+            raise KilnTypeError(f"add_weight() got unexpected keyword arguments {sorted(unknown)}")
+        if constraint is not None:
+            raise KilnValueError(f"{type(self).__name__}.add_weight: weight constraints are not supported in kiln; "
+                                 f"apply the constraint in call() or after each optimizer step instead.")
+        if values["shape"] is None:
+            values["shape"] = ()
+        if name is None:
+            from kiln.models.naming import unique_name
+            name = unique_name("variable", dict(self.named_parameters(recurse=False)))
+        init = initializers.get(values["initializer"] if values["initializer"] is not None else "glorot_uniform")
+        value = init(tuple(values["shape"]), dtype=_torch_dtype(values["dtype"]) if values["dtype"] else self.dtype,
+                     layout=layout)
+        param = nn.Parameter(value, requires_grad=bool(values["trainable"]) and self._trainable)
         self.register_parameter(name, param)
-        reg = regularizers.get(regularizer)
+        reg = regularizers.get(values["regularizer"])
         if reg is not None:
             self._weight_regularizers.append((name, reg))
         return param
@@ -198,8 +227,16 @@ class Layer(nn.Module):
     # ------------------------------------------------------------------ calling
     def __call__(self, *args, **kwargs):
         # Fast path first: a real tensor as the first input is by far the common call.
-        if not (args and isinstance(args[0], torch.Tensor)) and (contains_symbolic(args) or contains_symbolic(kwargs)):
+        if args and isinstance(args[0], torch.Tensor):
+            return super().__call__(*args, **kwargs)
+        if contains_symbolic(args) or contains_symbolic(kwargs):
             return call_symbolically(self, args, kwargs)
+        if args and _holds_numpy(args[0]):
+            # Keras lets you call a model on NumPy data and read `.numpy()` off the result:
+            # convert to tensors on the layer's device and run without recording gradients.
+            inputs = _numpy_to_tensors(args[0], self)
+            with torch.no_grad():
+                return super().__call__(inputs, *args[1:], **kwargs)
         return super().__call__(*args, **kwargs)
 
     def forward(self, inputs, *args, **kwargs):
@@ -266,6 +303,34 @@ def _torch_dtype(dtype) -> torch.dtype:
     if isinstance(dtype, str) and isinstance(getattr(torch, dtype, None), torch.dtype):
         return getattr(torch, dtype)
     raise KilnValueError(f"Unknown dtype {dtype!r}; use e.g. 'float32', 'float64', 'bfloat16'.")
+
+
+def _holds_numpy(value) -> bool:
+    if isinstance(value, np.ndarray):
+        return True
+    if isinstance(value, (list, tuple)) and value:
+        return all(isinstance(v, np.ndarray) for v in value)
+    if isinstance(value, dict) and value:
+        return all(isinstance(v, np.ndarray) for v in value.values())
+    return False
+
+
+def _numpy_to_tensors(value, layer: "Layer"):
+    device = next((p.device for p in layer.parameters()), torch.device("cpu"))
+    float_dtype = next((p.dtype for p in layer.parameters() if p.is_floating_point()), torch.float32)
+
+    def convert(array):
+        t = torch.as_tensor(array)
+        if t.is_floating_point() or t.dtype == torch.bool:
+            t = t.to(float_dtype)
+        elif t.dtype in (torch.int32, torch.int16, torch.int8, torch.uint8):
+            t = t.long()
+        return t.to(device)
+    if isinstance(value, dict):
+        return {k: convert(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(convert(v) for v in value)
+    return convert(value)
 
 
 def _shape_tree(inputs):

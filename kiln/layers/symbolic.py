@@ -5,6 +5,9 @@ tensor carries a small real tensor (batch of 2). Calling a layer on symbolic inp
 the layer on those examples (in eval mode, without gradients), which both builds the layer
 and tells the output shape. The call is recorded as a ``Node`` so a ``Model(inputs,
 outputs)`` can replay the graph on real data.
+
+Variable-length axes (``Input(shape=(None, 16))``) get a second example of another length;
+an output axis whose size differs between the two runs is reported as None, as in Keras.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ import torch
 __all__ = ["KerasTensor", "Node", "Input", "contains_symbolic", "call_symbolically", "map_structure"]
 
 _EXAMPLE_BATCH = 2
+# Lengths given to variable (None) axes in the two example runs: long enough that stacks of
+# convolutions and poolings still have something left to work on.
+VARIABLE_AXIS_LENGTHS = (64, 101)  # far apart, so lengths still differ after strides and pooling
 
 
 @dataclass(eq=False)
@@ -37,10 +43,14 @@ class KerasTensor:
     node: Node | None = None  # None for model inputs
     name: str | None = None
     input_shape: tuple | None = field(default=None)  # the Input's declared per-sample shape
+    alt_example: torch.Tensor | None = None  # the example with other lengths on variable axes
 
     @property
     def shape(self) -> tuple:
-        return (None,) + tuple(self.example.shape[1:])
+        dims = tuple(self.example.shape[1:])
+        if self.alt_example is not None and self.alt_example.dim() == self.example.dim():
+            dims = tuple(None if a != b else a for a, b in zip(dims, self.alt_example.shape[1:]))
+        return (None,) + dims
 
     @property
     def dtype(self) -> torch.dtype:
@@ -79,12 +89,13 @@ def Input(shape=None, batch_size=None, dtype=None, name=None, sparse=None, batch
     if shape is None:
         raise KilnValueError("Input needs `shape`, the shape of one sample, e.g. Input(shape=(10,)).")
     shape = normalize_shape(shape, "shape")
-    if any(d is None for d in shape):
-        # Variable-length axes get a length of 1 in the example; the graph works for any length.
-        pass
     torch_dtype = _torch_dtype(dtype) if not (isinstance(dtype, str) and dtype.startswith("int")) else getattr(torch, dtype)
-    example = torch.zeros((_EXAMPLE_BATCH,) + tuple(1 if d is None else d for d in shape), dtype=torch_dtype)
-    return KerasTensor(example=example, node=None, name=name, input_shape=shape)
+
+    def example(length):
+        return torch.zeros((_EXAMPLE_BATCH,) + tuple(length if d is None else d for d in shape), dtype=torch_dtype)
+    first, second = VARIABLE_AXIS_LENGTHS
+    alt = example(second) if any(d is None for d in shape) else None
+    return KerasTensor(example=example(first), node=None, name=name, input_shape=shape, alt_example=alt)
 
 
 def map_structure(fn, structure):
@@ -115,19 +126,39 @@ def contains_symbolic(structure) -> bool:
 
 def call_symbolically(layer, args: tuple, kwargs: dict):
     """Run ``layer`` on the examples inside symbolic ``args`` and record the call as a Node."""
-    to_example = lambda s: s.example if isinstance(s, KerasTensor) else s  # noqa: E731
+    out = _run_on_examples(layer, args, kwargs, lambda s: s.example)
+    out_alt = None
+    if any(isinstance(t, KerasTensor) and t.alt_example is not None for t in flatten(args) + flatten(kwargs)):
+        try:
+            out_alt = _run_on_examples(layer, args, kwargs,
+                                       lambda s: s.alt_example if s.alt_example is not None else s.example)
+        except Exception:  # a layer that cannot take another length: report the first run's shape
+            out_alt = None
+    node = Node(layer=layer, args=args, kwargs=kwargs)
+    alts = flatten(out_alt) if out_alt is not None else None
+    counter = iter(range(len(flatten(out))))
+
+    def wrap(t):
+        i = next(counter)
+        if not torch.is_tensor(t):
+            return t
+        alt = alts[i] if alts is not None and i < len(alts) and torch.is_tensor(alts[i]) else None
+        return KerasTensor(example=t, node=node, alt_example=alt)
+    node.outputs = map_structure(wrap, out)
+    return node.outputs
+
+
+def _run_on_examples(layer, args, kwargs, pick):
+    to_example = lambda s: pick(s) if isinstance(s, KerasTensor) else s  # noqa: E731
     example_args = map_structure(to_example, args)
     example_kwargs = map_structure(to_example, kwargs)
     was_training = layer.training
     layer.eval()
     try:
         with torch.no_grad():
-            out = torch.nn.Module.__call__(layer, *example_args, **example_kwargs)
+            return torch.nn.Module.__call__(layer, *example_args, **example_kwargs)
     finally:
         layer.train(was_training)
-    node = Node(layer=layer, args=args, kwargs=kwargs)
-    node.outputs = map_structure(lambda t: KerasTensor(example=t, node=node) if torch.is_tensor(t) else t, out)
-    return node.outputs
 
 
 class _Lambda(torch.nn.Module):

@@ -57,6 +57,13 @@ class Functional(Model):
     def named_layers(self) -> list[tuple[str, nn.Module]]:
         return [(name, self._modules[name]) for name in self._layer_names]
 
+    def _variable_length_example(self):
+        """Inputs with other lengths on variable axes (for summary's None dims), or None."""
+        flat = flatten(self._inputs)
+        if all(t.alt_example is None for t in flat):
+            return None
+        return map_structure(lambda t: t.alt_example if t.alt_example is not None else t.example, self._inputs)
+
     @property
     def inputs(self):
         return self._inputs

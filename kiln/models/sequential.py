@@ -11,7 +11,7 @@ from torch import nn
 
 from kiln.errors import KilnTypeError, KilnValueError
 from kiln.layers.layer import Layer
-from kiln.layers.symbolic import KerasTensor
+from kiln.layers.symbolic import VARIABLE_AXIS_LENGTHS, KerasTensor
 from kiln.models.model import Model
 from kiln.models.naming import attach_layer
 
@@ -74,10 +74,19 @@ class Sequential(Model):
         del self._modules[name]
         return layer
 
+    def _variable_length_example(self):
+        """An input with another length on variable axes (for summary's None dims), or None."""
+        if self._input_spec is None or all(d is not None for d in self._input_spec[0]):
+            return None
+        shape, dtype = self._input_spec
+        length = VARIABLE_AXIS_LENGTHS[1]
+        return torch.zeros((2,) + tuple(length if d is None else d for d in shape), dtype=dtype, device=self.device)
+
     def _build_from_spec(self) -> None:
         """Run a tiny batch through the stack so every layer creates its weights now."""
         shape, dtype = self._input_spec
-        example = torch.zeros((2,) + tuple(1 if d is None else d for d in shape), dtype=dtype, device=self.device)
+        length = VARIABLE_AXIS_LENGTHS[0]
+        example = torch.zeros((2,) + tuple(length if d is None else d for d in shape), dtype=dtype, device=self.device)
         was_training = self.training
         self.eval()
         try:

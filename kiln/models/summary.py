@@ -30,13 +30,30 @@ def _children(model) -> list[tuple[str, nn.Module]]:
 
 
 def _output_shapes(model, children) -> dict[int, str]:
+    """Each child's output shape; axes whose length follows a variable-length input are None.
+
+    Runs the model on its recorded example, and again on an example with other lengths on
+    the variable axes when it has any (``model._variable_length_example()``)."""
     example = getattr(model, "_example_input", None)
     if example is None:
         return {}
-    shapes: dict[int, str] = {}
+    first = _hooked_run(model, children, example)
+    alt_maker = getattr(model, "_variable_length_example", None)
+    alt_example = alt_maker() if alt_maker is not None else None
+    if alt_example is None:
+        return {key: _shape_str(out) for key, out in first.items()}
+    try:
+        second = _hooked_run(model, children, alt_example)
+    except Exception:  # a model that cannot take other lengths after all
+        second = {}
+    return {key: _shape_str(out, second.get(key)) for key, out in first.items()}
+
+
+def _hooked_run(model, children, example) -> dict[int, object]:
+    outputs: dict[int, object] = {}
 
     def hook(module, _inputs, output):
-        shapes[id(module)] = _shape_str(output)
+        outputs.setdefault(id(module), output)
 
     handles = [layer.register_forward_hook(hook) for _, layer in children]
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -51,14 +68,18 @@ def _output_shapes(model, children) -> dict[int, str]:
         model.train(was_training)
         for h in handles:
             h.remove()
-    return shapes
+    return outputs
 
 
-def _shape_str(output) -> str:
+def _shape_str(output, other=None) -> str:
     if torch.is_tensor(output):
-        return str((None,) + tuple(output.shape[1:]))
+        dims = tuple(output.shape[1:])
+        if torch.is_tensor(other) and other.dim() == output.dim():
+            dims = tuple(None if a != b else a for a, b in zip(dims, other.shape[1:]))
+        return str((None,) + dims)
     if isinstance(output, (list, tuple)):
-        return "[" + ", ".join(_shape_str(o) for o in output) + "]"
+        others = other if isinstance(other, (list, tuple)) and len(other) == len(output) else [None] * len(output)
+        return "[" + ", ".join(_shape_str(o, p) for o, p in zip(output, others)) + "]"
     return "?"
 
 

@@ -33,6 +33,9 @@ class Objectives:
         self.losses: list[Any] = []
         self.loss_weights: list[float] = []
         self.metrics: list[tuple[int, Any, bool]] = []  # (output index, metric, weighted)
+        self._last_terms = None  # per-output losses of the last step (several outputs only)
+        self._term_sums = None
+        self._term_count = 0
         # Validate names now, not at the first batch, so typos fail at compile().
         for spec in self._flat_loss_specs():
             if spec is not None:
@@ -112,14 +115,20 @@ class Objectives:
             return self.losses[0](_single(y_true), _single(y_pred), sample_weight)
         trues, preds = flatten(y_true), flatten(y_pred)
         total = None
+        terms = []
         for fn, weight, yt, yp in zip(self.losses, self.loss_weights, trues, preds):
             if fn is None:
+                terms.append(None)
                 continue
-            term = fn(yt, yp, sample_weight) * weight
-            total = term if total is None else total + term
+            term = fn(yt, yp, sample_weight)
+            terms.append(term.detach())
+            total = term * weight if total is None else total + term * weight
+        self._last_terms = terms  # read by update_metrics: Keras logs each output's loss
         return total
 
     def update_metrics(self, y_true, y_pred, sample_weight=None) -> None:
+        if not self.single_output and self._last_terms is not None:
+            self._track_output_losses(flatten(y_pred)[0].shape[0])
         if not self.metrics:
             return
         if type(y_pred) is torch.Tensor and type(y_true) is torch.Tensor:  # the hot path
@@ -130,12 +139,27 @@ class Objectives:
         for i, metric, weighted in self.metrics:
             metric.update_state(trues[i], preds[i], sample_weight if weighted else None)
 
+    def _track_output_losses(self, batch_size: int) -> None:
+        if self._term_sums is None:
+            self._term_sums = [None if t is None else torch.zeros((), dtype=torch.float64, device=t.device)
+                               for t in self._last_terms]
+        for total, term in zip(self._term_sums, self._last_terms):
+            if term is not None:
+                total.add_(term, alpha=batch_size)
+        self._term_count += batch_size
+        self._last_terms = None
+
     def reset(self) -> None:
+        self._term_sums, self._term_count, self._last_terms = None, 0, None
         for _, metric, _ in self.metrics:
             metric.reset_state()
 
     def results(self) -> dict[str, float]:
         logs = {}
+        if self._term_sums is not None and self._term_count:
+            for name, total in zip(self.output_names, self._term_sums):
+                if total is not None:
+                    logs[f"{name}_loss"] = float(total) / self._term_count
         for _, metric, _ in self.metrics:
             value = metric.result()
             if isinstance(value, (list, tuple)) or (hasattr(value, "ndim") and value.ndim > 0):
@@ -148,7 +172,8 @@ class Objectives:
 
     @property
     def metric_names(self) -> list[str]:
-        return [metric.name for _, metric, _ in self.metrics]
+        names = [] if self.single_output else [f"{n}_loss" for n, fn in zip(self.output_names, self.losses) if fn]
+        return names + [metric.name for _, metric, _ in self.metrics]
 
 
 def _as_list(spec):

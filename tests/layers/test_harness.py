@@ -62,6 +62,13 @@ class Case:
 
 _MERGE_IN = [(3,), (3,)]
 
+
+def _adapted_normalization():
+    layer = L.Normalization()
+    layer.adapt(np.random.default_rng(0).normal(2.0, 3.0, size=(64, 5)))
+    return layer
+
+
 CASES: dict[str, Case] = {
     "Activation": Case(lambda: L.Activation("relu"), (5,), (5,), 0),
     "Softmax": Case(lambda: L.Softmax(), (5,), (5,), 0),
@@ -117,6 +124,8 @@ CASES: dict[str, Case] = {
     "BatchNormalization": Case(lambda: L.BatchNormalization(), (5,), (5,), 20),
     # gamma, beta: 2 * 5
     "LayerNormalization": Case(lambda: L.LayerNormalization(), (5,), (5,), 10),
+    # adapted on random data: mean 5 + variance 5 + count 1, all non-trainable
+    "Normalization": Case(lambda: _adapted_normalization(), (5,), (5,), 11),
     "ZeroPadding1D": Case(lambda: L.ZeroPadding1D(2), (4, 3), (8, 3), 0),
     "ZeroPadding2D": Case(lambda: L.ZeroPadding2D(((1, 0), (2, 1))), (4, 4, 3), (5, 7, 3), 0),
     "Cropping1D": Case(lambda: L.Cropping1D((1, 2)), (6, 3), (3, 3), 0),

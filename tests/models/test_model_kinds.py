@@ -173,3 +173,43 @@ def test_float64_models_keep_float64_data():
     model.compile(optimizer="sgd", loss="mse")
     model.fit(np.random.rand(8, 3), np.random.rand(8, 2), verbose=0)
     assert model.predict(np.random.rand(2, 3), verbose=0).dtype == np.float64
+
+
+def test_calling_a_model_on_numpy_works_like_keras():
+    model = kiln.Sequential([kiln.layers.Flatten(input_shape=(4, 4)), Dense(3)])
+    out = model(np.random.rand(2, 4, 4))  # float64 NumPy in, as in Keras tutorials
+    assert out.numpy().shape == (2, 3) and out.dtype == torch.float32 and not out.requires_grad
+
+
+def test_add_weight_accepts_keras3_and_keras2_spellings():
+    class Both(Layer):
+        def build(self, input_shape):
+            self.a = self.add_weight(shape=(input_shape[-1], 2), initializer="random_normal", trainable=True)
+            self.b = self.add_weight(shape=(2,), initializer="zeros", name="bias")
+            self.c = self.add_weight((2,), "ones")  # Keras 3 positional: shape, initializer
+            self.d = self.add_weight(name="scale", shape=(), initializer="ones", trainable=False)
+
+        def call(self, x):
+            return (x @ self.a + self.b) * self.c * self.d
+
+    layer = Both()
+    assert layer(torch.ones(3, 4)).shape == (3, 2)
+    assert [n for n, _ in layer.named_parameters()] == ["variable", "bias", "variable_1", "scale"]
+    assert not layer.d.requires_grad
+    with pytest.raises(kiln.errors.KilnValueError, match="constraints"):
+        Layer().add_weight(shape=(2,), constraint=lambda w: w)
+
+
+def test_variable_length_axes_are_none_in_shapes_and_summary():
+    inp = kiln.Input(shape=(None,), dtype="int64")
+    h = kiln.layers.Embedding(50, 8)(inp)
+    c = kiln.layers.Conv1D(4, 5)(h)
+    p = kiln.layers.MaxPooling1D(2)(c)
+    out = Dense(1)(kiln.layers.GlobalMaxPooling1D()(p))
+    assert (h.shape, c.shape, p.shape, out.shape) == ((None, None, 8), (None, None, 4), (None, None, 4), (None, 1))
+    model = kiln.Model(inp, out)
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert "(None, None, 4)" in lines[0]
+    # any length works, including ones shorter than the example length
+    assert model.predict(np.random.randint(0, 50, (3, 9)), verbose=0).shape == (3, 1)

@@ -163,7 +163,10 @@ def test_multi_output_losses_and_names():
     g = np.random.default_rng(0)
     x, y1, y2 = g.random((30, 4)), g.random((30, 1)), g.integers(0, 3, 30)
     history = model.fit(x, [y1, y2], epochs=1, verbose=0)
-    assert set(history.history) == {"loss", "value_mae", "label_accuracy"}
+    assert list(history.history) == ["loss", "value_loss", "label_loss", "value_mae", "label_accuracy"]
+    logs = model.evaluate(x, [y1, y2], verbose=0, return_dict=True)
+    # Keras: the total is the weighted sum of the per-output losses
+    assert logs["loss"] == pytest.approx(logs["value_loss"] + 0.5 * logs["label_loss"], rel=1e-5)
     preds = model.predict(x, verbose=0)
     assert preds[0].shape == (30, 1) and preds[1].shape == (30, 3)
 
