@@ -274,7 +274,8 @@ class Normalization(Layer):
     # ------------------------------------------------------------------ calling
     def __call__(self, *args, **kwargs):
         # Tracing a functional model (symbolic inputs) only needs shapes: allowed before adapt.
-        if contains_symbolic(args) or contains_symbolic(kwargs):
+        # A real tensor first is the common call: skip the structure walk then.
+        if not (args and torch.is_tensor(args[0])) and (contains_symbolic(args) or contains_symbolic(kwargs)):
             self._tracing = True
             try:
                 return super().__call__(*args, **kwargs)
