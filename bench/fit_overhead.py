@@ -6,7 +6,11 @@ The hand-written loop is what a careful PyTorch user writes: one shuffle per epo
 slices (views), fused Adam, zero_grad(set_to_none=True), no per-step .item(); like kiln's
 log line it keeps the epoch's loss and MAE, accumulated on the device and read once per
 epoch. Both sides train the same model from the same initial weights on the same data.
-Printed: seconds per run (median of --repeats) and the ratio kiln / hand-written.
+Printed: seconds per run (median of --repeats, alternating sides) and the ratio
+kiln / hand-written, against the loop on torch's default thread count and against the
+same loop pinned to one thread (kiln picks its own thread count; see
+kiln/training/threads.py). Short workloads are repeated 3x as often, since a 2-core VM's
+noise is a larger share of a short run.
 
 Workloads (issue 2):
   W1  X 200,000 x 10, Dense(64, relu) -> Dense(1), Adam 1e-3, MSE, metric mae, batch 32, 3 epochs
@@ -132,6 +136,7 @@ def one_thread(fn):
 
 
 def compare(name, make_model, kiln_run, hand_run, repeats):
+    repeats = repeats * 3 if name in ("W3", "P1") else repeats
     """Median seconds of kiln, the hand-written loop (torch's default threads), and the
     hand-written loop on one thread; ratios against both."""
     kiln.utils.set_random_seed(0)
@@ -149,7 +154,7 @@ def compare(name, make_model, kiln_run, hand_run, repeats):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="smaller data, for a smoke run")
     parser.add_argument("--only", nargs="*", default=None)
     args = parser.parse_args()

@@ -71,8 +71,9 @@ class Model(Layer):
             jit_compile: compile the training step with ``torch.compile`` (default False).
             device: "cpu", "cuda", "cuda:1", ...; default CUDA when available.
             mixed_precision: None, "bfloat16" or "float16" (autocast; float16 adds loss scaling).
-            num_threads: "auto" picks one CPU thread for models too small to gain from more;
-                an int fixes it; None leaves torch's setting alone.
+            num_threads: "auto" (default) guesses from the model's size, then times the first
+                training steps on one CPU thread and on torch's setting and keeps the faster;
+                an int fixes it; None leaves torch's setting alone. Restored after each run.
         """
         from kiln.training.trainer import Trainer
         self._trainer = Trainer(self, host=self)

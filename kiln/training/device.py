@@ -1,10 +1,4 @@
-"""Device, precision and thread choices for a training run.
-
-Why pick threads: on a CPU, a small model's step is a handful of tiny matrix products;
-splitting each across OpenMP threads costs more in hand-offs than it saves. For models
-below ``SMALL_MODEL_PARAMS`` parameters, "auto" runs the step on one thread (and puts the
-previous setting back afterwards).
-"""
+"""Device and precision choices for a training run (threads: kiln/training/threads.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +8,8 @@ import torch
 
 from kiln.errors import KilnValueError
 
-__all__ = ["resolve_device", "autocast_context", "thread_budget", "SMALL_MODEL_PARAMS"]
+__all__ = ["resolve_device", "autocast_context", "precision_dtype"]
 
-SMALL_MODEL_PARAMS = 100_000
 _PRECISIONS = {None: None, "float32": None, "32": None, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
                "mixed_bfloat16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16,
                "mixed_float16": torch.float16}
@@ -45,25 +38,3 @@ def autocast_context(device: torch.device, dtype):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-@contextlib.contextmanager
-def thread_budget(module: torch.nn.Module, device: torch.device, setting="auto"):
-    """Temporarily set torch's CPU thread count for this run (see module docstring)."""
-    previous = torch.get_num_threads()
-    wanted = None
-    if isinstance(setting, int) and setting > 0:
-        wanted = setting
-    elif setting == "auto" and device.type == "cpu":
-        n_params = sum(p.numel() for p in module.parameters())
-        if n_params < SMALL_MODEL_PARAMS:
-            wanted = 1
-    elif setting not in (None, "auto"):
-        raise KilnValueError(f"num_threads must be 'auto', None or a positive int; received {setting!r}")
-    if wanted is not None and wanted != previous:
-        torch.set_num_threads(wanted)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != previous:
-            torch.set_num_threads(previous)

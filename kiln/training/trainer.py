@@ -35,7 +35,8 @@ from kiln.callbacks.progbar_logger import ProgbarLogger
 from kiln.errors import KilnTypeError, KilnValueError, NaNLossError, NotCompiledError
 from kiln.layers.symbolic import flatten, map_structure
 from kiln.training import data_adapter
-from kiln.training.device import autocast_context, precision_dtype, resolve_device, thread_budget
+from kiln.training.device import autocast_context, precision_dtype, resolve_device
+from kiln.training.threads import ThreadChoice
 from kiln.training.objectives import Objectives
 
 __all__ = ["Trainer"]
@@ -74,7 +75,7 @@ class Trainer:
         self.device = resolve_device(device)
         self.amp_dtype = precision_dtype(mixed_precision)
         self.jit_compile = bool(jit_compile)
-        self.num_threads = num_threads
+        self.threads = ThreadChoice(num_threads)
         self.scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
         self._prepared = False
         self._penalized_layers = []
@@ -199,7 +200,8 @@ class Trainer:
         self.host.stop_training = False
         generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
 
-        with thread_budget(self.module, self.device, self.num_threads):
+        self.threads.begin(self.module, self.device, measure=True)
+        try:
             callback_list.on_train_begin({})
             logs: dict = {}
             for epoch in range(initial_epoch, epochs):
@@ -215,6 +217,8 @@ class Trainer:
                 if self.host.stop_training:
                     break
             callback_list.on_train_end(logs)
+        finally:
+            self.threads.end()
         self.history = history
         if self.host is not self:
             self.host.history = history
@@ -228,6 +232,8 @@ class Trainer:
         count = 0
         wants_begin = callback_list.wants("on_train_batch_begin")
         wants_end = callback_list.wants("on_train_batch_end")
+        threads = self.threads
+        threads.interrupt()  # validation or callbacks ran since the last step: not a step's time
         running = lambda: self._epoch_logs(loss_sum, count)  # noqa: E731
         batches = (data.batches(batch_size, shuffle, generator) if isinstance(data, data_adapter.ArrayData)
                    else data.batches(device=self.device))
@@ -236,6 +242,8 @@ class Trainer:
                 break
             if not self._prepared:
                 self._prepare(xb, yb)
+            if threads.measuring:
+                threads.before_step()
             if wants_begin:
                 callback_list.batch_hook("on_train_batch_begin", step, {})
             loss, y_pred = self._train_step(xb, yb, swb)
@@ -292,8 +300,11 @@ class Trainer:
             cbs.append(ProgbarLogger(verbose))
         callback_list = CallbackList(cbs, model=self.host, params={"steps": data.num_batches(batch_size),
                                                                    "verbose": verbose})
-        with thread_budget(self.module, self.device, self.num_threads):
+        self.threads.begin(self.module, self.device)
+        try:
             logs = self._evaluate_data(data, batch_size, steps, callback_list)
+        finally:
+            self.threads.end()
         if return_dict:
             return logs
         values = list(logs.values())
@@ -350,16 +361,27 @@ class Trainer:
         self.module.eval()
         outputs = []
         callback_list.on_predict_begin({})
-        with thread_budget(self.module, device, getattr(self, "num_threads", "auto")), torch.no_grad():
-            batches = (data.batches(batch_size) if isinstance(data, data_adapter.ArrayData)
-                       else data.batches(device=device))
-            for step, (xb, _, _) in enumerate(batches):
-                if steps is not None and step >= steps:
-                    break
-                with autocast_context(device, getattr(self, "amp_dtype", None)):
-                    outputs.append(self._call_module(xb))
-                callback_list.batch_hook("on_predict_batch_end", step, {})
-        self.module.train(was_training)
+        threads = getattr(self, "threads", None) or ThreadChoice("auto")
+        amp_dtype = getattr(self, "amp_dtype", None)
+        wants_end = callback_list.wants("on_predict_batch_end")
+        threads.begin(self.module, device)
+        try:
+            with torch.no_grad():
+                batches = (data.batches(batch_size) if isinstance(data, data_adapter.ArrayData)
+                           else data.batches(device=device))
+                for step, (xb, _, _) in enumerate(batches):
+                    if steps is not None and step >= steps:
+                        break
+                    if amp_dtype is None:
+                        outputs.append(self._call_module(xb))
+                    else:
+                        with autocast_context(device, amp_dtype):
+                            outputs.append(self._call_module(xb))
+                    if wants_end:
+                        callback_list.batch_hook("on_predict_batch_end", step, {})
+        finally:
+            threads.end()
+            self.module.train(was_training)
         callback_list.on_predict_end({})
         return _concat_outputs(outputs)
 
