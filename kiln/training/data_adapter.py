@@ -10,9 +10,11 @@ Two kinds of data:
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from kiln.errors import KilnTypeError, KilnValueError, ShapeError
 from kiln.layers.symbolic import flatten, map_structure
+from kiln.utils.py_dataset import PyDataset
 
 __all__ = ["ArrayData", "StreamData", "to_tensor", "adapt", "first_tensor"]
 
@@ -137,7 +140,11 @@ class ArrayData:
 
 @dataclass
 class StreamData:
-    """Data from a ``DataLoader``: batches are ``x``, ``(x, y)`` or ``(x, y, sample_weight)``."""
+    """Batches from a ``DataLoader``, a Keras ``PyDataset`` or a Python generator.
+
+    Each batch is ``x``, ``(x, y)`` or ``(x, y, sample_weight)``. A generator is not restarted
+    between epochs (as in Keras): each epoch takes the next ``steps_per_epoch`` batches.
+    """
 
     loader: Any
 
@@ -148,15 +155,36 @@ class StreamData:
             return None
 
     def batches(self, batch_size=None, shuffle=False, generator=None, device=None) -> Iterator[tuple]:
-        for batch in self.loader:
+        for batch in self._raw_batches(shuffle, generator):
             if isinstance(batch, (list, tuple)) and 2 <= len(batch) <= 3:
                 x, y = batch[0], batch[1]
                 sw = batch[2] if len(batch) == 3 else None
+            elif isinstance(batch, (list, tuple)) and len(batch) == 1:
+                x, y, sw = batch[0], None, None  # e.g. a TensorDataset of inputs only
             else:
                 x, y, sw = batch, None, None
             move = lambda t: to_tensor(t).to(device, non_blocking=True)  # noqa: E731
             yield (map_structure(move, x), None if y is None else map_structure(move, y),
                    None if sw is None else move(sw))
+
+    def _raw_batches(self, shuffle, generator):
+        source = self.loader
+        if isinstance(source, PyDataset) or _is_batch_sequence(source):
+            order = torch.randperm(len(source), generator=generator).tolist() if shuffle else range(len(source))
+            for index in order:
+                yield source[index]
+            end = getattr(source, "on_epoch_end", None)
+            if callable(end):
+                end()
+            return
+        for batch in source:  # not `yield from`: closing this wrapper must not close the user's generator
+            yield batch
+
+
+def _is_batch_sequence(value) -> bool:
+    """A Keras-style batch sequence: indexable by batch number, with a length, not array data."""
+    return (hasattr(value, "__getitem__") and hasattr(value, "__len__") and not isinstance(value, (list, tuple, dict))
+            and not _is_array_like(value) and not isinstance(value, (Dataset, DataLoader)))
 
 
 def adapt(x, y=None, sample_weight=None, *, batch_size: int = 32, shuffle: bool = False, what: str = "fit",
@@ -170,6 +198,10 @@ def adapt(x, y=None, sample_weight=None, *, batch_size: int = 32, shuffle: bool 
     if isinstance(x, Dataset) and not torch.is_tensor(x):
         _no_y_for_streams(y, what)
         return StreamData(DataLoader(x, batch_size=batch_size, shuffle=shuffle))
+    if isinstance(x, PyDataset) or _is_batch_sequence(x) or inspect.isgenerator(x) or \
+            (isinstance(x, Iterator) and not _is_array_like(x)):
+        _no_y_for_streams(y, what)
+        return StreamData(x)
     data = ArrayData(_to_structure(x, "x", float_dtype), _to_structure(y, "y", float_dtype),
                      None if sample_weight is None else to_tensor(sample_weight, "sample_weight").to(float_dtype))
     _check_lengths(data)

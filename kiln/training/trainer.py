@@ -22,6 +22,7 @@ Raises:
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -189,6 +190,10 @@ class Trainer:
             if not self._prepared:
                 self._prepare(data.x, data.y)
         steps = data.num_batches(batch_size) if steps_per_epoch is None else steps_per_epoch
+        if steps is None and isinstance(data, data_adapter.StreamData) and epochs - initial_epoch > 1 \
+                and not hasattr(data.loader, "__len__"):
+            raise KilnValueError("Training on a generator for several epochs needs `steps_per_epoch` (how many "
+                                 "batches make one epoch), e.g. fit(gen, steps_per_epoch=100, epochs=5).")
 
         history = History()
         # As in Keras 3: History after the user's callbacks, so it records what they add to logs.
@@ -236,10 +241,10 @@ class Trainer:
         threads.interrupt()  # validation or callbacks ran since the last step: not a step's time
         running = lambda: self._epoch_logs(loss_sum, count)  # noqa: E731
         batches = (data.batches(batch_size, shuffle, generator) if isinstance(data, data_adapter.ArrayData)
-                   else data.batches(device=self.device))
+                   else data.batches(shuffle=shuffle, generator=generator, device=self.device))
+        if max_steps is not None:
+            batches = itertools.islice(batches, max_steps)  # a generator is not over-read
         for step, (xb, yb, swb) in enumerate(batches):
-            if max_steps is not None and step >= max_steps:
-                break
             if not self._prepared:
                 self._prepare(xb, yb)
             if threads.measuring:
@@ -320,10 +325,10 @@ class Trainer:
         wants_end = callback_list.wants("on_test_batch_end")
         batches = (data.batches(batch_size) if isinstance(data, data_adapter.ArrayData)
                    else data.batches(device=self.device))
+        if max_steps is not None:
+            batches = itertools.islice(batches, max_steps)
         with torch.no_grad():
             for step, (xb, yb, swb) in enumerate(batches):
-                if max_steps is not None and step >= max_steps:
-                    break
                 if not self._prepared:
                     self._prepare(xb, yb)
                 with autocast_context(self.device, self.amp_dtype):
@@ -369,9 +374,9 @@ class Trainer:
             with torch.no_grad():
                 batches = (data.batches(batch_size) if isinstance(data, data_adapter.ArrayData)
                            else data.batches(device=device))
+                if steps is not None:
+                    batches = itertools.islice(batches, steps)
                 for step, (xb, _, _) in enumerate(batches):
-                    if steps is not None and step >= steps:
-                        break
                     if amp_dtype is None:
                         outputs.append(self._call_module(xb))
                     else:
