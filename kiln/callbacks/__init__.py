@@ -9,7 +9,8 @@ from kiln.callbacks.learning_rate_scheduler import LearningRateScheduler
 from kiln.callbacks.model_checkpoint import ModelCheckpoint
 from kiln.callbacks.progbar_logger import ProgbarLogger
 from kiln.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
+from kiln.callbacks.tensorboard import TensorBoard
 from kiln.callbacks.terminate_on_nan import TerminateOnNaN
 
 __all__ = ["Callback", "CallbackList", "CSVLogger", "EarlyStopping", "History", "LambdaCallback",
-           "LearningRateScheduler", "ModelCheckpoint", "ProgbarLogger", "ReduceLROnPlateau", "TerminateOnNaN"]
+           "LearningRateScheduler", "ModelCheckpoint", "ProgbarLogger", "ReduceLROnPlateau", "TensorBoard", "TerminateOnNaN"]
