@@ -13,14 +13,14 @@ Every layer and model is a ``torch.nn.Module``; ``kiln.Trainer`` trains any modu
 
 __version__ = "0.1.0"
 
-from kiln import (activations, backend, callbacks, errors, initializers, layers, losses, metrics, models, optimizers,
-                  regularizers, saving, utils)
+from kiln import (activations, backend, callbacks, errors, initializers, layers, losses, metrics, models, ops,
+                  optimizers, regularizers, saving, utils)
 from kiln.layers.symbolic import Input
 from kiln.models import Model, Sequential, load_model
 from kiln.training import Trainer
 
 __all__ = [
     "__version__", "Input", "Model", "Sequential", "Trainer", "load_model",
-    "activations", "backend", "callbacks", "errors", "initializers", "layers", "losses", "metrics", "models",
+    "activations", "backend", "callbacks", "errors", "initializers", "layers", "losses", "metrics", "models", "ops",
     "optimizers", "regularizers", "saving", "utils",
 ]

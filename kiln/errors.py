@@ -19,6 +19,7 @@ __all__ = [
     "NaNLossError",
     "ConfigError",
     "SerializationError",
+    "DataError",
     "closest_match",
     "unknown_name_error",
 ]
@@ -54,6 +55,10 @@ class ConfigError(KilnValueError):
 
 class SerializationError(KilnValueError):
     """A file is not a kiln model/weights file, or does not match the model."""
+
+
+class DataError(KilnValueError):
+    """Data that kiln cannot use: names the file, column or row and the fix."""
 
 
 def closest_match(name: str, choices: Iterable[str]) -> str | None:

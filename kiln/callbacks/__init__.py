@@ -1,5 +1,6 @@
 """Callbacks with Keras's names and hooks."""
 
+from kiln.callbacks.backup_and_restore import BackupAndRestore
 from kiln.callbacks.callback import Callback, CallbackList
 from kiln.callbacks.csv_logger import CSVLogger
 from kiln.callbacks.early_stopping import EarlyStopping
@@ -12,5 +13,5 @@ from kiln.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
 from kiln.callbacks.tensorboard import TensorBoard
 from kiln.callbacks.terminate_on_nan import TerminateOnNaN
 
-__all__ = ["Callback", "CallbackList", "CSVLogger", "EarlyStopping", "History", "LambdaCallback",
+__all__ = ["BackupAndRestore", "Callback", "CallbackList", "CSVLogger", "EarlyStopping", "History", "LambdaCallback",
            "LearningRateScheduler", "ModelCheckpoint", "ProgbarLogger", "ReduceLROnPlateau", "TensorBoard", "TerminateOnNaN"]

@@ -118,9 +118,12 @@ class ArrayData:
     def num_batches(self, batch_size: int) -> int:
         return math.ceil(self.size / batch_size)
 
-    def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
-                ) -> Iterator[tuple]:
-        """Yield ``(x, y, sample_weight)`` batches: one gather per epoch, then slices (views)."""
+    def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
+                start_step: int = 0) -> Iterator[tuple]:
+        """Yield ``(x, y, sample_weight)`` batches: one gather per epoch, then slices (views).
+
+        ``start_step`` skips the epoch's first batches (after drawing the same order), which is
+        how a resumed run continues inside an epoch."""
         data = self
         if shuffle:
             perm = torch.randperm(self.size, generator=generator)
@@ -128,11 +131,11 @@ class ArrayData:
         x, y, sw = data.x, data.y, data.sample_weight
         n = data.size
         if torch.is_tensor(x) and (y is None or torch.is_tensor(y)):
-            for start in range(0, n, batch_size):  # the common case, kept free of tree walking
+            for start in range(start_step * batch_size, n, batch_size):  # the common case: no tree walking
                 end = start + batch_size
                 yield x[start:end], (None if y is None else y[start:end]), (None if sw is None else sw[start:end])
             return
-        for start in range(0, n, batch_size):
+        for start in range(start_step * batch_size, n, batch_size):
             cut = lambda t, s=start: t[s:s + batch_size]  # noqa: E731
             yield (map_structure(cut, x), None if y is None else map_structure(cut, y),
                    None if sw is None else sw[start:start + batch_size])

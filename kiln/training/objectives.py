@@ -149,6 +149,23 @@ class Objectives:
         self._term_count += batch_size
         self._last_terms = None
 
+    def metric_states(self) -> list:
+        """The running state of every metric (for checkpoints inside an epoch)."""
+        return [metric._state for _, metric, _ in self.metrics]
+
+    def load_metric_states(self, states: list, device) -> None:
+        def to_device(value):
+            if torch.is_tensor(value):
+                return value.to(device)
+            if isinstance(value, dict):
+                return {k: to_device(v) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return type(value)(to_device(v) for v in value)
+            return value
+        for (_, metric, _), state in zip(self.metrics, states):
+            metric._state = to_device(state)
+            metric._device = torch.device(device) if state is not None else None
+
     def reset(self) -> None:
         self._term_sums, self._term_count, self._last_terms = None, 0, None
         for _, metric, _ in self.metrics:

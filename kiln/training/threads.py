@@ -53,6 +53,13 @@ class ThreadChoice:
             wanted = self._trial.current
         torch.set_num_threads(wanted)
 
+    def adopt(self, count: int) -> None:
+        """Use ``count`` threads from now on (a resumed run keeps its measured choice)."""
+        self.decided = count
+        self._trial = None
+        if self._previous is not None and self.setting is not None:
+            torch.set_num_threads(count)
+
     def end(self) -> None:
         if self._trial is not None:  # the run ended before the measurement did
             self._trial = None

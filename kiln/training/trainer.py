@@ -196,6 +196,7 @@ class Trainer:
                                  "batches make one epoch), e.g. fit(gen, steps_per_epoch=100, epochs=5).")
 
         history = History()
+        self._live_history = history
         # As in Keras 3: History after the user's callbacks, so it records what they add to logs.
         cbs = list(callbacks or []) + [history]
         if verbose:
@@ -206,12 +207,22 @@ class Trainer:
         generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
 
         self.threads.begin(self.module, self.device, measure=True)
+        self._resume_point = None
+        self._progress = {"epoch": initial_epoch, "step": 0, "loss_sum": None, "count": 0}
+        self._shuffle_generator = generator
         try:
-            callback_list.on_train_begin({})
+            callback_list.on_train_begin({})  # BackupAndRestore may set self._resume_point here
             logs: dict = {}
-            for epoch in range(initial_epoch, epochs):
+            first_epoch = initial_epoch
+            if self._resume_point is not None:
+                first_epoch = self._resume_point["epoch"]
+                history.history = {k: list(v) for k, v in self._resume_point["history"].items()}
+                history.epoch = list(range(initial_epoch, first_epoch))
+            for epoch in range(first_epoch, epochs):
                 callback_list.on_epoch_begin(epoch, {})
-                logs = self._run_epoch(data, batch_size, shuffle, generator, steps_per_epoch, callback_list)
+                resume, self._resume_point = self._resume_point, None
+                logs = self._run_epoch(data, batch_size, shuffle, generator, steps_per_epoch, callback_list,
+                                       epoch=epoch, resume=resume)
                 if not math.isfinite(logs["loss"]) and not self.host.stop_training:
                     _raise_nan(epoch, logs)  # TerminateOnNaN, when used, has stopped cleanly instead
                 if val_data is not None and (epoch + 1) % validation_freq == 0:
@@ -229,22 +240,32 @@ class Trainer:
             self.host.history = history
         return history
 
-    def _run_epoch(self, data, batch_size, shuffle, generator, max_steps, callback_list) -> dict:
+    def _run_epoch(self, data, batch_size, shuffle, generator, max_steps, callback_list, epoch=0,
+                   resume=None) -> dict:
         module, objectives = self.module, self.objectives
         module.train()
         objectives.reset()
         loss_sum = None
         count = 0
+        first_step = 0
+        if resume is not None and resume["step"] > 0:  # continue inside the epoch where the checkpoint was
+            generator.set_state(resume["generator_state"])
+            first_step, count = resume["step"], resume["count"]
+            loss_sum = resume["loss_sum"].to(self.device)
+            objectives.load_metric_states(resume["metric_states"], self.device)
+        self._epoch_generator_state = generator.get_state()  # regenerates this epoch's data order
         wants_begin = callback_list.wants("on_train_batch_begin")
         wants_end = callback_list.wants("on_train_batch_end")
         threads = self.threads
         threads.interrupt()  # validation or callbacks ran since the last step: not a step's time
         running = lambda: self._epoch_logs(loss_sum, count)  # noqa: E731
-        batches = (data.batches(batch_size, shuffle, generator) if isinstance(data, data_adapter.ArrayData)
-                   else data.batches(shuffle=shuffle, generator=generator, device=self.device))
+        batches = (data.batches(batch_size, shuffle, generator, start_step=first_step)
+                   if isinstance(data, data_adapter.ArrayData)
+                   else itertools.islice(data.batches(shuffle=shuffle, generator=generator, device=self.device),
+                                         first_step, None))
         if max_steps is not None:
-            batches = itertools.islice(batches, max_steps)  # a generator is not over-read
-        for step, (xb, yb, swb) in enumerate(batches):
+            batches = itertools.islice(batches, max(max_steps - first_step, 0))  # a generator is not over-read
+        for step, (xb, yb, swb) in enumerate(batches, start=first_step):
             if not self._prepared:
                 self._prepare(xb, yb)
             if threads.measuring:
@@ -257,12 +278,55 @@ class Trainer:
             count += n
             objectives.update_metrics(yb, y_pred, swb)
             if wants_end:
+                self._progress = {"epoch": epoch, "step": step + 1, "loss_sum": loss_sum, "count": count}
                 callback_list.batch_hook("on_train_batch_end", step, LazyLogs(running))
             if self.host.stop_training:
                 break
         if count == 0:
             raise KilnValueError("The training data produced no batches; check that it is not empty.")
+        self._progress = {"epoch": epoch + 1, "step": 0, "loss_sum": None, "count": 0}
         return self._epoch_logs(loss_sum, count)
+
+    # ------------------------------------------------------------------ checkpoints
+    def training_state(self) -> dict:
+        """Everything needed to continue this run exactly (see kiln/training/checkpoint.py).
+
+        Valid inside ``fit`` from a batch or epoch callback: it describes the position just
+        after the last completed step."""
+        from kiln.training.checkpoint import capture_rng_states
+        progress = self._progress
+        in_epoch = progress["step"] > 0
+        history = getattr(self, "_live_history", None)
+        return {
+            "model": self.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": capture_rng_states(),
+            "progress": {
+                "epoch": progress["epoch"],
+                "step": progress["step"],
+                "generator_state": self._epoch_generator_state if in_epoch else self._shuffle_generator.get_state(),
+                "loss_sum": progress["loss_sum"].detach().to("cpu", torch.float64) if in_epoch else
+                torch.zeros((), dtype=torch.float64),
+                "count": progress["count"],
+                "metric_states": self.objectives.metric_states() if in_epoch else [],
+            },
+            "history": {} if history is None else history.history,
+            "threads": self.threads.decided,
+        }
+
+    def restore_training_state(self, state: dict) -> None:
+        """Load a ``training_state()`` into this trainer; fit then continues from its position."""
+        from kiln.saving.weights_io import apply_state
+        from kiln.training.checkpoint import restore_rng_states
+        apply_state(self.module, state["model"], source="the checkpoint")
+        self.optimizer.load_state_dict(state["optimizer"])
+        restore_rng_states(state["rng"])
+        if state.get("threads"):
+            self.threads.adopt(int(state["threads"]))
+        progress = state["progress"]
+        self._resume_point = {**progress, "history": state.get("history", {})}
+        if progress["step"] == 0:
+            self._shuffle_generator.set_state(progress["generator_state"])
 
     def _epoch_logs(self, loss_sum, count) -> dict:
         logs = {"loss": float(loss_sum) / count if count else float("nan")}
