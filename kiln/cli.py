@@ -1,17 +1,124 @@
-"""The ``kiln`` command line: a table of small typed functions.
+"""The ``kiln`` command line: a table of small typed functions, one per command.
 
-The YAML-driven ``kiln train`` arrives with the lifecycle work; until then the command
-offers ``kiln version`` and ``kiln seed`` (the seed article's Keras example).
+Exit codes: 0 success, 2 a usage or config error (nothing ran), 1 a failure while running.
+
+    kiln train CONFIG [--output DIR] [--resume RUN] [--set KEY=VALUE ...]
+    kiln validate CONFIG [--set KEY=VALUE ...]
+    kiln init [PATH] [--kind image|tabular|text]
+    kiln evaluate RUN --data FILE
+    kiln predict RUN --data FILE --output preds.csv
+    kiln info RUN
+    kiln report RUN
+    kiln export RUN --format onnx|safetensors
+    kiln version
 """
 
 from __future__ import annotations
 
 import argparse
-import runpy
+import json
+import shutil
 import sys
 from pathlib import Path
 
 __all__ = ["main"]
+
+
+def cmd_train(args) -> int:
+    """Train from a YAML config; writes a run folder (model, metrics, report)."""
+    from kiln.config import load_config
+    from kiln.workflows.train import train
+    if args.resume:
+        config = load_config(Path(args.resume) / "config.yaml", args.set)
+    else:
+        if not args.config:
+            raise _UsageError("kiln train needs a CONFIG file (or --resume RUN).")
+        config = load_config(args.config, args.set)
+    result = train(config, output_dir=args.output, resume=args.resume, verbose=0 if args.quiet else 1)
+    print(f"run: {result.run_dir}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    """Check a config file and report every problem in it."""
+    from kiln.config import load_config
+    config = load_config(args.config, args.set)
+    print(f"{args.config}: valid ({len(config.input_features)} input and {len(config.output_features)} output "
+          f"feature(s), {config.training.epochs} epochs)")
+    return 0
+
+
+def cmd_init(args) -> int:
+    """Write a commented starter config."""
+    from kiln.config.starter import starter_config
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        raise _UsageError(f"{path} exists; pass --force to overwrite it.")
+    path.write_text(starter_config(args.kind))
+    print(f"wrote {path}; run it with: kiln train {path}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    """Evaluate a run's model on a data file that has the output columns."""
+    from kiln.data import read_source
+    from kiln.workflows.run import load_run
+    run = load_run(args.run)
+    metrics = run.evaluate_frame(read_source(args.data, format=args.format))
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    """Predict labels/values for the rows of a data file; writes a CSV."""
+    from kiln.data import read_source
+    from kiln.workflows.run import load_run
+    run = load_run(args.run)
+    predictions = run.predict_frame(read_source(args.data, format=args.format))
+    predictions.to_csv(args.output, index_label="row")
+    print(f"wrote {len(predictions)} predictions to {args.output}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    """Describe a run: features, model, final metrics."""
+    from kiln.workflows.run import load_run
+    run = load_run(args.run)
+    print(f"run: {run.path}")
+    for feature in run.inputs + run.outputs:
+        role = "input " if feature in run.inputs else "output"
+        print(f"  {role} {feature.name} ({feature.type}) <- column {feature.column!r}")
+    run.model.summary()
+    evaluation = Path(args.run) / "evaluation.json"
+    if evaluation.exists():
+        print(evaluation.read_text())
+    return 0
+
+
+def cmd_report(args) -> int:
+    """Print the path of a run's report.html."""
+    report = Path(args.run) / "report.html"
+    if not report.exists():
+        raise _RunError(f"{args.run} has no report.html (was the run interrupted? resume it with "
+                        f"`kiln train --resume {args.run}`).")
+    print(report.resolve())
+    return 0
+
+
+def cmd_export(args) -> int:
+    """Export a run's model: ONNX (checked against torch with onnxruntime) or safetensors."""
+    from kiln.workflows.run import load_run
+    run = load_run(args.run)
+    out_dir = Path(args.run) / "export"
+    out_dir.mkdir(exist_ok=True)
+    if args.format == "safetensors":
+        target = out_dir / "model.safetensors"
+        shutil.copyfile(Path(args.run) / "model" / "model.safetensors", target)
+    else:
+        from kiln.export.onnx import export_onnx
+        target = export_onnx(run, out_dir / "model.onnx")
+    print(f"exported {target}")
+    return 0
 
 
 def cmd_version(args) -> int:
@@ -23,23 +130,72 @@ def cmd_version(args) -> int:
     return 0
 
 
-def cmd_seed(args) -> int:
-    """Run the seed article's §5.2 Keras example with kiln."""
-    script = Path(__file__).resolve().parent.parent / "examples" / "seed_keras_example.py"
-    if not script.exists():
-        print(f"error: {script} not found (run from a source checkout)", file=sys.stderr)
-        return 1
-    runpy.run_path(str(script), run_name="__main__")
-    return 0
+class _UsageError(Exception):
+    pass
 
 
-COMMANDS = {"version": cmd_version, "seed": cmd_seed}
+class _RunError(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kiln", description="kiln: the deep-learning lifecycle from one YAML file")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name, fn):
+        return sub.add_parser(name, help=fn.__doc__.splitlines()[0], description=fn.__doc__)
+
+    p = add("train", cmd_train)
+    p.add_argument("config", nargs="?")
+    p.add_argument("--output", help="folder for run folders (default: the config's output_dir)")
+    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.add_argument("--quiet", action="store_true")
+    p = add("validate", cmd_validate)
+    p.add_argument("config")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p = add("init", cmd_init)
+    p.add_argument("path", nargs="?", default="kiln.yaml")
+    p.add_argument("--kind", choices=["image", "tabular", "text"], default="tabular")
+    p.add_argument("--force", action="store_true")
+    for name, fn in (("evaluate", cmd_evaluate), ("predict", cmd_predict)):
+        p = add(name, fn)
+        p.add_argument("run")
+        p.add_argument("--data", required=True)
+        p.add_argument("--format", default="auto")
+        if name == "predict":
+            p.add_argument("--output", default="predictions.csv")
+    for name, fn in (("info", cmd_info), ("report", cmd_report)):
+        add(name, fn).add_argument("run")
+    p = add("export", cmd_export)
+    p.add_argument("run")
+    p.add_argument("--format", choices=["onnx", "safetensors"], default="onnx")
+    add("version", cmd_version)
+    return parser
+
+
+COMMANDS = {"train": cmd_train, "validate": cmd_validate, "init": cmd_init, "evaluate": cmd_evaluate,
+            "predict": cmd_predict, "info": cmd_info, "report": cmd_report, "export": cmd_export,
+            "version": cmd_version}
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="kiln", description="kiln: Keras-familiar deep learning on PyTorch")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, fn in COMMANDS.items():
-        sub.add_parser(name, help=fn.__doc__.splitlines()[0])
-    args = parser.parse_args(argv)
-    return COMMANDS[args.command](args)
+    from kiln.errors import ConfigError, KilnError
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0) if exit_.code in (0, None) else 2
+    try:
+        return COMMANDS[args.command](args)
+    except (ConfigError, _UsageError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (KilnError, _RunError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except Exception as err:  # a bug in kiln: say where, without a wall of frames
+        import traceback
+        frame = traceback.extract_tb(err.__traceback__)[-1]
+        print(f"error: unexpected {type(err).__name__}: {err} (at {frame.filename}:{frame.lineno}). "
+              f"Please report it with the command you ran.", file=sys.stderr)
+        return 1

@@ -5,6 +5,7 @@ from kiln.callbacks.callback import Callback, CallbackList
 from kiln.callbacks.csv_logger import CSVLogger
 from kiln.callbacks.early_stopping import EarlyStopping
 from kiln.callbacks.history import History
+from kiln.callbacks.jsonl_logger import JSONLLogger
 from kiln.callbacks.lambda_callback import LambdaCallback
 from kiln.callbacks.learning_rate_scheduler import LearningRateScheduler
 from kiln.callbacks.model_checkpoint import ModelCheckpoint
@@ -13,5 +14,5 @@ from kiln.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
 from kiln.callbacks.tensorboard import TensorBoard
 from kiln.callbacks.terminate_on_nan import TerminateOnNaN
 
-__all__ = ["BackupAndRestore", "Callback", "CallbackList", "CSVLogger", "EarlyStopping", "History", "LambdaCallback",
+__all__ = ["BackupAndRestore", "Callback", "CallbackList", "CSVLogger", "EarlyStopping", "History", "JSONLLogger", "LambdaCallback",
            "LearningRateScheduler", "ModelCheckpoint", "ProgbarLogger", "ReduceLROnPlateau", "TensorBoard", "TerminateOnNaN"]

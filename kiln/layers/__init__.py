@@ -6,11 +6,14 @@ from kiln.layers.input_layer import InputLayer
 from kiln.layers.activation import Activation
 from kiln.layers.activations_layers import Softmax, ReLU, LeakyReLU, ELU, PReLU, Identity
 from kiln.layers.attention import MultiHeadAttention, Attention
+from kiln.layers.audio_augmentation import SpecAugment, RandomTimeShift
 from kiln.layers.conv import Conv1D, Conv2D, Conv3D, Conv1DTranspose, Conv2DTranspose, Conv3DTranspose
 from kiln.layers.depthwise_conv import DepthwiseConv2D, SeparableConv2D
 from kiln.layers.dense import Dense
 from kiln.layers.dropout import Dropout, SpatialDropout1D, SpatialDropout2D, SpatialDropout3D
 from kiln.layers.embedding import Embedding
+from kiln.layers.image_augmentation import (RandomFlip, RandomRotation, RandomTranslation, RandomZoom, RandomCrop,
+                                           RandomContrast, RandomBrightness)
 from kiln.layers.lambda_layer import Lambda
 from kiln.layers.merge import Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot
 from kiln.layers.merge import add, subtract, multiply, average, maximum, minimum, concatenate, dot
@@ -23,6 +26,7 @@ from kiln.layers.recurrent import SimpleRNN, LSTM, GRU, Bidirectional
 from kiln.layers.repeat_vector import RepeatVector
 from kiln.layers.rescaling import Rescaling
 from kiln.layers.reshape import Flatten, Reshape, Permute
+from kiln.layers.text_augmentation import TokenDropout
 from kiln.layers.time_distributed import TimeDistributed
 from kiln.layers.upsampling import UpSampling1D, UpSampling2D
 
@@ -105,4 +109,14 @@ __all__ = [
     'TimeDistributed',
     'UpSampling1D',
     'UpSampling2D',
+    'RandomFlip',
+    'RandomRotation',
+    'RandomTranslation',
+    'RandomZoom',
+    'RandomCrop',
+    'RandomContrast',
+    'RandomBrightness',
+    'SpecAugment',
+    'RandomTimeShift',
+    'TokenDropout',
 ]

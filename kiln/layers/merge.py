@@ -48,7 +48,8 @@ class _Merge(Layer):
     def call(self, inputs):
         self._check_list(inputs)
         shapes = _shapes(inputs)
-        if len({s[0] if s else None for s in shapes}) > 1:
+        # Compared pairwise, not through a set: under torch.export batch sizes are symbolic.
+        if any((s[0] if s else None) != (shapes[0][0] if shapes[0] else None) for s in shapes[1:]):
             raise ShapeError(f"Layer '{self.name}' ({type(self).__name__}) cannot merge tensors with different batch "
                              f"sizes. Received tensors with shapes {shapes}.")
         rank = max(len(s) for s in shapes)
@@ -191,11 +192,11 @@ class Concatenate(_Merge):
             raise ShapeError(f"Layer '{self.name}' (Concatenate) with axis={self.axis} needs inputs of one rank that "
                              f"has that axis. Received: input shapes {shapes}.")
         axis = self.axis % rank
-        others = {s[:axis] + s[axis + 1:] for s in shapes}
-        if len(others) > 1:
+        try:  # torch checks the other axes; no Python-side shape sets (symbolic under torch.export)
+            return torch.cat(list(inputs), dim=axis)
+        except RuntimeError:
             raise ShapeError("A `Concatenate` layer requires inputs with matching shapes except for the concatenation "
-                             f"axis. Received: input_shape={shapes}, axis={self.axis}")
-        return torch.cat(list(inputs), dim=axis)
+                             f"axis. Received: input_shape={shapes}, axis={self.axis}") from None
 
     def get_config(self):
         config = super().get_config()

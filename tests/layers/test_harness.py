@@ -159,6 +159,22 @@ CASES: dict[str, Case] = {
     "TimeDistributed": Case(lambda: L.TimeDistributed(L.Dense(4)), (5, 3), (5, 4), 16),
     "UpSampling1D": Case(lambda: L.UpSampling1D(2), (3, 2), (6, 2), 0),
     "UpSampling2D": Case(lambda: L.UpSampling2D((2, 3), interpolation="bilinear"), (2, 2, 3), (4, 6, 3), 0),
+    # Augmentation: identity at inference (RandomCrop: a centre crop), no weights.
+    "RandomFlip": Case(lambda: L.RandomFlip("horizontal", seed=1), (4, 4, 3), (4, 4, 3), 0),
+    "RandomRotation": Case(lambda: L.RandomRotation((-0.1, 0.2), fill_mode="constant", fill_value=0.5), (4, 4, 3),
+                           (4, 4, 3), 0),
+    "RandomTranslation": Case(lambda: L.RandomTranslation(0.1, (-0.2, 0.1)), (4, 4, 3), (4, 4, 3), 0),
+    "RandomZoom": Case(lambda: L.RandomZoom(0.2, width_factor=(-0.1, 0.3), interpolation="nearest"), (4, 4, 3),
+                       (4, 4, 3), 0),
+    # inference: the centred 6 x 6 window of the aspect ratio 4:4, resized to 4 x 4
+    "RandomCrop": Case(lambda: L.RandomCrop(4, 4), (6, 6, 3), (4, 4, 3), 0),
+    "RandomContrast": Case(lambda: L.RandomContrast(0.3, value_range=(0, 1)), (4, 4, 3), (4, 4, 3), 0),
+    "RandomBrightness": Case(lambda: L.RandomBrightness((-0.2, 0.1), seed=3), (4, 4, 3), (4, 4, 3), 0),
+    "SpecAugment": Case(lambda: L.SpecAugment(time_masks=1, freq_masks=3, freq_width=0.2, mask_value="mean"),
+                        (10, 8, 1), (10, 8, 1), 0),
+    "RandomTimeShift": Case(lambda: L.RandomTimeShift((-0.1, 0.2)), (16,), (16,), 0),
+    "TokenDropout": Case(lambda: L.TokenDropout(0.2, pad_id=0, unk_id=1), (6,), (6,), 0, dtype="int64",
+                         int_high=10),
 }
 
 # Layers whose round trip also goes through the folder format (a path without a suffix).

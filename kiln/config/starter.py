@@ -1,0 +1,212 @@
+"""Starter configs: a commented YAML per kind of data, for ``kiln init`` to write.
+
+Each starter opens with the command that runs it, comments every key, uses a dataset bundled
+with an installed package (so it runs with no download) and validates as it is (the tests
+check that). The text is written out here, not generated, so that what a user gets is what a
+reader of this file sees.
+
+Example:
+    >>> text = starter_config("tabular", filename="cancer.yaml")
+    >>> text.splitlines()[0]
+    '# kiln train cancer.yaml'
+"""
+
+from __future__ import annotations
+
+from kiln.errors import unknown_name_error
+
+__all__ = ["starter_config", "STARTER_KINDS"]
+
+_IMAGE = """\
+name: mnist-cnn              # the run folder is <output_dir>/<name>-<timestamp>
+seed: 0                      # seeds the split, the weights, the shuffling and dropout
+output_dir: runs             # where run folders are created
+
+data:                        # where the examples come from
+  source: mnist5k            # a file or folder path, or a bundled name (sklearn:iris, mnist5k, ...)
+  format: auto               # auto|csv|parquet|jsonl|npy|npz|images|text|audio
+  options: {}                # passed to the reader (e.g. sep: ";" for a CSV)
+  split:                     # how the rows are divided
+    train: 0.8               # fractions of the rows; they must sum to 1
+    validation: 0.1          # used for val_ metrics and early stopping
+    test: 0.1                # held out for the final evaluation
+    stratify: label          # keep the class proportions of this column in every split
+    by_column: null          # or a column naming each row's split (train/validation/test)
+    seed: null               # null: the top-level seed
+    k_folds: null            # or a number of cross-validation folds
+
+input_features:              # the model's inputs: name, type, column (default: the name)
+  - name: image              # names the model input and its metrics
+    type: image              # numeric|category|binary|text|image|audio|sequence
+    column: image            # the table column read (mnist5k: image, label)
+    preprocessing: {height: 28, width: 28, channels: 1}   # every image is resized to this
+    augmentation:            # random changes, in training only; null keys are off
+      flip: null             # horizontal|vertical|horizontal_and_vertical (digits must not be mirrored)
+      rotation: 0.05         # up to 5% of a full turn (18 degrees) either way
+      crop: null             # [height, width] of a random crop
+      noise: null            # standard deviation of added Gaussian noise
+
+output_features:             # what the model predicts
+  - name: label              # the column of the same name is read
+    type: category           # one class per row; accuracy is reported
+
+model:                       # the network
+  layers:                    # a Keras-style list, one {LayerName: {args}} per entry; output shape after each
+    - Conv2D: {filters: 32, kernel_size: 3, activation: relu, padding: same}   # (28, 28, 32)
+    - MaxPooling2D: {pool_size: 2}                                             # (14, 14, 32)
+    - Conv2D: {filters: 64, kernel_size: 3, activation: relu, padding: same}   # (14, 14, 64)
+    - MaxPooling2D: {pool_size: 2}                                             # (7, 7, 64)
+    - Flatten: {}                                                              # (3136,)
+    - Dense: {units: 10, activation: softmax}                                  # (10,) class probabilities
+  # or a zoo model instead of layers:  zoo: {name: resnet18, options: {}}
+  # or neither: a model is built from the features
+
+training:                    # how the model is fitted
+  epochs: 10                 # passes over the training split (early stopping may end sooner)
+  batch_size: 32             # examples per step
+  optimizer: {name: adam, learning_rate: 0.001}   # or just: adam
+  schedule: null             # or {name: cosine, warmup_steps: 100}
+  early_stopping: {monitor: val_loss, patience: 3, restore_best_weights: true}   # or null
+  regularization: {l1: 0.0, l2: 0.0, dropout: 0.0}   # penalties on the weights; dropout rate
+  precision: float32         # float32|bfloat16|float16 (the last two: faster on recent GPUs)
+  checkpoint_every_steps: 200   # besides a checkpoint at each epoch end; null: epoch ends only
+  seed: null                 # null: the top-level seed
+
+evaluation:                  # the final evaluation
+  metrics: null              # null: per output type (accuracy for a category)
+  split: test                # the split evaluated at the end
+
+export:                      # the files written for the trained model
+  formats: [safetensors]     # safetensors and/or onnx
+"""
+
+_TABULAR = """\
+name: breast-cancer          # the run folder is <output_dir>/<name>-<timestamp>
+seed: 0                      # seeds the split, the weights, the shuffling and dropout
+output_dir: runs             # where run folders are created
+
+data:                        # where the examples come from
+  source: sklearn:breast_cancer   # a file path (CSV, Parquet, JSONL, ...) or a bundled name
+  format: auto               # auto|csv|parquet|jsonl|npy|npz|images|text|audio
+  options: {}                # passed to the reader (e.g. sep: ";" for a CSV)
+  split:                     # how the rows are divided
+    train: 0.7               # fractions of the rows; they must sum to 1
+    validation: 0.15         # used for val_ metrics and early stopping
+    test: 0.15               # held out for the final evaluation
+    stratify: target         # keep the class proportions of this column in every split
+    by_column: null          # or a column naming each row's split (train/validation/test)
+    seed: null               # null: the top-level seed
+    k_folds: null            # or a number of cross-validation folds
+
+input_features:              # one entry per column used; name is the feature, column the table's
+  - {name: mean_radius, type: numeric, column: mean radius}   # numeric: standardised on the train split
+  - {name: mean_texture, type: numeric, column: mean texture}
+  - {name: mean_perimeter, type: numeric, column: mean perimeter}
+  - {name: mean_area, type: numeric, column: mean area}
+  - {name: mean_smoothness, type: numeric, column: mean smoothness}
+  - {name: mean_compactness, type: numeric, column: mean compactness}
+  - {name: mean_concavity, type: numeric, column: mean concavity}
+  - {name: mean_concave_points, type: numeric, column: mean concave points}
+  - {name: mean_symmetry, type: numeric, column: mean symmetry}
+  - {name: mean_fractal_dimension, type: numeric, column: mean fractal dimension}
+  # 20 more columns ("radius error", ..., "worst fractal dimension") can be added the same way
+
+output_features:             # what the model predicts
+  - name: target             # the column of the same name is read
+    type: category           # malignant / benign; accuracy is reported
+
+model: {}                    # empty: a multilayer perceptron is built from the features
+  # or layers: [{Dense: {units: 32, activation: relu}}, ...], or zoo: {name: mlp, options: {}}
+
+training:                    # how the model is fitted
+  epochs: 50                 # passes over the training split (early stopping may end sooner)
+  batch_size: 32             # examples per step
+  optimizer: {name: adam, learning_rate: 0.001}   # or just: adam
+  schedule: null             # or {name: cosine, warmup_steps: 100}
+  early_stopping: {monitor: val_loss, patience: 5, restore_best_weights: true}   # or null
+  regularization: {l1: 0.0, l2: 0.0001, dropout: 0.1}   # small: 400 training rows overfit easily
+  precision: float32         # float32|bfloat16|float16
+  checkpoint_every_steps: 200   # besides a checkpoint at each epoch end; null: epoch ends only
+  seed: null                 # null: the top-level seed
+
+evaluation:                  # the final evaluation
+  metrics: null              # null: per output type (accuracy for a category)
+  split: test                # the split evaluated at the end
+
+export:                      # the files written for the trained model
+  formats: [safetensors]     # safetensors and/or onnx
+"""
+
+_TEXT = """\
+name: polarity               # the run folder is <output_dir>/<name>-<timestamp>
+seed: 0                      # seeds the split, the weights, the shuffling and dropout
+output_dir: runs             # where run folders are created
+
+data:                        # where the examples come from
+  source: gensim:polarity    # a folder of <class>/*.txt files, a CSV/JSONL file, or a bundled name
+  format: auto               # auto|csv|parquet|jsonl|npy|npz|images|text|audio
+  options: {}                # passed to the reader (e.g. sep: ";" for a CSV)
+  split:                     # how the rows are divided
+    train: 0.8               # fractions of the rows; they must sum to 1
+    validation: 0.1          # used for val_ metrics and early stopping
+    test: 0.1                # held out for the final evaluation
+    stratify: label          # keep the class proportions of this column in every split
+    by_column: null          # or a column naming each row's split (train/validation/test)
+    seed: null               # null: the top-level seed
+    k_folds: null            # or a number of cross-validation folds
+
+input_features:              # the model's inputs: name, type, column (default: the name)
+  - name: text               # names the model input
+    type: text               # tokenized with a vocabulary fitted on the train split
+    column: text             # the table column read (gensim:polarity: text, label)
+    preprocessing: {}        # options of the text encoder (vocab_size, max_length, ...); {}: its defaults
+    augmentation:            # random changes, in training only
+      token_dropout: 0.1     # each token is replaced by the unknown token with this probability
+
+output_features:             # what the model predicts
+  - name: label              # the column of the same name is read
+    type: category           # pos / neg; accuracy is reported
+
+model: {}                    # empty: a model is built from the features (embedding + pooling + dense)
+  # or layers: [{Embedding: {...}}, ...], or zoo: {name: bert, options: {}}
+
+training:                    # how the model is fitted
+  epochs: 10                 # passes over the training split (early stopping may end sooner)
+  batch_size: 32             # examples per step
+  optimizer: {name: adam, learning_rate: 0.001}   # or just: adam
+  schedule: null             # or {name: cosine, warmup_steps: 100}
+  early_stopping: {monitor: val_loss, patience: 3, restore_best_weights: true}   # or null
+  regularization: {l1: 0.0, l2: 0.0, dropout: 0.2}   # dropout: text models overfit small corpora
+  precision: float32         # float32|bfloat16|float16
+  checkpoint_every_steps: 200   # besides a checkpoint at each epoch end; null: epoch ends only
+  seed: null                 # null: the top-level seed
+
+evaluation:                  # the final evaluation
+  metrics: null              # null: per output type (accuracy for a category)
+  split: test                # the split evaluated at the end
+
+export:                      # the files written for the trained model
+  formats: [safetensors]     # safetensors and/or onnx
+"""
+
+_STARTERS = {"image": _IMAGE, "tabular": _TABULAR, "text": _TEXT}
+STARTER_KINDS: tuple[str, ...] = tuple(_STARTERS)
+
+
+def starter_config(kind: str = "image", filename: str = "config.yaml") -> str:
+    """A commented starter config for ``kind`` of data, ready to run once saved as ``filename``.
+
+    Args:
+        kind: "image" (mnist5k, a small CNN), "tabular" (sklearn:breast_cancer, an automatic
+            MLP) or "text" (gensim:polarity, an automatic text model). Default: "image".
+        filename: the file name written in the first line's command. Default: "config.yaml".
+
+    Returns:
+        The YAML text; its first line is ``# kiln train <filename>``.
+
+    Raises:
+        KilnValueError: an unknown ``kind`` (the nearest one is suggested).
+    """
+    if kind not in _STARTERS:
+        raise unknown_name_error("starter kind", kind, _STARTERS)
+    return f"# kiln train {filename}\n" + _STARTERS[kind]

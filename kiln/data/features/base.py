@@ -1,0 +1,393 @@
+"""The Feature protocol: a column preprocessor fitted on the training split and saved with the model.
+
+A feature turns one column of the table (a ``pandas.Series``, one value per example) into a
+tensor batch. Its life is the Keras layer contract applied to data::
+
+    feature = NumericFeature("price")           # __init__: validate and store the options
+    feature.fit(train["price"])                 # learn statistics from the TRAINING split only
+    x = feature.transform(valid["price"])       # (rows, 1) float32, any split
+    feature.spec()                              # {"shape": (1,), "dtype": "float32"}: for the model builder
+    feature.decode(model_outputs)               # output features: outputs -> labels / values
+    config, tensors = feature.state()           # JSON-able dict + {name: tensor}
+    NumericFeature.from_state(config, tensors)  # the same fitted feature again
+
+``save_features``/``load_features`` write a list of fitted features to ``features.json``
+(types, options, fitted state without tensors) and ``features.safetensors`` (fitted tensors),
+never pickle. Errors in the data are ``DataError`` naming the column, row or file and the fix;
+errors in the options are ``KilnValueError`` naming the option, as Keras words them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+import numbers
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from kiln.errors import DataError, KilnValueError, SerializationError, closest_match, unknown_name_error
+
+__all__ = ["Feature", "build_feature", "save_features", "load_features", "FEATURES_JSON", "FEATURES_SAFETENSORS"]
+
+FEATURES_JSON = "features.json"
+FEATURES_SAFETENSORS = "features.safetensors"
+_FORMAT = "kiln.features"
+_FORMAT_VERSION = 1
+_PROGRESS_ITEMS = 500  # more values than this: show the decoding bar at once (else after 1 s)
+
+
+class Feature:
+    """One column's preprocessor: ``fit`` on the training split, ``transform`` any split.
+
+    Args:
+        name: the feature's name, also the column it reads unless ``column`` is given.
+        column: the table column to read (default: ``name``).
+        output: True for a feature the model predicts (a target); category features then have
+            no ``<unk>`` entry and unseen or missing labels are errors.
+
+    Subclasses set ``type`` and implement ``_fit``, ``_transform``, ``_spec``, ``get_config``,
+    ``_fitted_state``/``_load_fitted`` and, for output features, ``decode``.
+    """
+
+    type: str = ""
+    can_be_output: bool = True  # False where there is no decode (images, audio)
+
+    def __init__(self, name: str, column: str | None = None, *, output: bool = False):
+        if not isinstance(name, str) or not name:
+            raise KilnValueError(f"Received an invalid value for `name`, expected a non-empty string. "
+                                 f"Received: name={name!r}")
+        if column is not None and not isinstance(column, str):
+            raise KilnValueError(f"Received an invalid value for `column`, expected a column name (a string) or "
+                                 f"None. Received: column={column!r}")
+        if not isinstance(output, bool):
+            raise KilnValueError(f"Received an invalid value for `output`, expected True or False. "
+                                 f"Received: output={output!r}")
+        if output and not self.can_be_output:
+            raise KilnValueError(f"An {self.type} feature cannot be an output ({name!r}): kiln cannot decode model "
+                                 f"outputs into {self.type}. Use it as an input feature.")
+        self.name = name
+        self.column = column if column is not None else name
+        self.output = output
+        self.fitted = False
+
+    # ---- the protocol ------------------------------------------------------------------------
+    def fit(self, column) -> "Feature":
+        """Learn the feature's statistics/vocabulary from the training split; returns self."""
+        series = self._select(column)
+        self._check_not_empty(series)
+        self._fit(series)
+        self.fitted = True
+        return self
+
+    def transform(self, column) -> torch.Tensor:
+        """Encode a column (any split) into a batch tensor of shape ``(rows, *spec()["shape"])``."""
+        self._check_fitted("transform")
+        return self._transform(self._select(column))
+
+    def fit_transform(self, column) -> torch.Tensor:
+        """``fit`` then ``transform`` on the same (training) column (audio decodes it only once)."""
+        series = self._select(column)
+        self._check_not_empty(series)
+        out = self._fit_transform(series)
+        self.fitted = True
+        return out
+
+    def spec(self) -> dict:
+        """What the model builder needs: ``shape`` (per sample), ``dtype`` and type-specific keys."""
+        self._check_fitted("spec")
+        return self._spec()
+
+    def decode(self, outputs) -> list | np.ndarray:
+        """Model outputs -> labels or values (output features only)."""
+        raise KilnValueError(f"{self._what()} cannot decode model outputs: only numeric, category, binary, "
+                             f"text and sequence features can be outputs.")
+
+    def state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        """``(config, tensors)``: a JSON-able dict (type, options, fitted state) and fitted tensors."""
+        fitted, tensors = self._fitted_state() if self.fitted else (None, {})
+        config = {"type": self.type, "name": self.name, "column": self.column, "output": self.output,
+                  "options": self.get_config(), "fitted": fitted}
+        return config, dict(tensors)
+
+    @classmethod
+    def from_state(cls, config: dict, tensors: dict) -> "Feature":
+        """Rebuild a feature from ``state()``'s output."""
+        feature = cls(config["name"], column=config.get("column"), output=bool(config.get("output", False)),
+                      **config.get("options", {}))
+        if config.get("fitted") is not None:
+            feature._load_fitted(config["fitted"], dict(tensors))
+            feature.fitted = True
+        return feature
+
+    # ---- for subclasses ------------------------------------------------------------------------
+    def get_config(self) -> dict:
+        """The constructor options (not name/column/output), JSON-able."""
+        return {}
+
+    def _fit(self, series: pd.Series) -> None:
+        raise NotImplementedError
+
+    def _transform(self, series: pd.Series) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _fit_transform(self, series: pd.Series) -> torch.Tensor:
+        self._fit(series)
+        self.fitted = True
+        return self._transform(series)
+
+    def _spec(self) -> dict:
+        raise NotImplementedError
+
+    def _fitted_state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        return {}, {}
+
+    def _load_fitted(self, fitted: dict, tensors: dict[str, torch.Tensor]) -> None:
+        pass
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def _what(self) -> str:
+        return f"{'output' if self.output else 'input'} {self.type} feature {self.name!r}"
+
+    def _where(self) -> str:
+        """The start of every DataError: which column and feature."""
+        return f"Column {self.column!r} ({self._what()})"
+
+    def _check_not_empty(self, series: pd.Series) -> None:
+        if len(series) == 0:
+            raise DataError(f"Cannot fit {self._what()} on an empty column {self.column!r}: the training split "
+                            f"has no rows.")
+
+    def _check_fitted(self, method: str) -> None:
+        if not self.fitted:
+            raise KilnValueError(f"{self._what()} is not fitted yet: call fit() on the training split before "
+                                 f"{method}().")
+
+    def _select(self, data) -> pd.Series:
+        """The feature's column: ``data`` itself (a Series, list or array) or ``data[self.column]``."""
+        if isinstance(data, pd.DataFrame):
+            if self.column not in data.columns:
+                columns = [str(c) for c in data.columns]
+                hint = closest_match(self.column, columns)
+                raise DataError(f"The data has no column {self.column!r} for {self._what()}."
+                                f"{f' Did you mean {hint!r}?' if hint else ''} Columns: {', '.join(columns)}. "
+                                f"Fix the feature's `column`, or rename the column in the data.")
+            return data[self.column]
+        if isinstance(data, pd.Series):
+            return data
+        if isinstance(data, np.ndarray):
+            # A 2-D or higher array is one array per row (images, waveforms, sequences).
+            return pd.Series(list(data) if data.ndim > 1 else data, name=self.column)
+        return pd.Series(list(data), name=self.column)
+
+    def __repr__(self) -> str:
+        options = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        column = f", column={self.column!r}" if self.column != self.name else ""
+        output = ", output=True" if self.output else ""
+        return f"{type(self).__name__}({self.name!r}{column}{output}{', ' if options else ''}{options})"
+
+
+# ---- option checks shared by the feature types ------------------------------------------------
+def check_choice(option: str, value, choices: Iterable) -> Any:
+    """``value`` must be one of ``choices`` (strings or None); names the nearest valid one."""
+    choices = list(choices)
+    if any(value is c or (isinstance(value, str) and value == c) for c in choices):
+        return value
+    shown = ", ".join(repr(c) for c in choices)
+    hint = closest_match(value, [c for c in choices if isinstance(c, str)]) if isinstance(value, str) else None
+    raise KilnValueError(f"Received an invalid value for `{option}`, expected one of {shown}. "
+                         f"Received: {option}={value!r}{f'. Did you mean {hint!r}?' if hint else ''}")
+
+
+def check_int(option: str, value, minimum: int = 1, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        expected = f"an integer >= {minimum}{' or None' if allow_none else ''}"
+        raise KilnValueError(f"Received an invalid value for `{option}`, expected {expected}. "
+                             f"Received: {option}={value!r}")
+    return int(value)
+
+
+def check_bool(option: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise KilnValueError(f"Received an invalid value for `{option}`, expected True or False. "
+                             f"Received: {option}={value!r}")
+    return bool(value)
+
+
+def check_number(option: str, value, positive: bool = False) -> float:
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+            or (positive and value <= 0)):
+        expected = "a positive number" if positive else "a finite number"
+        raise KilnValueError(f"Received an invalid value for `{option}`, expected {expected}. "
+                             f"Received: {option}={value!r}")
+    return float(value)
+
+
+# ---- value helpers --------------------------------------------------------------------------------
+def to_python(value):
+    """A numpy scalar as the Python value JSON can hold (``np.int64(3)`` -> ``3``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def sort_key(value):
+    """Order mixed labels deterministically: booleans, then numbers by value, then text."""
+    if isinstance(value, (bool, np.bool_)):
+        return (0, float(value), "")
+    if isinstance(value, numbers.Real):
+        return (1, float(value), "")
+    return (2, 0.0, str(value))
+
+
+def row_list(index: Iterable, limit: int = 5) -> str:
+    """'rows 3, 8, 9' (the index labels), shortened to ``limit`` with the total count."""
+    rows = list(index)
+    shown = ", ".join(str(r) for r in rows[:limit])
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
+
+
+def progress(iterable: Iterable, total: int, desc: str):
+    """A tqdm bar on stderr for slow decoding loops: at once for > 500 items, else after 1 s."""
+    from tqdm import tqdm
+    return tqdm(iterable, total=total, desc=desc, file=sys.stderr, unit="item", leave=False,
+                delay=0.0 if total > _PROGRESS_ITEMS else 1.0)
+
+
+def is_missing(value) -> bool:
+    """None or a float NaN (arrays and strings are never missing)."""
+    if value is None:
+        return True
+    return isinstance(value, (float, np.floating)) and math.isnan(value)
+
+
+# ---- construction and storage ---------------------------------------------------------------------
+def _feature_types() -> dict[str, type]:
+    # The table lives in the package's __init__ (explicit, one line per type); imported here,
+    # at call time, because the type modules import this one.
+    from kiln.data.features import FEATURE_TYPES
+    return FEATURE_TYPES
+
+
+def _options_of(cls) -> list[str]:
+    params = inspect.signature(cls.__init__).parameters
+    return [p for p in params if p not in ("self", "name", "column", "output")]
+
+
+def build_feature(name: str, type: str, column: str | None = None, *, output: bool = False,
+                  **preprocessing) -> Feature:
+    """A feature of the given type, e.g. ``build_feature("price", "numeric", normalization="minmax")``.
+
+    Args:
+        name: the feature's name (and column, unless ``column`` is given).
+        type: one of ``FEATURE_TYPES``: numeric, category, binary, text, image, audio, sequence.
+        column: the table column to read (default: ``name``).
+        output: True for a target the model predicts.
+        **preprocessing: the type's options (``NumericFeature(normalization=...)`` ...); an unknown
+            option is an error that names the nearest valid one.
+    """
+    types = _feature_types()
+    if type not in types:
+        raise unknown_name_error("feature type", type, types)
+    cls = types[type]
+    options = _options_of(cls)
+    for key in preprocessing:
+        if key not in options:
+            hint = closest_match(key, options)
+            raise KilnValueError(f"Unknown option {key!r} for the {type} feature {name!r}."
+                                 f"{f' Did you mean {hint!r}?' if hint else ''} "
+                                 f"Valid options: {', '.join(options) or '(none)'}.")
+    return cls(name, column=column, output=output, **preprocessing)
+
+
+def save_features(features, folder) -> None:
+    """Write fitted features to ``folder/features.json`` + ``folder/features.safetensors``.
+
+    Args:
+        features: a list of features, or a ``{name: feature}`` dict.
+        folder: the folder (a model folder); created if needed.
+
+    Each file is written atomically (temporary name, then rename). The JSON holds the SHA-256 of
+    the tensor file, so ``load_features`` notices a pair that does not belong together.
+    """
+    from safetensors.torch import save
+
+    from kiln.saving.weights_io import atomic_write_bytes
+    items = list(features.values()) if isinstance(features, Mapping) else list(features)
+    names = set()
+    records, tensors = [], {}
+    for feature in items:
+        if not isinstance(feature, Feature):
+            raise KilnValueError(f"save_features() expects kiln features; received a {type(feature).__name__}.")
+        if feature.name in names:
+            raise KilnValueError(f"Two features are named {feature.name!r}; feature names must be unique.")
+        names.add(feature.name)
+        config, own = feature.state()
+        config["tensors"] = sorted(own)
+        for key, tensor in own.items():
+            tensors[f"{feature.name}/{key}"] = tensor.detach().to("cpu").contiguous().clone()
+        records.append(config)
+    blob = save(tensors, metadata={"format": _FORMAT})
+    document = {"format": _FORMAT, "format_version": _FORMAT_VERSION,
+                "safetensors_sha256": hashlib.sha256(blob).hexdigest(), "features": records}
+    try:
+        text = json.dumps(document, indent=2, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise SerializationError(f"A feature's state is not JSON-able ({err}).") from err
+    folder = Path(folder)
+    atomic_write_bytes(folder / FEATURES_SAFETENSORS, blob)  # tensors first: the JSON names their hash
+    atomic_write_bytes(folder / FEATURES_JSON, text.encode())
+
+
+def load_features(folder) -> dict[str, Feature]:
+    """Read the features ``save_features`` wrote; returns ``{name: feature}`` in the saved order."""
+    from safetensors.torch import load
+    folder = Path(folder)
+    json_file, tensor_file = folder / FEATURES_JSON, folder / FEATURES_SAFETENSORS
+    for path in (json_file, tensor_file):
+        if not path.exists():
+            raise SerializationError(f"No {path.name} in {folder}: it is written by save_features() "
+                                     f"(kiln train saves it in the run's model folder).")
+    try:
+        document = json.loads(json_file.read_text())
+    except ValueError as err:
+        raise SerializationError(f"{json_file} is not valid JSON ({err}).") from err
+    if not isinstance(document, dict) or document.get("format") != _FORMAT:
+        raise SerializationError(f"{json_file} is not a kiln features file (no \"format\": \"{_FORMAT}\").")
+    if document.get("format_version", 0) > _FORMAT_VERSION:
+        raise SerializationError(f"{json_file} has format_version {document['format_version']}; this kiln reads "
+                                 f"up to {_FORMAT_VERSION}. Upgrade kiln.")
+    blob = tensor_file.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != document.get("safetensors_sha256"):
+        raise SerializationError(f"{tensor_file} does not match {json_file} (its SHA-256 differs): the two "
+                                 f"files come from different saves. Save the features again.")
+    try:
+        tensors = load(blob)
+    except Exception as err:  # safetensors raises its own error types
+        raise SerializationError(f"{tensor_file} is not a safetensors file ({err}).") from err
+    types = _feature_types()
+    loaded: dict[str, Feature] = {}
+    for record in document["features"]:
+        if record.get("type") not in types:
+            raise SerializationError(f"{json_file}: feature {record.get('name')!r} has unknown type "
+                                     f"{record.get('type')!r}; known: {', '.join(types)}.")
+        own = {key: tensors[f"{record['name']}/{key}"] for key in record.get("tensors", [])}
+        config = {k: v for k, v in record.items() if k != "tensors"}
+        loaded[record["name"]] = types[record["type"]].from_state(config, own)
+    return loaded
+
+
+def file_label(value) -> str:
+    """How an error names a media value: the file path, or 'an in-memory array'."""
+    if isinstance(value, (str, os.PathLike)):
+        return f"file {os.fspath(value)!r}"
+    return f"an in-memory {type(value).__name__}"

@@ -1,0 +1,138 @@
+"""CategoryFeature: a label per row, as an index into a vocabulary learned from the training split.
+
+Input features: the vocabulary is the training values seen at least ``min_count`` times, most
+frequent first (ties by value), cut to ``max_vocab``; index 0 is ``"<unk>"``, where values the
+training split did not have (and missing values) go. Output features (the classes a model
+predicts): no ``<unk>`` — the classes are the sorted unique training labels, and a label the
+training split lacks, or a missing label, is a ``DataError`` (a model cannot learn to predict
+a class it never saw).
+
+Labels keep their type: JSON stores ``3`` and ``"3"`` apart, so ``decode`` gives back ints for
+an int column and strings for a string column.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from kiln.data.features.base import Feature, check_choice, check_int, row_list, sort_key, to_python
+from kiln.errors import DataError, KilnValueError, ShapeError
+
+__all__ = ["CategoryFeature", "UNKNOWN"]
+
+UNKNOWN = "<unk>"
+_ENCODINGS = ("index", "onehot")
+
+
+class CategoryFeature(Feature):
+    """A categorical column as class indices ``(rows,)`` int64, or one-hot ``(rows, vocab_size)``.
+
+    Args:
+        name: feature name (and column, unless ``column`` is given).
+        column: the table column (default: ``name``).
+        output: True for a classification target (no ``<unk>``; classes sorted by value).
+        max_vocab: input features: keep at most this many values, the most frequent (default
+            None: all). Not used by output features.
+        min_count: input features: drop values seen fewer times in training (default 1).
+        encoding: "index" (default; int64 indices for an Embedding or sparse cross-entropy) or
+            "onehot" (float32 one-hot rows).
+
+    Example::
+
+        f = CategoryFeature("color").fit(pd.Series(["red", "blue", "red"]))
+        f.classes                                # ["<unk>", "red", "blue"]
+        f.transform(pd.Series(["blue", "pink"]))  # tensor([2, 0])
+    """
+
+    type = "category"
+
+    def __init__(self, name: str, column: str | None = None, *, output: bool = False,
+                 max_vocab: int | None = None, min_count: int = 1, encoding: str = "index"):
+        super().__init__(name, column, output=output)
+        self.max_vocab = check_int("max_vocab", max_vocab, allow_none=True)
+        self.min_count = check_int("min_count", min_count)
+        self.encoding = check_choice("encoding", encoding, _ENCODINGS)
+        if output and (max_vocab is not None or min_count != 1):
+            raise KilnValueError(f"`max_vocab` and `min_count` apply to input category features; the output "
+                                 f"feature {name!r} keeps every training class. Received: max_vocab={max_vocab!r}, "
+                                 f"min_count={min_count!r}")
+        self.classes: list = []  # index -> value; inputs start with "<unk>"
+        self._lookup: pd.Index | None = None
+
+    def get_config(self) -> dict:
+        return {"max_vocab": self.max_vocab, "min_count": self.min_count, "encoding": self.encoding}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.classes)
+
+    def _check_no_missing(self, series: pd.Series) -> None:
+        missing = series.isna().to_numpy()
+        if missing.any():
+            raise DataError(f"{self._where()}: no label (NaN/None) in {row_list(series.index[missing])}. Drop "
+                            f"those rows or fill them: a classification target must name a class.")
+
+    def _fit(self, series: pd.Series) -> None:
+        if self.output:
+            self._check_no_missing(series)
+            values = [to_python(v) for v in pd.unique(series.to_numpy())]
+            self.classes = sorted(values, key=sort_key)
+        else:
+            counts = series.dropna().value_counts(sort=False)
+            items = [(to_python(v), int(c)) for v, c in counts.items() if c >= self.min_count]
+            items.sort(key=lambda item: (-item[1], sort_key(item[0])))  # frequency, then value
+            if self.max_vocab is not None:
+                items = items[:self.max_vocab]
+            self.classes = [UNKNOWN] + [value for value, _ in items]
+        self._lookup = None
+
+    def _indices(self, series: pd.Series) -> np.ndarray:
+        if self._lookup is None:
+            known = self.classes if self.output else self.classes[1:]
+            self._lookup = pd.Index(known, dtype=object)
+        codes = self._lookup.get_indexer(series.to_numpy(dtype=object))  # -1: not in the vocabulary
+        if not self.output:
+            return codes + 1  # unseen and missing -> 0, "<unk>"
+        self._check_no_missing(series)
+        unseen = codes < 0
+        if unseen.any():
+            first = int(np.flatnonzero(unseen)[0])
+            known = ", ".join(repr(c) for c in self.classes[:10]) + (" ..." if len(self.classes) > 10 else "")
+            raise DataError(f"{self._where()}: row {series.index[first]} holds {series.iloc[first]!r}, a class the "
+                            f"training split does not have ({row_list(series.index[unseen])}). Known classes: "
+                            f"{known}. A model cannot predict a class it never saw: drop those rows, or split "
+                            f"so that training holds every class (a stratified split).")
+        return codes
+
+    def _transform(self, series: pd.Series) -> torch.Tensor:
+        codes = torch.from_numpy(self._indices(series).astype(np.int64))  # (rows,)
+        if self.encoding == "onehot":
+            return torch.nn.functional.one_hot(codes, self.vocab_size).float()  # (rows, vocab_size)
+        return codes
+
+    def decode(self, outputs) -> list:
+        """Probabilities or logits ``(rows, vocab_size)`` (argmax), or indices ``(rows,)`` -> labels."""
+        self._check_fitted("decode")
+        values = outputs.detach().cpu().numpy() if torch.is_tensor(outputs) else np.asarray(outputs)
+        if values.ndim == 2 and values.shape[1] == self.vocab_size:
+            indices = values.argmax(axis=1)
+        elif values.ndim == 1 and np.issubdtype(values.dtype, np.integer):
+            indices = values
+        else:
+            raise ShapeError(f"{self._what()} decodes scores of shape (rows, {self.vocab_size}) or integer indices "
+                             f"(rows,); received {values.dtype} of shape {tuple(values.shape)}.")
+        return [self.classes[i] for i in indices.tolist()]
+
+    def _spec(self) -> dict:
+        shape = (self.vocab_size,) if self.encoding == "onehot" else ()
+        return {"shape": shape, "dtype": "float32" if self.encoding == "onehot" else "int64",
+                "vocab_size": self.vocab_size, "classes": list(self.classes)}
+
+    def _fitted_state(self):
+        return {"classes": list(self.classes)}, {}
+
+    def _load_fitted(self, fitted, tensors):
+        self.classes = list(fitted["classes"])
+        self._lookup = None

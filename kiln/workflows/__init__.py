@@ -1,0 +1,1 @@
+"""Workflows: the lifecycle steps that use kiln's components (train, evaluate, predict, export)."""

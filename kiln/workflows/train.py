@@ -1,0 +1,253 @@
+"""The `kiln train` workflow: one YAML file -> a trained, evaluated, reported run folder.
+
+Steps (each a small function below): setup (seed, run folder) -> data (read, check
+columns, split) -> features (fit on the training split, encode every split) -> model
+(from the features and the model config) -> fit (checkpoints every N steps; resumable) ->
+evaluate (test split) -> save (model + preprocessors) -> report.
+
+Raises:
+    ConfigError: an invalid config (all problems at once).
+    DataError: data that does not fit the config (names the file, column or row).
+A failed run keeps its folder and its last good checkpoint; `kiln train --resume RUN`
+continues it.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import kiln
+from kiln.errors import DataError, closest_match
+from kiln.workflows.model_builder import build_model
+from kiln.workflows.run import as_probabilities
+
+__all__ = ["train", "RunResult", "LOSS_FOR_TYPE", "METRICS_FOR_TYPE"]
+
+LOSS_FOR_TYPE = {
+    "category": lambda logits: kiln.losses.SparseCategoricalCrossentropy(from_logits=logits),
+    "binary": lambda logits: kiln.losses.BinaryCrossentropy(from_logits=logits),
+    "numeric": lambda logits: kiln.losses.MeanSquaredError(),
+}
+METRICS_FOR_TYPE = {
+    "category": lambda logits: ["accuracy"],
+    "binary": lambda logits: [kiln.metrics.BinaryAccuracy(name="accuracy", threshold=0.0 if logits else 0.5),
+                              kiln.metrics.AUC(name="auc")],
+    "numeric": lambda logits: ["mae", "rmse", kiln.metrics.R2Score(name="r2")],
+}
+
+
+@dataclass
+class RunResult:
+    """What a finished run left behind."""
+
+    run_dir: Path
+    history: dict
+    test_metrics: dict
+    model: Any = field(repr=False)
+    features: dict = field(repr=False)
+
+
+# ---------------------------------------------------------------------- setup
+def _run_dir(config, output_dir, resume) -> Path:
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / "config.yaml").exists():
+            raise DataError(f"--resume {run_dir}: not a kiln run folder (no config.yaml). Pass the folder "
+                            f"that `kiln train` printed, e.g. runs/{config.name}-20261129-101500.")
+        return run_dir
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(output_dir or config.output_dir)
+    run_dir = base / f"{config.name}-{stamp}"
+    n = 1
+    while run_dir.exists():
+        run_dir = base / f"{config.name}-{stamp}-{n}"
+        n += 1
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+# ---------------------------------------------------------------------- data
+def _read_and_split(config):
+    from kiln.data import read_source, split_frame
+    data = config.data
+    frame = read_source(data.source, format=data.format, **(data.options or {}))
+    columns = list(frame.columns)
+    for feature in [*config.input_features, *config.output_features]:
+        column = feature.column or feature.name
+        if column not in columns:
+            hint = closest_match(column, columns)
+            raise DataError(f"Feature {feature.name!r} reads column {column!r}, which {data.source} does not have"
+                            + (f"; did you mean {hint!r}?" if hint else "") + f" Columns: {columns}")
+    split = data.split
+    splits = split_frame(frame, train=split.train, validation=split.validation, test=split.test,
+                         stratify=split.stratify, by_column=split.by_column, seed=split.seed)
+    return frame, splits
+
+
+def _build_features(config, splits):
+    from kiln.data.features import build_feature
+    built = {}
+    for role, specs in (("input", config.input_features), ("output", config.output_features)):
+        for spec in specs:
+            feature = build_feature(spec.name, spec.type, column=spec.column or spec.name,
+                                    output=role == "output", **(spec.preprocessing or {}))
+            feature.augmentation = getattr(spec, "augmentation", None)
+            feature.fit(splits["train"][feature.column])
+            built[spec.name] = (role, feature)
+    return built
+
+
+def _encode(features, frame):
+    x = {name: f.transform(frame[f.column]) for name, (role, f) in features.items() if role == "input"}
+    y = {name: f.transform(frame[f.column]) for name, (role, f) in features.items() if role == "output"}
+    if len(y) == 1:
+        y = next(iter(y.values()))
+    return x, y
+
+
+# ---------------------------------------------------------------------- the workflow
+def train(config, *, output_dir=None, resume=None, verbose: int = 1) -> RunResult:
+    """Run the whole lifecycle for ``config`` (a KilnConfig); returns where it all went."""
+    from kiln.config import dump_config
+    started = time.time()
+    seed = config.training.seed if config.training.seed is not None else config.seed
+    kiln.utils.set_random_seed(seed)
+    run_dir = _run_dir(config, output_dir, resume)
+    (run_dir / "config.yaml").write_text(dump_config(config))
+    if verbose:
+        print(f"run folder: {run_dir}", flush=True)
+
+    frame, splits = _read_and_split(config)
+    features = _build_features(config, splits)
+    encoded = {name: _encode(features, part) for name, part in splits.items() if len(part)}
+    inputs = [f for role, f in features.values() if role == "input"]
+    outputs = [f for role, f in features.values() if role == "output"]
+
+    kiln.utils.set_random_seed(seed)  # the model's initial weights do not depend on data reading
+    model, output_kinds = build_model(config.model, inputs, outputs, name=config.name.replace("-", "_"))
+    _compile(model, config, outputs, output_kinds)
+    if verbose:
+        model.summary()
+
+    callbacks = _callbacks(config, run_dir)
+    x_train, y_train = encoded["train"]
+    validation = encoded.get("validation")
+    history = model.fit(x_train, y_train, epochs=config.training.epochs, batch_size=config.training.batch_size,
+                        validation_data=validation, callbacks=callbacks, verbose=verbose)
+
+    test_metrics = {}
+    for split_name in ("train", "validation", "test"):
+        if split_name in encoded:
+            x, y = encoded[split_name]
+            test_metrics[split_name] = model.evaluate(x, y, batch_size=config.training.batch_size, verbose=0,
+                                                      return_dict=True)
+    (run_dir / "evaluation.json").write_text(json.dumps(test_metrics, indent=2))
+
+    _save_model(model, features, output_kinds, run_dir)
+    report_path = _write_report(config, run_dir, model, features, output_kinds, splits, encoded, history.history,
+                                test_metrics, seed, time.time() - started)
+    if verbose:
+        headline = test_metrics.get(config.evaluation.split) or {}
+        print("test metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in headline.items()), flush=True)
+        print(f"report: {report_path}", flush=True)
+    return RunResult(run_dir, history.history, test_metrics, model, {n: f for n, (_, f) in features.items()})
+
+
+def _compile(model, config, outputs, output_kinds) -> None:
+    t = config.training
+    optimizer = t.optimizer
+    if not isinstance(optimizer, str):
+        options = optimizer.model_dump(exclude_none=True) if hasattr(optimizer, "model_dump") else dict(optimizer)
+        optimizer = kiln.optimizers.get({"class_name": options.pop("name"), "config": options})
+    logits = {f.name: output_kinds[f.name] == "logits" for f in outputs}
+    losses = {f.name: LOSS_FOR_TYPE[f.type](logits[f.name]) for f in outputs}
+    metrics = {f.name: METRICS_FOR_TYPE[f.type](logits[f.name]) for f in outputs}
+    if len(outputs) == 1:
+        losses, metrics = next(iter(losses.values())), next(iter(metrics.values()))
+    precision = None if t.precision == "float32" else t.precision
+    model.compile(optimizer=optimizer, loss=losses, metrics=metrics, mixed_precision=precision)
+
+
+def _callbacks(config, run_dir: Path) -> list:
+    t = config.training
+    callbacks = [kiln.callbacks.BackupAndRestore(run_dir / "checkpoints", save_freq=t.checkpoint_every_steps or "epoch",
+                                                 delete_checkpoint=False),
+                 kiln.callbacks.JSONLLogger(run_dir / "metrics.jsonl")]
+    if t.early_stopping is not None:
+        es = t.early_stopping
+        callbacks.append(kiln.callbacks.EarlyStopping(monitor=es.monitor, patience=es.patience,
+                                                      restore_best_weights=es.restore_best_weights))
+    return callbacks
+
+
+def _save_model(model, features, output_kinds, run_dir: Path) -> None:
+    from kiln.data.features import save_features
+    model_dir = run_dir / "model"
+    model.save(model_dir)
+    save_features([f for _, f in features.values()], model_dir)
+    (model_dir / "roles.json").write_text(json.dumps(
+        {"roles": {n: role for n, (role, _) in features.items()}, "outputs": output_kinds}, indent=2))
+
+
+def _write_report(config, run_dir, model, features, output_kinds, splits, encoded, history, test_metrics, seed,
+                  seconds):
+    from kiln.config import dump_config
+    from kiln.reports import ReportContext, write_report
+    outputs = [(name, f) for name, (role, f) in features.items() if role == "output"]
+    lines = []
+    model.summary(print_fn=lines.append)
+    epochs = len(next(iter(history.values()), []))
+    context = ReportContext(
+        title=f"kiln run {run_dir.name}", run_name=run_dir.name,
+        task="multi" if len(outputs) > 1 else ("regression" if outputs[0][1].type == "numeric" else "classification"),
+        history=[{"epoch": i + 1, **{k: v[i] for k, v in history.items() if i < len(v)}} for i in range(epochs)],
+        final_metrics=test_metrics, model_summary="\n".join(lines),
+        data_summary=_data_summary(features, splits), environment=_environment(model, seed, seconds),
+        config_yaml=dump_config(config))
+    split = config.evaluation.split if config.evaluation.split in encoded else "validation"
+    if split in encoded and len(outputs) == 1:
+        name, feature = outputs[0]
+        x, y = encoded[split]
+        pred = model.predict(x, batch_size=config.training.batch_size, verbose=0)
+        truth = splits[split][feature.column].tolist()
+        decoded = list(feature.decode(as_probabilities(feature, pred, output_kinds[name])))
+        if feature.type == "numeric":
+            context.y_true, context.y_pred = np.asarray(truth, dtype=float), np.asarray(decoded, dtype=float)
+        else:
+            context.y_true, context.y_pred = truth, decoded
+            context.class_names = list(feature.spec().get("classes", sorted(set(truth), key=str)))
+    return write_report(run_dir / "report.html", context)
+
+
+def _data_summary(features, splits) -> dict:
+    summary = {"rows": {name: len(part) for name, part in splits.items()}, "features": [], "class_balance": {}}
+    for name, (role, feature) in features.items():
+        column = splits["train"][feature.column]
+        row = {"feature": name, "role": role, "type": feature.type}
+        if feature.type in ("numeric",):
+            values = column.astype(float)
+            row.update(mean=float(values.mean()), std=float(values.std()), min=float(values.min()),
+                       max=float(values.max()), missing=int(values.isna().sum()))
+        elif feature.type in ("category", "binary", "text"):
+            row.update(unique=int(column.astype(str).nunique()), missing=int(column.isna().sum()))
+        summary["features"].append(row)
+        if role == "output" and feature.type in ("category", "binary"):
+            summary["class_balance"] = {split: part[feature.column].astype(str).value_counts().sort_index().to_dict()
+                                        for split, part in splits.items() if len(part)}
+    return summary
+
+
+def _environment(model, seed, seconds) -> dict:
+    return {"kiln": kiln.__version__, "torch": torch.__version__, "python": sys.version.split()[0],
+            "platform": platform.platform(), "device": str(model.device), "threads": torch.get_num_threads(),
+            "seed": seed, "wall time": f"{seconds:.1f} s", "finished": datetime.now().isoformat(timespec="seconds")}

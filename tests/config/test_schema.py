@@ -1,0 +1,155 @@
+"""kiln.config.schema: defaults, derived values and each derived check, on plain dicts."""
+
+import pytest
+from pydantic import ValidationError
+
+from kiln.config import (AugmentationConfig, FeatureConfig, KilnConfig, ModelConfig, OptimizerConfig, ScheduleConfig,
+                         SplitConfig, TrainingConfig)
+
+
+def minimal(**sections):
+    config = {"data": {"source": "sklearn:iris"},
+              "input_features": [{"name": "x", "type": "numeric"}],
+              "output_features": [{"name": "target", "type": "category"}]}
+    config.update(sections)
+    return config
+
+
+def test_defaults_are_filled_in():
+    cfg = KilnConfig.model_validate(minimal())
+    assert (cfg.name, cfg.seed, cfg.output_dir) == ("run", 0, "runs")
+    assert cfg.data.format == "auto" and cfg.data.options == {}
+    split = cfg.data.split
+    assert (split.train, split.validation, split.test, split.stratify, split.k_folds) == (0.8, 0.1, 0.1, None, None)
+    t = cfg.training
+    assert (t.epochs, t.batch_size, t.precision, t.checkpoint_every_steps) == (10, 32, "float32", 200)
+    assert t.optimizer == OptimizerConfig(name="adam", learning_rate=None)
+    assert t.schedule is None and t.early_stopping is None
+    assert (t.regularization.l1, t.regularization.l2, t.regularization.dropout) == (0.0, 0.0, 0.0)
+    assert cfg.model.layers is None and cfg.model.zoo is None
+    assert cfg.evaluation.metrics is None and cfg.evaluation.split == "test"
+    assert cfg.export.formats == ["safetensors"]
+
+
+def test_derived_defaults_column_and_seeds():
+    cfg = KilnConfig.model_validate(minimal(seed=7, input_features=[{"name": "x", "type": "numeric", "column": "c"}]))
+    assert cfg.input_features[0].column == "c"
+    assert cfg.output_features[0].column == "target"  # column defaults to the name
+    assert cfg.training.seed == 7 and cfg.data.split.seed == 7  # sections default to the top-level seed
+    cfg = KilnConfig.model_validate(minimal(seed=7, training={"seed": 1}, data={"source": "s", "split": {"seed": 2}}))
+    assert cfg.training.seed == 1 and cfg.data.split.seed == 2
+
+
+def test_optimizer_name_alone_and_extra_arguments():
+    assert TrainingConfig(optimizer="sgd").optimizer.name == "sgd"
+    opt = OptimizerConfig(name="sgd", learning_rate=0.1, momentum=0.9, nesterov=True)
+    assert opt.model_extra == {"momentum": 0.9, "nesterov": True}
+    with pytest.raises(ValidationError, match="has no argument 'momentun'. Did you mean 'momentum'"):
+        OptimizerConfig(name="sgd", momentun=0.9)
+    with pytest.raises(ValidationError, match="Did you mean 'adam'"):
+        OptimizerConfig(name="adma")
+    with pytest.raises(ValidationError, match="momentum"):  # the optimizer's own range check
+        OptimizerConfig(name="sgd", momentum=1.5)
+    with pytest.raises(ValidationError, match="greater than 0"):
+        OptimizerConfig(name="adam", learning_rate=0)
+
+
+def test_every_section_but_the_optimizer_forbids_unknown_keys():
+    with pytest.raises(ValidationError) as info:
+        KilnConfig.model_validate(minimal(trainig={}, training={"epcohs": 3}, data={"source": "s", "formt": "csv"}))
+    assert {e["loc"] for e in info.value.errors()} == {("trainig",), ("training", "epcohs"), ("data", "formt")}
+    assert {e["type"] for e in info.value.errors()} == {"extra_forbidden"}
+
+
+@pytest.mark.parametrize("section, value", [
+    ("training", {"epochs": 0}), ("training", {"batch_size": -1}), ("training", {"precision": "float64"}),
+    ("training", {"regularization": {"dropout": 1.0}}), ("training", {"early_stopping": {"patience": -1}}),
+    ("export", {"formats": ["pickle"]}), ("evaluation", {"split": "dev"}),
+])
+def test_invalid_values(section, value):
+    with pytest.raises(ValidationError):
+        KilnConfig.model_validate(minimal(**{section: value}))
+
+
+def test_split_fractions_sum_to_one_unless_by_column_or_k_folds():
+    with pytest.raises(ValidationError, match=r"must sum to 1, got 0.8 \+ 0.3 \+ 0.1 = 1.2"):
+        SplitConfig(train=0.8, validation=0.3, test=0.1)
+    assert SplitConfig(train=0.7, validation=0.2, test=0.1).train == 0.7
+    assert SplitConfig(train=0.5, validation=0.5, test=0.5, by_column="fold").by_column == "fold"
+    assert SplitConfig(train=0.9, validation=0.0, test=0.0, k_folds=5).k_folds == 5
+    with pytest.raises(ValidationError):
+        SplitConfig(k_folds=1)
+
+
+def test_features_need_one_input_one_output_and_unique_names():
+    with pytest.raises(ValidationError, match="at least 1 item"):
+        KilnConfig.model_validate(minimal(input_features=[]))
+    with pytest.raises(ValidationError, match="at least 1 item"):
+        KilnConfig.model_validate(minimal(output_features=[]))
+    twice = [{"name": "x", "type": "numeric"}, {"name": "x", "type": "category"}]
+    with pytest.raises(ValidationError, match="'x' is already used by input_features.0") as info:
+        KilnConfig.model_validate(minimal(input_features=twice))
+    assert info.value.errors()[0]["ctx"]["kiln_at"] == (1, "name")  # the loader points at the second one
+    with pytest.raises(ValidationError, match="'x' is already used by input_features.0"):
+        KilnConfig.model_validate(minimal(output_features=[{"name": "x", "type": "numeric"}]))
+    with pytest.raises(ValidationError, match="cannot contain '.'"):
+        FeatureConfig(name="a.b", type="numeric")
+    with pytest.raises(ValidationError):
+        FeatureConfig(name="a", type="categorical")
+
+
+def test_augmentation_fits_the_feature_type():
+    image = FeatureConfig(name="img", type="image", augmentation={"flip": "horizontal", "rotation": 0.1,
+                                                                   "crop": [24, 24], "mixup": 0.2})
+    assert image.augmentation.active() == ["flip", "rotation", "crop", "mixup"]
+    audio = FeatureConfig(name="wav", type="audio", augmentation={"time_shift": 0.1, "spec_augment": {}})
+    assert audio.augmentation.spec_augment.time_masks == 2
+    assert FeatureConfig(name="t", type="text", augmentation={"token_dropout": 0.1}).augmentation.token_dropout == 0.1
+    with pytest.raises(ValidationError, match="'flip' does not apply to a text feature"):
+        FeatureConfig(name="t", type="text", augmentation={"flip": "horizontal"})
+    with pytest.raises(ValidationError):
+        AugmentationConfig(flip="diagonal")
+    with pytest.raises(ValidationError):
+        AugmentationConfig(crop=[24])
+    with pytest.raises(ValidationError, match="input features only"):
+        KilnConfig.model_validate(minimal(output_features=[{"name": "y", "type": "image",
+                                                            "augmentation": {"flip": "vertical"}}]))
+
+
+def test_model_layers_zoo_or_neither():
+    model = ModelConfig(layers=["Flatten", {"Dense": None}, {"Dense": {"units": 3}}])
+    assert model.layers == [{"Flatten": {}}, {"Dense": {}}, {"Dense": {"units": 3}}]
+    assert ModelConfig(zoo={"name": "resnet18"}).zoo.options == {}
+    with pytest.raises(ValidationError, match="not both"):
+        ModelConfig(layers=[{"Dense": {"units": 1}}], zoo={"name": "mlp"})
+    with pytest.raises(ValidationError, match="has 2 keys"):
+        ModelConfig(layers=[{"Dense": None, "units": 3}])
+    with pytest.raises(ValidationError, match="empty"):
+        ModelConfig(layers=[])
+
+
+def test_schedule_arguments_apply_to_the_schedule():
+    assert ScheduleConfig(name="cosine", warmup_steps=100, alpha=0.1).alpha == 0.1
+    with pytest.raises(ValidationError, match="'power' does not apply to the cosine schedule"):
+        ScheduleConfig(name="cosine", power=2.0)
+    with pytest.raises(ValidationError):
+        ScheduleConfig(name="linear")
+
+
+def test_cross_section_checks():
+    no_validation = {"source": "s", "split": {"train": 0.9, "validation": 0.0, "test": 0.1}}
+    with pytest.raises(ValidationError, match="monitors 'val_loss' but data.split.validation is 0"):
+        KilnConfig.model_validate(minimal(data=no_validation, training={"early_stopping": {}}))
+    cfg = KilnConfig.model_validate(minimal(data=no_validation, training={"early_stopping": {"monitor": "loss"}}))
+    assert cfg.training.early_stopping.monitor == "loss"
+    no_test = {"source": "s", "split": {"train": 0.9, "validation": 0.1, "test": 0.0}}
+    with pytest.raises(ValidationError, match="evaluation.split is 'test' but data.split.test is 0"):
+        KilnConfig.model_validate(minimal(data=no_test))
+    assert KilnConfig.model_validate(minimal(data=no_test, evaluation={"split": "validation"}))
+
+
+def test_export_formats_unique_and_run_name_fits_a_folder():
+    with pytest.raises(ValidationError, match="listed twice"):
+        KilnConfig.model_validate(minimal(export={"formats": ["onnx", "onnx"]}))
+    with pytest.raises(ValidationError, match="names the run folder"):
+        KilnConfig.model_validate(minimal(name="../etc"))
