@@ -75,9 +75,16 @@ class ProgbarLogger(Callback):
         self._seen = 0
         self._write(f"Epoch {epoch + 1}/{self.params.get('epochs', '?')}\n")
 
+    def _live(self) -> bool:
+        """Redraw the bar in place only on a terminal; logs and pipes get the final line alone."""
+        if not hasattr(self, "_is_live"):
+            stream = self.stream or sys.stdout
+            self._is_live = bool(getattr(stream, "isatty", lambda: False)()) or "ipykernel" in sys.modules
+        return self._is_live
+
     def on_train_batch_end(self, batch, logs=None):
         self._seen = batch + 1
-        if self.verbose != 1:
+        if self.verbose != 1 or not self._live():
             return
         now = time.perf_counter()
         if now - self._last_draw >= self.interval:
@@ -127,5 +134,5 @@ class ProgbarLogger(Callback):
             if final:
                 self._write(f"{counter} - {total_s} - {per_step}{values}\n")
             return
-        line = f"\r{counter} {_bar(seen, total)} {total_s} {per_step}{values}"
+        line = ("\r" if self._live() else "") + f"{counter} {_bar(seen, total)} {total_s} {per_step}{values}"
         self._write(line + ("\n" if final else ""))

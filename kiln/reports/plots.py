@@ -111,7 +111,7 @@ def learning_curve_svg(name: str, epochs: Sequence[float], train: Sequence[float
     """One metric over epochs: training and validation lines, the best validation epoch marked.
 
     Args:
-        name: the metric's name (title and y label).
+        name: the metric's name (the title).
         epochs: x values, one per epoch.
         train, validation: values per epoch (NaN where missing), or None when absent.
         log_scale: a log y axis (for learning rates). Default False.
@@ -175,7 +175,7 @@ def confusion_matrix_svg(counts: np.ndarray, class_names: Sequence[object]) -> s
                       where=row_sums > 0)
     # Sized so that at natural size (the report's column is ~1000 px) a 30-class matrix still
     # has cells wide enough for a 4-digit count in a readable font.
-    side = float(np.clip(2.2 + 0.27 * n, 4.0, 10.2))
+    side = float(np.clip(2.2 + 0.27 * n, 3.4, 10.2))
     fig = _figure(side + 0.9, side)
     ax = fig.add_subplot()
     image = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")

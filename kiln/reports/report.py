@@ -21,7 +21,6 @@ from __future__ import annotations
 import html
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,8 +95,10 @@ class ReportContext:
     def __post_init__(self):
         problems = []
         if self.task not in TASKS:
-            problems.append(f"`task` must be one of {', '.join(TASKS)}. Received: task={self.task!r}.")
-        if not isinstance(self.history, Sequence) or not all(isinstance(r, Mapping) for r in self.history):
+            problems.append(f"`task` must be one of {', '.join(TASKS)}. "
+                            f"Received: task={self.task!r}.")
+        if not isinstance(self.history, Sequence) or not all(
+                isinstance(r, Mapping) for r in self.history):
             problems.append("`history` must be a list of dicts, one per epoch "
                             "(e.g. [{'epoch': 1, 'loss': 0.5}]). "
                             f"Received: {type(self.history).__name__}.")
@@ -159,13 +160,13 @@ def write_report(path: str | os.PathLike, context: ReportContext) -> Path:
         path = path / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     text = render_report(context)
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=path.parent)
+    # open() (unlike mkstemp's 0600) gives the file the permissions the user's umask says.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
@@ -174,7 +175,9 @@ def render_report(context: ReportContext) -> str:
     """Return the report's HTML text (what ``write_report`` writes)."""
     try:
         from kiln.reports import plots
-    except ImportError:  # matplotlib missing: tables only
+    except ImportError as error:  # matplotlib missing: tables only
+        if not (error.name or "").startswith("matplotlib"):
+            raise
         plots = None
     ctx = context
     analysis = None
@@ -188,7 +191,8 @@ def render_report(context: ReportContext) -> str:
         ("metrics", "Final metrics", _metrics_section(ctx.final_metrics)),
     ]
     if analysis is not None and ctx.task == "classification":
-        sections.append(("classification", "Classification", _classification_section(analysis, plots)))
+        sections.append(("classification", "Classification",
+                         _classification_section(analysis, plots)))
     elif analysis is not None:
         sections.append(("regression", "Regression", _regression_section(analysis, plots)))
     sections += [
@@ -269,7 +273,8 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]], table_id: str = "
     ths = "".join(f'<th{" class=num" if i >= numeric_from else ""}>{_e(h)}</th>'
                   for i, h in enumerate(head))
     body = "\n".join(f"<tr>{''.join(r)}</tr>" for r in rows)
-    tfoot = ("<tfoot>" + "".join(f"<tr>{''.join(r)}</tr>" for r in foot) + "</tfoot>") if foot else ""
+    tfoot = "".join(f"<tr>{''.join(r)}</tr>" for r in foot)
+    tfoot = f"<tfoot>{tfoot}</tfoot>" if foot else ""
     ident = f' id="{table_id}"' if table_id else ""
     return (f'<div class="table-wrap"><table{ident}><thead><tr>{ths}</tr></thead>'
             f"<tbody>\n{body}\n</tbody>{tfoot}</table></div>")
@@ -404,7 +409,8 @@ def _curves_section(history: Sequence[Mapping], plots) -> str:
     rows = [[_num_td(r.get(k)) for k in keys] for r in history]
     table = _table(keys, rows, "history-table", numeric_from=0)
     return (f'<div class="grid2">{figures}</div>'
-            f"<details><summary>Per-epoch values ({len(history)} epochs)</summary>{table}</details>")
+            f"<details><summary>Per-epoch values ({len(history)} epochs)</summary>{table}"
+            "</details>")
 
 
 def _metrics_section(final_metrics: Mapping) -> str:
@@ -422,14 +428,17 @@ def _metrics_section(final_metrics: Mapping) -> str:
 # ----------------------------------------------------------------------------- classification
 
 def _as_list(values: Any) -> list:
+    """Labels as a list of Python objects; a 2-D (rows, classes) array becomes argmax indices."""
     if hasattr(values, "detach"):  # a torch tensor
         values = values.detach().cpu().numpy()
-    array = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
-    if array.ndim == 2 and array.shape[1] > 1 and array.dtype != object:
-        return np.argmax(array, axis=1).tolist()  # one-hot or probabilities -> index
-    if array.ndim == 2 and array.shape[1] == 1:
-        array = array[:, 0]
-    return array.tolist() if isinstance(array, np.ndarray) else list(array)
+    if not isinstance(values, np.ndarray):
+        values = list(values)
+        if not (values and isinstance(values[0], (list, np.ndarray))):
+            return values  # plain labels, kept as they are (np.asarray would turn 1 into "1")
+        values = np.asarray(values)
+    if values.ndim == 2 and values.shape[1] > 1:
+        return np.argmax(values, axis=1).tolist()  # one-hot or probabilities -> index
+    return values.reshape(len(values)).tolist()
 
 
 def _resolve_labels(y_true, y_pred, class_names) -> tuple[np.ndarray, np.ndarray, list]:
@@ -606,13 +615,21 @@ def _regression_analysis(ctx: ReportContext) -> dict:
     if true.shape != pred.shape:
         raise KilnValueError("`y_true` and `y_pred` must have the same shape for regression. "
                              f"Received: {true.shape} and {pred.shape}.")
+    # A diverged model can predict NaN/inf: those rows are left out (and counted) rather than
+    # failing the whole report.
+    finite = np.isfinite(true).all(axis=1) & np.isfinite(pred).all(axis=1)
+    dropped = int((~finite).sum())
+    true, pred = true[finite], pred[finite]
+    if len(true) == 0:
+        raise KilnValueError("`y_true`/`y_pred` hold no finite values: nothing to analyse. "
+                             "Received only NaN or infinite predictions or targets.")
     rows = []
     if true.shape[1] > 1:
         rows = [(f"output {k}", _regression_metrics(true[:, k], pred[:, k]))
                 for k in range(true.shape[1])]
     rows.append(("all outputs" if rows else "all", _regression_metrics(true.ravel(), pred.ravel())))
     return {"true": true.ravel(), "pred": pred.ravel(), "rows": rows,
-            "outputs": true.shape[1], "n": len(true),
+            "outputs": true.shape[1], "n": len(true), "dropped": dropped,
             "split_label": _primary_split(ctx.final_metrics) or "evaluated split"}
 
 
@@ -629,8 +646,10 @@ def _regression_section(a: dict, plots) -> str:
                    f'{_figure(plots.residuals_svg(a["pred"], residual))}'
                    f'{_figure(plots.residual_histogram_svg(residual))}</div>')
     pooled = " (outputs pooled in the plots)" if a["outputs"] > 1 else ""
+    dropped = (f' <strong>{a["dropped"]:,} rows with NaN or infinite values left out.</strong>'
+               if a["dropped"] else "")
     caption = (f'<p class="muted">{a["n"]:,} examples of the {_e(a["split_label"])} split'
-               f"{pooled}. Residual = true − predicted.</p>")
+               f"{pooled}. Residual = true − predicted.{dropped}</p>")
     return f"{caption}{table}{figures}"
 
 
@@ -656,7 +675,8 @@ def _data_section(data: Mapping) -> str:
         parts.append("<h3>Rows per split</h3>"
                      + _table(["split", "rows", "share"], cells, "rows-table", foot=foot))
     features = data.get("features")
-    if isinstance(features, Sequence) and features and all(isinstance(f, Mapping) for f in features):
+    if (isinstance(features, Sequence) and features
+            and all(isinstance(f, Mapping) for f in features)):
         keys = ["feature", "type"]
         for f in features:
             keys += [k for k in f if k not in keys]
@@ -691,8 +711,9 @@ def _class_balance(balance: Mapping) -> str:
         for s in splits:
             n = balance[s].get(c, 0)
             pct = 100 * n / totals[s]
-            row.append(f'<td class="bar-cell" title="{_e(c)} in {_e(s)}: {n} of {totals[s]}"><div class="hbar"><span style="width:{100 * pct / widest:.1f}%">'
-                       f'</span></div><span class="num">{_e(_fmt(n))}</span>'
+            row.append(f'<td class="bar-cell" title="{_e(c)} in {_e(s)}: {_e(n)} of {totals[s]}">'
+                       f'<div class="hbar"><span style="width:{100 * pct / widest:.1f}%"></span>'
+                       f'</div><span class="num">{_e(_fmt(n))}</span>'
                        f'<span class="muted"> · {pct:.1f}%</span></td>')
         rows.append(row)
     return _table(["class"] + splits, rows, "class-balance-table", numeric_from=len(splits) + 1)

@@ -79,7 +79,9 @@ class ThreadChoice:
         if result is not None:
             self.decided = result
             self._trial = None
-        torch.set_num_threads(self.decided or trial.current)
+        wanted = self.decided or trial.current
+        if torch.get_num_threads() != wanted:  # switching rebuilds OpenMP's pool: only when it changes
+            torch.set_num_threads(wanted)
 
     def interrupt(self) -> None:
         """Validation or an epoch boundary happened: restart the current timing window."""

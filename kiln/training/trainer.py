@@ -172,8 +172,12 @@ class Trainer:
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, validation_freq=1):
-        """Train the module; arguments and the returned ``History`` are Keras's."""
+            validation_batch_size=None, validation_freq=1, batch_transform=None):
+        """Train the module; arguments and the returned ``History`` are Keras's.
+
+        kiln's one addition: ``batch_transform(x, y) -> (x, y)`` is applied to each training
+        batch (not to validation), for batch-level augmentation that changes labels too, such
+        as ``kiln.training.mixing.MixUp``/``CutMix``."""
         self._require_compiled("fit")
         batch_size = _check_batch_size(batch_size)
         epochs = _check_epochs(epochs, initial_epoch)
@@ -222,7 +226,7 @@ class Trainer:
                 callback_list.on_epoch_begin(epoch, {})
                 resume, self._resume_point = self._resume_point, None
                 logs = self._run_epoch(data, batch_size, shuffle, generator, steps_per_epoch, callback_list,
-                                       epoch=epoch, resume=resume)
+                                       epoch=epoch, resume=resume, batch_transform=batch_transform)
                 if not math.isfinite(logs["loss"]) and not self.host.stop_training:
                     _raise_nan(epoch, logs)  # TerminateOnNaN, when used, has stopped cleanly instead
                 if val_data is not None and (epoch + 1) % validation_freq == 0:
@@ -241,7 +245,7 @@ class Trainer:
         return history
 
     def _run_epoch(self, data, batch_size, shuffle, generator, max_steps, callback_list, epoch=0,
-                   resume=None) -> dict:
+                   resume=None, batch_transform=None) -> dict:
         module, objectives = self.module, self.objectives
         module.train()
         objectives.reset()
@@ -272,6 +276,8 @@ class Trainer:
                 threads.before_step()
             if wants_begin:
                 callback_list.batch_hook("on_train_batch_begin", step, {})
+            if batch_transform is not None:
+                xb, yb = batch_transform(xb, yb)
             loss, y_pred = self._train_step(xb, yb, swb)
             n = xb.shape[0] if type(xb) is torch.Tensor else data_adapter.first_tensor(xb).shape[0]
             loss_sum = loss * n if loss_sum is None else loss_sum.add_(loss, alpha=n)

@@ -15,6 +15,7 @@ Augmentation layers for a feature go right after its Input; they only act in tra
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import kiln
@@ -24,7 +25,7 @@ from kiln.errors import ConfigError, closest_match
 __all__ = ["build_model", "head_for"]
 
 
-def _layer_from_entry(entry: dict, index: int):
+def _layer_from_entry(entry: dict, index: int, regularizer=None):
     if not isinstance(entry, dict) or len(entry) != 1:
         raise ConfigError(f"model.layers[{index}] must be a mapping with one layer name, e.g. "
                           f"{{Dense: {{units: 64}}}}; found {entry!r}")
@@ -33,8 +34,11 @@ def _layer_from_entry(entry: dict, index: int):
     if not isinstance(cls, type) or not issubclass(cls, L.Layer):
         hint = closest_match(name, [n for n in L.__all__ if n[0].isupper()])
         raise ConfigError(f"model.layers[{index}]: unknown layer {name!r}" + (f"; did you mean {hint!r}?" if hint else ""))
+    args = dict(args or {})
+    if regularizer is not None and "kernel_regularizer" in inspect.signature(cls).parameters:
+        args.setdefault("kernel_regularizer", regularizer)
     try:
-        return cls(**(args or {}))
+        return cls(**args)
     except TypeError as err:
         raise ConfigError(f"model.layers[{index}] ({name}): {err}") from err
 
@@ -76,16 +80,16 @@ def _augmentation_layers(feature_type: str, aug: Any) -> list:
 def _encoder(feature_type: str, spec: dict, x):
     """The automatic encoder of one input feature: a flat (batch, n) tensor."""
     if feature_type in ("numeric", "binary"):
-        return L.Reshape((1,))(x)
+        return x if tuple(spec["shape"]) == (1,) else L.Reshape((1,))(x)
     if feature_type == "sequence":
         return L.Dense(64, activation="relu")(x)
     if feature_type == "category":
         dim = max(2, min(50, (spec["vocab_size"] + 1) // 2))
         return L.Flatten()(L.Embedding(spec["vocab_size"], dim)(L.Reshape((1,))(x)))
     if feature_type == "text":
+        # fastText-style: averaged word vectors hold up best on small labelled sets.
         h = L.Embedding(spec["vocab_size"], 64)(x)
-        h = L.Conv1D(64, 3, padding="same", activation="relu")(h)
-        return L.GlobalMaxPooling1D()(h)
+        return L.GlobalAveragePooling1D()(h)
     if feature_type in ("image", "audio"):
         h = L.Conv2D(32, 3, padding="same", activation="relu")(x)
         h = L.MaxPooling2D(2)(h)
@@ -104,9 +108,17 @@ def head_for(feature_type: str, spec: dict, name: str):
     raise ConfigError(f"Output features of type {feature_type!r} are not supported; use category, binary or numeric.")
 
 
-def build_model(model_config, input_features: list, output_features: list, name: str = "model"):
+def build_model(model_config, input_features: list, output_features: list, name: str = "model",
+                regularization=None):
     """A functional model (dict of input tensors -> one output per output feature), and for
-    each output whether it gives "logits" or "probabilities" (the loss and decoding need it)."""
+    each output whether it gives "logits" or "probabilities" (the loss and decoding need it).
+
+    ``regularization`` (l1, l2, dropout): the penalties go on every Dense/Conv kernel of the
+    config's layers and of the automatic model; dropout on the automatic model's body."""
+    l1 = getattr(regularization, "l1", 0.0) or 0.0
+    l2 = getattr(regularization, "l2", 0.0) or 0.0
+    dropout = getattr(regularization, "dropout", 0.0) or 0.0
+    regularizer = kiln.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
     inputs, encoded = {}, []
     body_layers = list(getattr(model_config, "layers", None) or []) if model_config is not None else []
     for feature in input_features:
@@ -120,14 +132,15 @@ def build_model(model_config, input_features: list, output_features: list, name:
         else:
             encoded.append(_encoder(feature.type, spec, x))
     h = encoded[0] if len(encoded) == 1 else L.Concatenate()(encoded)
-    layers = [_layer_from_entry(entry, i) for i, entry in enumerate(body_layers)]
+    layers = [_layer_from_entry(entry, i, regularizer) for i, entry in enumerate(body_layers)]
     own_head = _user_output_layer(layers, output_features)
     if own_head is not None:
         layers = layers[:-1]
     for layer in layers:
         h = layer(h)
     if not body_layers:
-        h = L.Dropout(0.2)(L.Dense(128, activation="relu")(h))
+        h = L.Dense(128, activation="relu", kernel_regularizer=regularizer)(h)
+        h = L.Dropout(dropout or 0.2)(h)  # a little dropout by default: tabular data overfits fast
     elif len(h.shape) > 2:
         h = L.Flatten()(h)
     if own_head is not None:

@@ -120,6 +120,7 @@ def train(config, *, output_dir=None, resume=None, verbose: int = 1) -> RunResul
     """Run the whole lifecycle for ``config`` (a KilnConfig); returns where it all went."""
     from kiln.config import dump_config
     started = time.time()
+    _refuse_unsupported(config)
     seed = config.training.seed if config.training.seed is not None else config.seed
     kiln.utils.set_random_seed(seed)
     run_dir = _run_dir(config, output_dir, resume)
@@ -134,8 +135,12 @@ def train(config, *, output_dir=None, resume=None, verbose: int = 1) -> RunResul
     outputs = [f for role, f in features.values() if role == "output"]
 
     kiln.utils.set_random_seed(seed)  # the model's initial weights do not depend on data reading
-    model, output_kinds = build_model(config.model, inputs, outputs, name=config.name.replace("-", "_"))
-    _compile(model, config, outputs, output_kinds)
+    model, output_kinds = build_model(config.model, inputs, outputs, name=config.name.replace("-", "_"),
+                                      regularization=config.training.regularization)
+    mixer = _mixer(config, inputs, outputs)
+    if mixer is not None:  # mixed labels are soft: train and evaluate on one-hot targets
+        encoded = {k: (x, _one_hot(y, outputs[0])) for k, (x, y) in encoded.items()}
+    _compile(model, config, outputs, output_kinds, soft_labels=mixer is not None)
     if verbose:
         model.summary()
 
@@ -143,7 +148,7 @@ def train(config, *, output_dir=None, resume=None, verbose: int = 1) -> RunResul
     x_train, y_train = encoded["train"]
     validation = encoded.get("validation")
     history = model.fit(x_train, y_train, epochs=config.training.epochs, batch_size=config.training.batch_size,
-                        validation_data=validation, callbacks=callbacks, verbose=verbose)
+                        validation_data=validation, callbacks=callbacks, verbose=verbose, batch_transform=mixer)
 
     test_metrics = {}
     for split_name in ("train", "validation", "test"):
@@ -151,9 +156,15 @@ def train(config, *, output_dir=None, resume=None, verbose: int = 1) -> RunResul
             x, y = encoded[split_name]
             test_metrics[split_name] = model.evaluate(x, y, batch_size=config.training.batch_size, verbose=0,
                                                       return_dict=True)
+            test_metrics[split_name].update(_metrics_in_data_units(model, x, splits[split_name], outputs,
+                                                                   config.training.batch_size))
     (run_dir / "evaluation.json").write_text(json.dumps(test_metrics, indent=2))
 
     _save_model(model, features, output_kinds, run_dir)
+    if "onnx" in config.export.formats:
+        from kiln.export.onnx import export_onnx
+        from kiln.workflows.run import load_run
+        export_onnx(load_run(run_dir), run_dir / "export" / "model.onnx")
     report_path = _write_report(config, run_dir, model, features, output_kinds, splits, encoded, history.history,
                                 test_metrics, seed, time.time() - started)
     if verbose:
@@ -163,7 +174,60 @@ def train(config, *, output_dir=None, resume=None, verbose: int = 1) -> RunResul
     return RunResult(run_dir, history.history, test_metrics, model, {n: f for n, (_, f) in features.items()})
 
 
-def _compile(model, config, outputs, output_kinds) -> None:
+def _refuse_unsupported(config) -> None:
+    from kiln.errors import ConfigError
+    if config.data.split.k_folds:
+        raise ConfigError("data.split.k_folds: kiln train runs one split for now; for cross-validation use "
+                          "kiln.data.kfold() from Python, or set k_folds: null.")
+
+
+def _mixer(config, inputs, outputs):
+    """MixUp/CutMix from the image feature's augmentation config, as a training-batch transform."""
+    from kiln.errors import ConfigError
+    from kiln.training.mixing import CutMix, MixUp
+    specs = [(f, getattr(f, "augmentation", None)) for f in inputs]
+    wanted = [(f, a) for f, a in specs if a is not None and (getattr(a, "mixup", None) or getattr(a, "cutmix", None))]
+    if not wanted:
+        return None
+    feature, aug = wanted[0]
+    if len(inputs) != 1 or len(outputs) != 1 or outputs[0].type != "category":
+        raise ConfigError("mixup/cutmix need exactly one (image) input feature and one category output feature.")
+    classes = len(outputs[0].spec()["classes"])
+    mix = MixUp(alpha=aug.mixup, num_classes=classes) if aug.mixup else CutMix(alpha=aug.cutmix, num_classes=classes)
+
+    def transform(x, y):
+        params = mix.sample(x[feature.name])
+        mixed, soft = mix.apply(x[feature.name], y, params)
+        return {feature.name: mixed}, soft
+    return transform
+
+
+def _one_hot(y, feature):
+    return torch.nn.functional.one_hot(y.long(), len(feature.spec()["classes"])).float()
+
+
+def _metrics_in_data_units(model, x, frame, outputs, batch_size) -> dict:
+    """For numeric outputs (trained standardised): MAE, RMSE and R2 of the decoded predictions
+    against the column's own values, so reports speak in the data's units."""
+    numeric = [f for f in outputs if f.type == "numeric"]
+    if not numeric:
+        return {}
+    raw = model.predict(x, batch_size=batch_size, verbose=0)
+    raw = raw if isinstance(raw, dict) else {outputs[0].name: raw}
+    result = {}
+    for feature in numeric:
+        pred = np.asarray(feature.decode(torch.as_tensor(raw[feature.name])), dtype=float).reshape(-1)
+        true = frame[feature.column].to_numpy(dtype=float)
+        prefix = "" if len(outputs) == 1 else f"{feature.name}_"
+        error = pred - true
+        result[f"{prefix}mae"] = float(np.mean(np.abs(error)))
+        result[f"{prefix}rmse"] = float(np.sqrt(np.mean(error ** 2)))
+        total = np.sum((true - true.mean()) ** 2)
+        result[f"{prefix}r2"] = float(1 - np.sum(error ** 2) / total) if total > 0 else 0.0
+    return result
+
+
+def _compile(model, config, outputs, output_kinds, soft_labels=False) -> None:
     t = config.training
     optimizer = t.optimizer
     if not isinstance(optimizer, str):
@@ -171,6 +235,8 @@ def _compile(model, config, outputs, output_kinds) -> None:
         optimizer = kiln.optimizers.get({"class_name": options.pop("name"), "config": options})
     logits = {f.name: output_kinds[f.name] == "logits" for f in outputs}
     losses = {f.name: LOSS_FOR_TYPE[f.type](logits[f.name]) for f in outputs}
+    if soft_labels:
+        losses = {f.name: kiln.losses.CategoricalCrossentropy(from_logits=logits[f.name]) for f in outputs}
     metrics = {f.name: METRICS_FOR_TYPE[f.type](logits[f.name]) for f in outputs}
     if len(outputs) == 1:
         losses, metrics = next(iter(losses.values())), next(iter(metrics.values()))
@@ -226,6 +292,7 @@ def _write_report(config, run_dir, model, features, output_kinds, splits, encode
         else:
             context.y_true, context.y_pred = truth, decoded
             context.class_names = list(feature.spec().get("classes", sorted(set(truth), key=str)))
+            context.y_score = as_probabilities(feature, pred, output_kinds[name]).numpy()
     return write_report(run_dir / "report.html", context)
 
 
@@ -248,6 +315,9 @@ def _data_summary(features, splits) -> dict:
 
 
 def _environment(model, seed, seconds) -> dict:
+    finished = datetime.now()
+    started = datetime.fromtimestamp(finished.timestamp() - seconds)
     return {"kiln": kiln.__version__, "torch": torch.__version__, "python": sys.version.split()[0],
             "platform": platform.platform(), "device": str(model.device), "threads": torch.get_num_threads(),
-            "seed": seed, "wall time": f"{seconds:.1f} s", "finished": datetime.now().isoformat(timespec="seconds")}
+            "seed": seed, "wall time": f"{seconds:.1f} s", "started_at": started.isoformat(timespec="seconds"),
+            "finished": finished.isoformat(timespec="seconds")}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from kiln.errors import KilnError, KilnValueError
 from kiln.reports import ReportContext, render_report, write_report
@@ -210,7 +211,8 @@ def test_binary_scores_as_one_column_give_sklearns_auc():
     assert 'aria-label="roc curves"' in page
 
 
-@pytest.mark.parametrize("form", ["names", "indices", "one_hot", "inferred"])
+@pytest.mark.parametrize("form", ["names", "indices", "one_hot", "one_hot_lists", "torch",
+                                  "inferred"])
 def test_labels_in_every_form_give_the_same_matrix(form):
     g = np.random.default_rng(4)
     names = ["cat", "dog", "eel"]
@@ -219,6 +221,8 @@ def test_labels_in_every_form_give_the_same_matrix(form):
         "names": ([names[i] for i in t], [names[i] for i in p], names),
         "indices": (t, p, names),
         "one_hot": (np.eye(3)[t], np.eye(3)[p] * 0.9, names),
+        "one_hot_lists": (np.eye(3)[t].tolist(), np.eye(3)[p].tolist(), names),
+        "torch": (torch.as_tensor(t), torch.as_tensor(p)[:, None], names),
         "inferred": ([names[i] for i in t], [names[i] for i in p], None),
     }[form]
     ctx = _classification(y_true=y_true, y_pred=y_pred, class_names=class_names, y_score=None)
@@ -240,11 +244,28 @@ def test_regression_metrics_equal_sklearn():
     rows = _tables(render_report(ctx))["regression-table"]
     head, (row,) = rows[0], rows[1:]
     values = {h: float(c[1]) for (h, _), c in zip(head[1:], row[1:])}
-    assert values["MAE"] == pytest.approx(sklearn_metrics.mean_absolute_error(ctx.y_true, ctx.y_pred))
+    assert values["MAE"] == pytest.approx(
+        sklearn_metrics.mean_absolute_error(ctx.y_true, ctx.y_pred))
     assert values["RMSE"] == pytest.approx(
         np.sqrt(sklearn_metrics.mean_squared_error(ctx.y_true, ctx.y_pred)))
     assert values["R²"] == pytest.approx(sklearn_metrics.r2_score(ctx.y_true, ctx.y_pred))
     assert values["max error"] == pytest.approx(sklearn_metrics.max_error(ctx.y_true, ctx.y_pred))
+
+
+def test_regression_leaves_out_non_finite_rows():
+    y_true, y_pred = np.arange(10.0), np.arange(10.0) + 0.5
+    y_pred[3] = np.nan
+    page = render_report(_regression(y_true=y_true, y_pred=y_pred))
+    assert "1 rows with NaN or infinite values left out" in page
+    (row,) = _tables(page)["regression-table"][1:]
+    assert float(row[1][1]) == pytest.approx(0.5)  # MAE of the 9 finite rows
+
+
+def test_mixed_type_labels_keep_their_identity():
+    ctx = _classification(y_true=[1, "1", 1, "1"], y_pred=[1, 1, "1", "1"], class_names=None,
+                          y_score=None)
+    rows = _tables(render_report(ctx))["confusion-table"]
+    assert len(rows) == 3  # header + the int 1 + the string "1": two classes, not one
 
 
 def test_regression_with_two_outputs_reports_each():
@@ -321,7 +342,20 @@ def test_write_report_into_a_folder_creates_report_html(tmp_path):
     path = write_report(tmp_path, _regression(n=50))
     assert path == tmp_path / "report.html" and path.is_file()
     nested = write_report(tmp_path / "a" / "b" / "out.html", _regression(n=50))
-    assert nested.is_file() and not list(nested.parent.glob(".report-*"))
+    assert nested.is_file() and not list(nested.parent.glob(".*.tmp"))
+
+
+def test_without_matplotlib_the_report_has_tables_and_says_what_to_install(monkeypatch):
+    import sys
+
+    import kiln.reports
+
+    monkeypatch.delitem(sys.modules, "kiln.reports.plots", raising=False)
+    monkeypatch.delattr(kiln.reports, "plots", raising=False)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    page = render_report(_classification(n_classes=3, n=60))
+    assert "pip install matplotlib" in page and "<svg" not in page
+    assert _tables(page)["per-class-table"]
 
 
 def test_renders_30_epochs_10_classes_in_under_2_seconds():
