@@ -87,7 +87,8 @@ def _read_and_split(config):
         if column not in columns:
             hint = closest_match(column, columns)
             raise DataError(f"Feature {feature.name!r} reads column {column!r}, which {data.source} does not have"
-                            + (f"; did you mean {hint!r}?" if hint else "") + f" Columns: {columns}")
+                            + (f"; did you mean {hint!r}?" if hint else ".") + f" Its columns: {columns}. Set the "
+                            f"feature's `column:` to one of them.")
     split = data.split
     splits = split_frame(frame, train=split.train, validation=split.validation, test=split.test,
                          stratify=split.stratify, by_column=split.by_column, seed=split.seed)
@@ -120,7 +121,6 @@ def train(config, *, output_dir=None, resume=None, verbose: int = 1) -> RunResul
     """Run the whole lifecycle for ``config`` (a KilnConfig); returns where it all went."""
     from kiln.config import dump_config
     started = time.time()
-    _refuse_unsupported(config)
     seed = config.training.seed if config.training.seed is not None else config.seed
     kiln.utils.set_random_seed(seed)
     run_dir = _run_dir(config, output_dir, resume)
@@ -129,35 +129,12 @@ def train(config, *, output_dir=None, resume=None, verbose: int = 1) -> RunResul
         print(f"run folder: {run_dir}", flush=True)
 
     frame, splits = _read_and_split(config)
-    features = _build_features(config, splits)
-    encoded = {name: _encode(features, part) for name, part in splits.items() if len(part)}
-    inputs = [f for role, f in features.values() if role == "input"]
-    outputs = [f for role, f in features.values() if role == "output"]
-
-    kiln.utils.set_random_seed(seed)  # the model's initial weights do not depend on data reading
-    model, output_kinds = build_model(config.model, inputs, outputs, name=config.name.replace("-", "_"),
-                                      regularization=config.training.regularization)
-    mixer = _mixer(config, inputs, outputs)
-    if mixer is not None:  # mixed labels are soft: train and evaluate on one-hot targets
-        encoded = {k: (x, _one_hot(y, outputs[0])) for k, (x, y) in encoded.items()}
-    _compile(model, config, outputs, output_kinds, soft_labels=mixer is not None)
-    if verbose:
-        model.summary()
-
-    callbacks = _callbacks(config, run_dir)
-    x_train, y_train = encoded["train"]
-    validation = encoded.get("validation")
-    history = model.fit(x_train, y_train, epochs=config.training.epochs, batch_size=config.training.batch_size,
-                        validation_data=validation, callbacks=callbacks, verbose=verbose, batch_transform=mixer)
-
-    test_metrics = {}
-    for split_name in ("train", "validation", "test"):
-        if split_name in encoded:
-            x, y = encoded[split_name]
-            test_metrics[split_name] = model.evaluate(x, y, batch_size=config.training.batch_size, verbose=0,
-                                                      return_dict=True)
-            test_metrics[split_name].update(_metrics_in_data_units(model, x, splits[split_name], outputs,
-                                                                   config.training.batch_size))
+    if config.data.split.k_folds:
+        _cross_validate(config, splits, seed, run_dir, verbose)
+    fitted = _fit_once(config, splits, seed, callbacks=_callbacks(config, run_dir), verbose=verbose)
+    model, features, output_kinds, encoded = fitted["model"], fitted["features"], fitted["kinds"], fitted["encoded"]
+    history = fitted["history"]
+    test_metrics = _evaluate_splits(model, encoded, splits, fitted["outputs"], config.training.batch_size)
     (run_dir / "evaluation.json").write_text(json.dumps(test_metrics, indent=2))
 
     _save_model(model, features, output_kinds, run_dir)
@@ -174,11 +151,65 @@ def train(config, *, output_dir=None, resume=None, verbose: int = 1) -> RunResul
     return RunResult(run_dir, history.history, test_metrics, model, {n: f for n, (_, f) in features.items()})
 
 
-def _refuse_unsupported(config) -> None:
-    from kiln.errors import ConfigError
-    if config.data.split.k_folds:
-        raise ConfigError("data.split.k_folds: kiln train runs one split for now; for cross-validation use "
-                          "kiln.data.kfold() from Python, or set k_folds: null.")
+def _fit_once(config, splits, seed, callbacks, verbose) -> dict:
+    """Features fitted on ``splits["train"]``, a model built from them, and fit."""
+    features = _build_features(config, splits)
+    encoded = {name: _encode(features, part) for name, part in splits.items() if len(part)}
+    inputs = [f for role, f in features.values() if role == "input"]
+    outputs = [f for role, f in features.values() if role == "output"]
+
+    kiln.utils.set_random_seed(seed)  # the model's initial weights do not depend on data reading
+    model, output_kinds = build_model(config.model, inputs, outputs, name=config.name.replace("-", "_"),
+                                      regularization=config.training.regularization)
+    mixer = _mixer(config, inputs, outputs)
+    if mixer is not None:  # mixed labels are soft: train and evaluate on one-hot targets
+        encoded = {k: (x, _one_hot(y, outputs[0])) for k, (x, y) in encoded.items()}
+    _compile(model, config, outputs, output_kinds, soft_labels=mixer is not None)
+    if verbose:
+        model.summary()
+    x_train, y_train = encoded["train"]
+    history = model.fit(x_train, y_train, epochs=config.training.epochs, batch_size=config.training.batch_size,
+                        validation_data=encoded.get("validation"), callbacks=callbacks, verbose=verbose,
+                        batch_transform=mixer)
+    return {"model": model, "features": features, "kinds": output_kinds, "encoded": encoded, "history": history,
+            "outputs": outputs}
+
+
+def _evaluate_splits(model, encoded, splits, outputs, batch_size) -> dict:
+    metrics = {}
+    for split_name in ("train", "validation", "test"):
+        if split_name in encoded:
+            x, y = encoded[split_name]
+            metrics[split_name] = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
+            metrics[split_name].update(_metrics_in_data_units(model, x, splits[split_name], outputs, batch_size))
+    return metrics
+
+
+def _cross_validate(config, splits, seed, run_dir: Path, verbose) -> dict:
+    """k-fold cross-validation over the training and validation rows (the test split stays
+    untouched); per-fold validation metrics and their mean and spread go to cross_validation.json."""
+    import pandas as pd
+
+    from kiln.data import kfold
+    split = config.data.split
+    pool = pd.concat([splits["train"], splits["validation"]], ignore_index=True)
+    results = []
+    for i, (train_part, val_part) in enumerate(kfold(pool, split.k_folds, stratify=split.stratify, seed=split.seed)):
+        fitted = _fit_once(config, {"train": train_part, "validation": val_part}, seed, callbacks=[], verbose=0)
+        scores = _evaluate_splits(fitted["model"], {"validation": fitted["encoded"]["validation"]},
+                                  {"validation": val_part}, fitted["outputs"], config.training.batch_size)
+        results.append(scores["validation"])
+        if verbose:
+            print(f"fold {i + 1}/{split.k_folds}: " + ", ".join(f"{k} {v:.4f}" for k, v in results[-1].items()),
+                  flush=True)
+    summary = {"folds": results,
+               "mean": {k: float(np.mean([r[k] for r in results])) for k in results[0]},
+               "std": {k: float(np.std([r[k] for r in results])) for k in results[0]}}
+    (run_dir / "cross_validation.json").write_text(json.dumps(summary, indent=2))
+    if verbose:
+        print("cross-validation mean: " + ", ".join(f"{k} {v:.4f} ± {summary['std'][k]:.4f}"
+                                                     for k, v in summary["mean"].items()), flush=True)
+    return summary
 
 
 def _mixer(config, inputs, outputs):

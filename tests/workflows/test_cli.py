@@ -172,3 +172,15 @@ def test_kill_then_resume_gives_the_uninterrupted_weights(tmp_path, iris_csv):
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     assert len((run_b / "metrics.jsonl").read_text().splitlines()) == 12
+
+
+def test_k_fold_cross_validation(tmp_path, iris_csv, capsys):
+    cfg = write_config(tmp_path, IRIS.format(out=tmp_path / "runs", csv=iris_csv, epochs=20).replace(
+        "stratify: species}", "stratify: species, k_folds: 3}"))
+    assert main(["train", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "fold 3/3" in out and "cross-validation mean" in out
+    run = Path(out.strip().splitlines()[-1].split("run: ")[-1])
+    summary = json.loads((run / "cross_validation.json").read_text())
+    assert len(summary["folds"]) == 3 and 0.7 < summary["mean"]["accuracy"] <= 1.0
+    assert (run / "report.html").exists()  # the final model is still trained and reported
