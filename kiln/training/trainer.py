@@ -82,6 +82,7 @@ class Trainer:
         self._penalized_layers = []
         self._optimizer_built = False
         self._compiled_loss_fn = None
+        self._grad_step = None
 
     @property
     def metrics_names(self) -> list[str]:
@@ -127,8 +128,12 @@ class Trainer:
             self._optimizer_built = True
         from kiln.layers.layer import Layer
         self._penalized_layers = [m for m in self.module.modules() if isinstance(m, Layer) and m.has_penalties]
-        if self.jit_compile and self._compiled_loss_fn is None:
-            self._compiled_loss_fn = torch.compile(self._loss_and_outputs)
+        if self.jit_compile and self._compiled_loss_fn is None and self._grad_step is None:
+            from kiln.training.compiled_step import CompiledGradStep
+            if CompiledGradStep.supports(self):
+                self._grad_step = CompiledGradStep(self)  # forward + loss + gradients in one graph
+            else:
+                self._compiled_loss_fn = torch.compile(self._loss_and_outputs)
         self._prepared = True
 
     # ------------------------------------------------------------------ one step
@@ -141,6 +146,10 @@ class Trainer:
         return loss, y_pred
 
     def _train_step(self, x, y, sample_weight):
+        if self._grad_step is not None:
+            loss, y_pred = self._grad_step(x, y, sample_weight)  # sets every p.grad
+            self.optimizer.step()
+            return loss.detach(), y_pred.detach()
         loss_fn = self._compiled_loss_fn or self._loss_and_outputs
         if self.amp_dtype is None:
             loss, y_pred = loss_fn(x, y, sample_weight)
