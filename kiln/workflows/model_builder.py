@@ -83,6 +83,8 @@ def _encoder(feature_type: str, spec: dict, x):
         return x if tuple(spec["shape"]) == (1,) else L.Reshape((1,))(x)
     if feature_type == "sequence":
         return L.Dense(64, activation="relu")(x)
+    if feature_type == "category" and spec["dtype"].startswith("float"):
+        return x  # encoding: onehot, already (batch, vocab_size)
     if feature_type == "category":
         dim = max(2, min(50, (spec["vocab_size"] + 1) // 2))
         return L.Flatten()(L.Embedding(spec["vocab_size"], dim)(L.Reshape((1,))(x)))
@@ -115,6 +117,9 @@ def build_model(model_config, input_features: list, output_features: list, name:
 
     ``regularization`` (l1, l2, dropout): the penalties go on every Dense/Conv kernel of the
     config's layers and of the automatic model; dropout on the automatic model's body."""
+    if getattr(model_config, "zoo", None) is not None:
+        raise ConfigError(f"model.zoo ({model_config.zoo.name!r}): kiln's model zoo is not part of this release yet; "
+                          f"describe the model with model.layers, or leave model empty for an automatic one.")
     l1 = getattr(regularization, "l1", 0.0) or 0.0
     l2 = getattr(regularization, "l2", 0.0) or 0.0
     dropout = getattr(regularization, "dropout", 0.0) or 0.0

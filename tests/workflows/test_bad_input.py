@@ -92,3 +92,41 @@ def test_a_failed_run_keeps_its_folder(tmp_path, capsys):
     run(tmp_path, capsys, tmp_path / "d.csv")
     runs = list((tmp_path / "runs").iterdir())
     assert len(runs) == 1 and (runs[0] / "config.yaml").exists()
+
+
+def test_a_wav_folder_trains_and_a_wrong_sample_rate_is_named(tmp_path, capsys):
+    import soundfile as sf
+    rate = 8000
+    t = np.arange(rate // 4) / rate
+    for cls, freq in (("low", 300.0), ("high", 2000.0)):
+        (tmp_path / "wavs" / cls).mkdir(parents=True)
+        for i in range(6):
+            tone = 0.5 * np.sin(2 * np.pi * (freq + 20 * i) * t)
+            sf.write(tmp_path / "wavs" / cls / f"{i}.wav", tone, rate)
+    audio = "  - {name: audio, type: audio, preprocessing: {sample_rate: 8000, duration: 0.25, n_mels: 16}}"
+    code, err = run(tmp_path, capsys, tmp_path / "wavs", inputs=audio, out_name="label")
+    assert code == 0, err
+    sf.write(tmp_path / "wavs" / "low" / "odd.wav", np.zeros(4000), 16000)
+    code, err = run(tmp_path, capsys, tmp_path / "wavs", inputs=audio, out_name="label")
+    assert code == 1 and "odd.wav" in err and "16000" in err
+
+
+def test_a_text_folder_trains(tmp_path, capsys):
+    for cls, words in (("pos", "good great fine lovely"), ("neg", "bad awful poor dull")):
+        (tmp_path / "texts" / cls).mkdir(parents=True)
+        for i, word in enumerate(words.split() * 2):
+            (tmp_path / "texts" / cls / f"{i}.txt").write_text(f"a {word} film number {i}")
+    text = "  - {name: text, type: text, preprocessing: {tokenizer: bpe, vocab_size: 60, max_length: 8}}"
+    code, err = run(tmp_path, capsys, tmp_path / "texts", inputs=text, out_name="label")
+    assert code == 0, err
+
+
+def test_zoo_models_are_refused_clearly_until_they_exist(tmp_path, capsys):
+    frame = pd.DataFrame({"x": np.arange(20.0), "y": list("ab") * 10})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    cfg = tmp_path / "z.yaml"
+    cfg.write_text(textwrap.dedent(BASE).format(out=tmp_path / "runs", source=tmp_path / "d.csv",
+                                                inputs="      - {name: x, type: numeric}", out_type="category",
+                                                out_name="y") + "model: {zoo: {name: resnet18}}\n")
+    assert main(["train", str(cfg), "--quiet"]) == 2
+    assert "zoo" in capsys.readouterr().err
