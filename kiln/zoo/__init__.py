@@ -1,0 +1,49 @@
+"""The model zoo: one self-contained file per architecture, each a plain ``nn.Module``.
+
+Builders are listed here by name (an explicit table, not a registry filled at import time),
+and imported only when asked for, so ``import kiln`` stays light.
+
+    kiln.zoo.get("resnet18")(num_classes=10)
+    kiln.zoo.resnet18(num_classes=10)
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from kiln.errors import unknown_name_error
+
+__all__ = ["get", "names", "BUILDERS"]
+
+# name -> "module:function"; each module is kiln/zoo/<module>.py
+BUILDERS: dict[str, str] = {
+    "mlp": "mlp:mlp",
+    "vgg11": "vgg:vgg11", "vgg13": "vgg:vgg13", "vgg16": "vgg:vgg16", "vgg19": "vgg:vgg19",
+    "resnet18": "resnet:resnet18", "resnet34": "resnet:resnet34", "resnet50": "resnet:resnet50",
+    "vit": "vit:vit", "vit_tiny": "vit:vit_tiny",
+    "unet": "unet:unet",
+    "bert": "bert:bert", "bert_tiny": "bert:bert_tiny",
+    "gpt": "gpt:gpt", "gpt_tiny": "gpt:gpt_tiny",
+    "wavenet": "wavenet:wavenet",
+    "audio_transformer": "audio_transformer:audio_transformer",
+    "fusion": "fusion:fusion",
+}
+
+
+def names() -> list[str]:
+    return sorted(BUILDERS)
+
+
+def get(name: str):
+    """The builder function called ``name`` (e.g. ``get("resnet18")(num_classes=10)``)."""
+    if name not in BUILDERS:
+        raise unknown_name_error("zoo model", name, BUILDERS)
+    module_name, function = BUILDERS[name].split(":")
+    module = importlib.import_module(f"kiln.zoo.{module_name}")
+    return getattr(module, function)
+
+
+def __getattr__(name: str):
+    if name in BUILDERS:
+        return get(name)
+    raise AttributeError(f"module 'kiln.zoo' has no attribute {name!r}")
