@@ -62,6 +62,10 @@ def get_registered_object(name: str, custom_objects: dict | None = None):
         return custom_objects[short]
     if name in _CUSTOM_OBJECTS:
         return _CUSTOM_OBJECTS[name]
+    if name.startswith("kiln.zoo>"):
+        _import_zoo()  # zoo architectures register themselves when their module is imported
+        if name in _CUSTOM_OBJECTS:
+            return _CUSTOM_OBJECTS[name]
     builtins = _builtin_classes()
     if name in builtins:
         return builtins[name]
@@ -70,6 +74,17 @@ def get_registered_object(name: str, custom_objects: dict | None = None):
         f"Unknown layer or model class {name!r} in the saved config. If it is a custom class, decorate it with "
         f"@kiln.saving.register_serializable() or pass custom_objects={{{short!r}: {short}}} to load_model."
         + (f" (Did you mean {hint!r}?)" if hint else ""))
+
+
+def _import_zoo() -> None:
+    import importlib
+
+    from kiln.zoo import BUILDERS
+    for module in sorted({target.split(":")[0] for target in BUILDERS.values()}):
+        try:
+            importlib.import_module(f"kiln.zoo.{module}")
+        except ImportError:
+            continue  # an architecture not written yet, or missing an optional dependency
 
 
 def serialize_layer(layer) -> dict:
