@@ -25,6 +25,7 @@ __all__ = [
     "CosineDecay",
     "InverseTimeDecay",
     "PolynomialDecay",
+    "LinearWarmup",
     "serialize",
     "deserialize",
 ]
@@ -246,8 +247,45 @@ class PolynomialDecay(LearningRateSchedule):
                 "name": self.name}
 
 
+class LinearWarmup(LearningRateSchedule):
+    """Rise linearly from 0 to ``after(0)`` over ``warmup_steps``, then follow ``after``
+    (shifted so it starts at the end of the warmup). Why: large first updates from a cold
+    Adam can wreck a model's early weights; a short ramp avoids it.
+
+    Args:
+        after: the schedule (or a constant float learning rate) used after the warmup.
+        warmup_steps: number of steps of the ramp.
+    """
+
+    def __init__(self, after, warmup_steps: int, name: str | None = None):
+        _check_non_negative("warmup_steps", warmup_steps)
+        self.after = after
+        self.warmup_steps = int(warmup_steps)
+        self.name = name
+
+    def _after(self, step: int) -> float:
+        return float(self.after(step)) if callable(self.after) else float(self.after)
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return self._after(0) * (step + 1) / self.warmup_steps
+        return self._after(step - self.warmup_steps)
+
+    def get_config(self) -> dict:
+        after = serialize(self.after) if isinstance(self.after, LearningRateSchedule) else float(self.after)
+        return {"after": after, "warmup_steps": self.warmup_steps, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "LinearWarmup":
+        config = dict(config)
+        if isinstance(config.get("after"), dict):
+            config["after"] = deserialize(config["after"])
+        return cls(**config)
+
+
 _SCHEDULES = {cls.__name__: cls for cls in
-              (ExponentialDecay, PiecewiseConstantDecay, CosineDecay, InverseTimeDecay, PolynomialDecay)}
+              (ExponentialDecay, PiecewiseConstantDecay, CosineDecay, InverseTimeDecay, PolynomialDecay,
+               LinearWarmup)}
 
 
 def serialize(schedule: LearningRateSchedule) -> dict:

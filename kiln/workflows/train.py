@@ -164,7 +164,9 @@ def _fit_once(config, splits, seed, callbacks, verbose) -> dict:
     mixer = _mixer(config, inputs, outputs)
     if mixer is not None:  # mixed labels are soft: train and evaluate on one-hot targets
         encoded = {k: (x, _one_hot(y, outputs[0])) for k, (x, y) in encoded.items()}
-    _compile(model, config, outputs, output_kinds, soft_labels=mixer is not None)
+    steps_per_epoch = -(-len(splits["train"]) // config.training.batch_size)
+    _compile(model, config, outputs, output_kinds, soft_labels=mixer is not None,
+             total_steps=steps_per_epoch * config.training.epochs)
     if verbose:
         model.summary()
     x_train, y_train = encoded["train"]
@@ -258,12 +260,37 @@ def _metrics_in_data_units(model, x, frame, outputs, batch_size) -> dict:
     return result
 
 
-def _compile(model, config, outputs, output_kinds, soft_labels=False) -> None:
+def _schedule(schedule_config, learning_rate: float, total_steps: int):
+    """The config's learning-rate schedule as a kiln schedule (None for none)."""
+    if schedule_config is None:
+        return None
+    from kiln.optimizers import schedules
+    c = schedule_config
+    decay_steps = c.decay_steps or max(total_steps - c.warmup_steps, 1)
+    after = {
+        "constant": lambda: learning_rate,
+        "cosine": lambda: schedules.CosineDecay(learning_rate, decay_steps, alpha=c.alpha),
+        "exponential": lambda: schedules.ExponentialDecay(learning_rate, decay_steps, c.decay_rate),
+        "inverse_time": lambda: schedules.InverseTimeDecay(learning_rate, decay_steps, c.decay_rate),
+        "polynomial": lambda: schedules.PolynomialDecay(learning_rate, decay_steps, learning_rate * c.alpha,
+                                                        power=c.power),
+    }[c.name]()
+    if c.warmup_steps:
+        return schedules.LinearWarmup(after, c.warmup_steps)
+    return after if not isinstance(after, float) else None
+
+
+def _compile(model, config, outputs, output_kinds, soft_labels=False, total_steps=1) -> None:
     t = config.training
     optimizer = t.optimizer
-    if not isinstance(optimizer, str):
-        options = optimizer.model_dump(exclude_none=True) if hasattr(optimizer, "model_dump") else dict(optimizer)
-        optimizer = kiln.optimizers.get({"class_name": options.pop("name"), "config": options})
+    options = {"name": optimizer} if isinstance(optimizer, str) else (
+        optimizer.model_dump(exclude_none=True) if hasattr(optimizer, "model_dump") else dict(optimizer))
+    name = options.pop("name")
+    schedule = _schedule(t.schedule, options.get("learning_rate", kiln.optimizers.get(name).learning_rate),
+                         total_steps)
+    if schedule is not None:
+        options["learning_rate"] = schedule
+    optimizer = kiln.optimizers.get({"class_name": name, "config": options}) if options else name
     logits = {f.name: output_kinds[f.name] == "logits" for f in outputs}
     losses = {f.name: LOSS_FOR_TYPE[f.type](logits[f.name]) for f in outputs}
     if soft_labels:

@@ -184,3 +184,18 @@ def test_k_fold_cross_validation(tmp_path, iris_csv, capsys):
     summary = json.loads((run / "cross_validation.json").read_text())
     assert len(summary["folds"]) == 3 and 0.7 < summary["mean"]["accuracy"] <= 1.0
     assert (run / "report.html").exists()  # the final model is still trained and reported
+
+
+def test_learning_rate_schedule_with_warmup(tmp_path, iris_csv, capsys):
+    body = IRIS.format(out=tmp_path / "runs", csv=iris_csv, epochs=3).replace(
+        "early_stopping: null", "early_stopping: null\n      schedule: {name: cosine, warmup_steps: 4}")
+    cfg = write_config(tmp_path, body)
+    from kiln.config import load_config
+    from kiln.workflows.train import train
+    result = train(load_config(cfg), verbose=0)
+    optimizer = result.model.optimizer
+    schedule = optimizer._schedule
+    assert type(schedule).__name__ == "LinearWarmup"
+    assert schedule(0) == pytest.approx(0.01 / 4) and schedule(3) == pytest.approx(0.01)
+    assert optimizer.learning_rate == pytest.approx(schedule(optimizer.iterations))
+    assert schedule(optimizer.iterations) < 0.01  # decayed by the end (cosine over the run)
