@@ -296,6 +296,8 @@ def _compile(model, config, outputs, output_kinds, soft_labels=False, total_step
     if soft_labels:
         losses = {f.name: kiln.losses.CategoricalCrossentropy(from_logits=logits[f.name]) for f in outputs}
     metrics = {f.name: METRICS_FOR_TYPE[f.type](logits[f.name]) for f in outputs}
+    if config.evaluation.metrics:  # the config's list replaces the per-type defaults
+        metrics = {f.name: list(config.evaluation.metrics) for f in outputs}
     if len(outputs) == 1:
         losses, metrics = next(iter(losses.values())), next(iter(metrics.values()))
     precision = None if t.precision == "float32" else t.precision

@@ -199,3 +199,12 @@ def test_learning_rate_schedule_with_warmup(tmp_path, iris_csv, capsys):
     assert schedule(0) == pytest.approx(0.01 / 4) and schedule(3) == pytest.approx(0.01)
     assert optimizer.learning_rate == pytest.approx(schedule(optimizer.iterations))
     assert schedule(optimizer.iterations) < 0.01  # decayed by the end (cosine over the run)
+
+
+def test_evaluation_metrics_from_the_config(tmp_path, iris_csv, capsys):
+    body = IRIS.format(out=tmp_path / "runs", csv=iris_csv, epochs=2) + "    evaluation: {metrics: [accuracy, sparse_top_k_categorical_accuracy]}\n"
+    cfg = write_config(tmp_path, body)
+    assert main(["train", str(cfg), "--quiet"]) == 0, capsys.readouterr().err
+    run = Path(capsys.readouterr().out.strip().splitlines()[-1].split("run: ")[-1])
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    assert set(evaluation["test"]) >= {"loss", "accuracy"} and len(evaluation["test"]) == 3
