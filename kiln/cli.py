@@ -121,6 +121,22 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    """Serve a run over HTTP: POST /predict, /health, /metadata, /metrics (needs kiln[serve])."""
+    try:
+        import uvicorn
+    except ImportError as err:
+        raise _UsageError("kiln serve needs FastAPI and uvicorn: pip install 'kiln[serve]'.") from err
+    from kiln.serve.app import ServeSettings, create_app
+    from kiln.workflows.run import load_run
+    settings = ServeSettings(max_batch_size=args.max_batch_size, max_latency_ms=args.max_latency_ms,
+                             timeout_ms=args.timeout_ms, max_body_bytes=args.max_body_bytes)
+    app = create_app(load_run(args.run), settings)
+    print(f"serving {args.run} on http://{args.host}:{args.port} (docs: /docs)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def cmd_version(args) -> int:
     """Print kiln's and torch's versions."""
     import torch
@@ -170,13 +186,21 @@ def _parser() -> argparse.ArgumentParser:
     p = add("export", cmd_export)
     p.add_argument("run")
     p.add_argument("--format", choices=["onnx", "safetensors"], default="onnx")
+    p = add("serve", cmd_serve)
+    p.add_argument("run")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-batch-size", type=int, default=32, help="most records per forward pass (1: no batching)")
+    p.add_argument("--max-latency-ms", type=float, default=5.0, help="longest wait for a batch to fill")
+    p.add_argument("--timeout-ms", type=float, default=10_000.0, help="answer 504 after this long")
+    p.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024, help="larger bodies get 413")
     add("version", cmd_version)
     return parser
 
 
 COMMANDS = {"train": cmd_train, "validate": cmd_validate, "init": cmd_init, "evaluate": cmd_evaluate,
             "predict": cmd_predict, "info": cmd_info, "report": cmd_report, "export": cmd_export,
-            "version": cmd_version}
+            "serve": cmd_serve, "version": cmd_version}
 
 
 def main(argv=None) -> int:

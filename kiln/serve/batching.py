@@ -1,0 +1,159 @@
+"""Dynamic micro-batching: concurrent requests joined into one forward pass.
+
+Each request puts its rows (a DataFrame) on an asyncio queue with a future. One worker task
+takes the first waiting request, then keeps taking more until the batch holds ``max_batch_size``
+records or ``max_latency_ms`` has passed since the first arrived, runs the backend once on the
+joined rows in a thread (so the event loop keeps accepting requests), and hands each caller the
+slice of the result that belongs to its rows. ``max_batch_size=1`` turns batching off.
+
+    batcher = MicroBatcher(run.predict_frame, max_batch_size=32, max_latency_ms=5)
+    predictions = await batcher.submit(frame)      # a DataFrame, rows in the order sent
+
+Why a failed batch is retried request by request: one bad request (an image that cannot be
+decoded) must fail alone, not take the other callers' rows down with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+__all__ = ["MicroBatcher"]
+
+
+@dataclass
+class _Item:
+    frame: Any                     # the request's rows (pandas DataFrame)
+    future: asyncio.Future
+    rows: int = field(init=False)
+
+    def __post_init__(self):
+        self.rows = len(self.frame)
+
+
+class MicroBatcher:
+    """Queue requests and run ``predict_frame`` on joined batches in one worker thread.
+
+    Args:
+        predict_frame: ``DataFrame -> DataFrame`` with one result row per input row (the backend).
+        max_batch_size: most records per forward pass (default 32); a larger request runs alone.
+        max_latency_ms: longest wait for more requests after the first one arrived (default 5).
+        on_batch: called with the record count of every forward pass (metrics).
+    """
+
+    def __init__(self, predict_frame: Callable, max_batch_size: int = 32, max_latency_ms: float = 5.0,
+                 on_batch: Callable[[int], None] | None = None):
+        if max_batch_size < 1:
+            raise ValueError(f"Received an invalid value for `max_batch_size`, expected a positive integer. "
+                             f"Received: max_batch_size={max_batch_size!r}")
+        if max_latency_ms < 0:
+            raise ValueError(f"Received an invalid value for `max_latency_ms`, expected >= 0. "
+                             f"Received: max_latency_ms={max_latency_ms!r}")
+        self.predict_frame = predict_frame
+        self.max_batch_size = int(max_batch_size)
+        self.max_latency = max_latency_ms / 1000.0
+        self.on_batch = on_batch
+        self._queue: asyncio.Queue | None = None
+        self._task: asyncio.Task | None = None
+        self._held: _Item | None = None  # taken from the queue but did not fit the last batch
+        # One thread: the model runs one batch at a time, in order.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiln-serve-model")
+
+    # ---- life --------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._queue = asyncio.Queue()
+            self._task = asyncio.get_running_loop().create_task(self._worker())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # ---- callers -----------------------------------------------------------------------------
+    async def submit(self, frame):
+        """Queue ``frame`` and wait for its predictions (raises what the backend raised for it)."""
+        self.start()
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Item(frame, future))
+        return await future
+
+    # ---- the worker --------------------------------------------------------------------------
+    async def _next(self, timeout: float | None) -> _Item | None:
+        if self._held is not None:
+            item, self._held = self._held, None
+            return item
+        if timeout is None:
+            return await self._queue.get()
+        if timeout <= 0:
+            return self._queue.get_nowait() if not self._queue.empty() else None
+        try:
+            return await asyncio.wait_for(self._queue.get(), timeout)
+        except asyncio.TimeoutError:
+            return None
+
+    async def _collect(self) -> list[_Item]:
+        first = await self._next(None)
+        batch, rows = [first], first.rows
+        deadline = time.monotonic() + self.max_latency
+        while rows < self.max_batch_size:
+            item = await self._next(deadline - time.monotonic())
+            if item is None:
+                break
+            if rows + item.rows > self.max_batch_size:
+                self._held = item  # starts the next batch
+                break
+            batch.append(item)
+            rows += item.rows
+        return [item for item in batch if not item.future.done()]  # timed-out callers are gone
+
+    async def _worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._collect()
+            if not batch:
+                continue
+            outcomes = await loop.run_in_executor(self._executor, self._run, batch)
+            for item, (result, error) in zip(batch, outcomes):
+                if item.future.done():
+                    continue
+                if error is not None:
+                    item.future.set_exception(error)
+                else:
+                    item.future.set_result(result)
+
+    def _run(self, batch: list[_Item]) -> list[tuple[Any, BaseException | None]]:
+        """In the model thread: one forward pass over the joined rows, split back per caller."""
+        import pandas as pd
+        if len(batch) > 1:
+            joined = pd.concat([item.frame for item in batch], ignore_index=True)
+            try:
+                result = self._predict(joined)
+            except Exception:
+                return [self._run_one(item) for item in batch]  # find whose rows failed
+            outcomes, start = [], 0
+            for item in batch:
+                part = result.iloc[start:start + item.rows].reset_index(drop=True)
+                outcomes.append((part, None))
+                start += item.rows
+            return outcomes
+        return [self._run_one(batch[0])]
+
+    def _run_one(self, item: _Item):
+        try:
+            return self._predict(item.frame.reset_index(drop=True)), None
+        except Exception as err:  # handed to the caller, who turns it into a 4xx/5xx
+            return None, err
+
+    def _predict(self, frame):
+        if self.on_batch is not None:
+            self.on_batch(len(frame))
+        return self.predict_frame(frame)

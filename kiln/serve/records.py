@@ -1,0 +1,179 @@
+"""JSON records -> the raw DataFrame a run's input features read, or a 4xx naming the field.
+
+The server takes the same raw values ``kiln predict`` reads from a file, one JSON object per row:
+numbers for numeric features, strings or numbers for category/binary features, strings for text,
+base64 PNG/JPEG (or nested lists) for images, base64 WAV (or a list of samples) for audio. Media
+sent as base64 are written to files in a temporary folder and handed to the feature as paths, so
+the server decodes them with exactly the code ``kiln predict`` uses for files.
+
+    frame = records_to_frame(body["records"], run.inputs, folder)   # raises RequestError
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import numbers
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["RequestError", "records_to_frame", "json_type", "is_missing_value"]
+
+_MEDIA_SUFFIX = {"image": ".img", "audio": ".wav"}
+
+
+class RequestError(Exception):
+    """A request the server refuses: an HTTP ``status`` and the ``field`` at fault (or None)."""
+
+    def __init__(self, status: int, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.field = status, message, field
+
+    def body(self) -> dict:
+        return {"error": self.message, "field": self.field}
+
+
+def json_type(feature) -> dict:
+    """The JSON schema of one raw value of ``feature`` (for /metadata and the OpenAPI document)."""
+    kind = feature.type
+    if kind == "numeric":
+        return {"type": ["number", "null"]}
+    if kind in ("category", "binary"):
+        return {"type": ["string", "number", "boolean", "null"]}
+    if kind == "text":
+        return {"type": ["string", "null"]}
+    if kind == "sequence":
+        return {"type": ["string", "array"], "items": {"type": "number"}}
+    if kind == "image":
+        return {"type": ["string", "array"], "description": "base64 PNG/JPEG, or nested lists (height, width[, c])"}
+    if kind == "audio":
+        return {"type": ["string", "array"], "description": "base64 WAV, or a list of samples"}
+    return {}
+
+
+def is_missing_value(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _number(value, field: str):
+    if is_missing_value(value):
+        return np.nan
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise RequestError(422, f"`{field}` must be a number (or null for a missing value); received "
+                                f"{_show(value)}.", field)
+    return float(value)
+
+
+def _label(value, field: str, kind: str):
+    if is_missing_value(value) or isinstance(value, (str, numbers.Real)):
+        return value
+    raise RequestError(422, f"`{field}` must be a string or a number (a {kind} value); received {_show(value)}.",
+                       field)
+
+
+def _text(value, field: str):
+    if is_missing_value(value) or isinstance(value, str):
+        return value
+    raise RequestError(422, f"`{field}` must be a string (text); received {_show(value)}.", field)
+
+
+def _media(value, field: str, kind: str, folder: Path, row: int):
+    """base64 -> a file in ``folder`` (read back by the feature as ``kiln predict`` reads files);
+    nested lists -> a numeric array."""
+    if isinstance(value, str):
+        try:
+            data = base64.b64decode(value.split(",", 1)[-1] if value.startswith("data:") else value, validate=True)
+        except (binascii.Error, ValueError):
+            raise RequestError(422, f"`{field}` is not valid base64 (send the {kind} file's bytes base64-encoded"
+                                    f"{' or nested lists of pixels' if kind == 'image' else ' or a list of samples'})"
+                                    f".", field) from None
+        path = folder / f"{row}-{field.split('.')[-1]}{_MEDIA_SUFFIX[kind]}"
+        path.write_bytes(data)
+        return str(path)
+    if isinstance(value, list):
+        try:
+            array = np.asarray(value)
+        except ValueError:
+            raise RequestError(422, f"`{field}` holds ragged lists; an {kind} must be a rectangular array.",
+                               field) from None
+        if not np.issubdtype(array.dtype, np.number) or array.dtype == bool:
+            raise RequestError(422, f"`{field}` must hold numbers only; received a {array.dtype} array.", field)
+        if kind == "audio" and array.ndim != 1:
+            raise RequestError(422, f"`{field}` must be a 1-D list of samples; received shape {array.shape}.", field)
+        return array
+    raise RequestError(422, f"`{field}` must be a base64 string or a list; received {_show(value)}.", field)
+
+
+def _sequence(value, field: str):
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
+        return np.asarray(value, dtype=np.float64)
+    raise RequestError(422, f"`{field}` must be a list of numbers or a string of them; received {_show(value)}.",
+                       field)
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return (text[:60] + "...") if len(text) > 60 else text + f" ({type(value).__name__})"
+
+
+def records_to_frame(records, features, folder: Path, max_records: int):
+    """``records`` (a JSON list of objects) -> a DataFrame with one column per input feature.
+
+    Args:
+        records: the parsed ``records`` value of the request body.
+        features: the run's input features (their ``column`` and ``type`` say what to expect).
+        folder: where base64 media are written; it must live until the prediction is made.
+        max_records: more records than this -> 413.
+
+    Raises:
+        RequestError: 422 naming ``records[i].column`` for a missing or mistyped value; 413 for
+            too many records.
+    """
+    import pandas as pd
+    if not isinstance(records, list):
+        raise RequestError(422, f"`records` must be a list of objects (one per row); received {_show(records)}.",
+                           "records")
+    if not records:
+        raise RequestError(422, "`records` is empty; send at least one row.", "records")
+    if len(records) > max_records:
+        raise RequestError(413, f"`records` holds {len(records)} rows; the server takes at most {max_records} per "
+                                f"request. Split the request.", "records")
+    by_column = {}
+    for feature in features:  # two features may read one column: check and send it once
+        by_column.setdefault(feature.column, feature)
+    columns: dict[str, list] = {column: [] for column in by_column}
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise RequestError(422, f"`records[{i}]` must be an object of feature values; received "
+                                    f"{_show(record)}.", f"records[{i}]")
+        for feature in by_column.values():
+            field = f"records[{i}].{feature.column}"
+            if feature.column not in record:
+                raise RequestError(422, f"`{field}` is missing: every record needs a value for the input feature "
+                                        f"{feature.name!r} ({feature.type}); send null for a missing value.", field)
+            value = record[feature.column]
+            kind = feature.type
+            if kind == "numeric":
+                value = _number(value, field)
+            elif kind in ("category", "binary"):
+                value = _label(value, field, kind)
+            elif kind == "text":
+                value = _text(value, field)
+            elif kind == "sequence":
+                value = _sequence(value, field)
+            elif kind in ("image", "audio"):
+                value = _media(value, field, kind, folder, i)
+            columns[feature.column].append(value)
+    frame = pd.DataFrame(index=range(len(records)))
+    for feature in by_column.values():
+        values = columns[feature.column]
+        if feature.type == "numeric":
+            frame[feature.column] = np.asarray(values, dtype=np.float64)
+        else:
+            column = np.empty(len(values), dtype=object)  # keep arrays and mixed labels as they came
+            column[:] = values
+            frame[feature.column] = column
+    return frame
