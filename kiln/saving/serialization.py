@@ -77,14 +77,8 @@ def get_registered_object(name: str, custom_objects: dict | None = None):
 
 
 def _import_zoo() -> None:
-    import importlib
-
-    from kiln.zoo import BUILDERS
-    for module in sorted({target.split(":")[0] for target in BUILDERS.values()}):
-        try:
-            importlib.import_module(f"kiln.zoo.{module}")
-        except ImportError:
-            continue  # an architecture not written yet, or missing an optional dependency
+    from kiln.zoo import load_all
+    load_all()
 
 
 def serialize_layer(layer) -> dict:

@@ -13,7 +13,7 @@ import importlib
 
 from kiln.errors import unknown_name_error
 
-__all__ = ["get", "names", "BUILDERS"]
+__all__ = ["get", "names", "load_all", "BUILDERS"]
 
 # name -> "module:function"; each module is kiln/zoo/<module>.py
 BUILDERS: dict[str, str] = {
@@ -34,13 +34,34 @@ def names() -> list[str]:
     return sorted(BUILDERS)
 
 
+def _import(module_name: str):
+    """Import kiln/zoo/<module_name>.py and bind its builders as this package's attributes.
+
+    Why rebind: importing ``kiln.zoo.wavenet`` makes Python set the package attribute
+    ``wavenet`` to the *module*, which would shadow the builder of the same name."""
+    module = importlib.import_module(f"kiln.zoo.{module_name}")
+    for builder, target in BUILDERS.items():
+        target_module, function = target.split(":")
+        if target_module == module_name:
+            globals()[builder] = getattr(module, function)
+    return module
+
+
 def get(name: str):
     """The builder function called ``name`` (e.g. ``get("resnet18")(num_classes=10)``)."""
     if name not in BUILDERS:
         raise unknown_name_error("zoo model", name, BUILDERS)
     module_name, function = BUILDERS[name].split(":")
-    module = importlib.import_module(f"kiln.zoo.{module_name}")
-    return getattr(module, function)
+    return getattr(_import(module_name), function)
+
+
+def load_all() -> None:
+    """Import every zoo architecture (so saved zoo models can be found by class name)."""
+    for module_name in sorted({target.split(":")[0] for target in BUILDERS.values()}):
+        try:
+            _import(module_name)
+        except ImportError:
+            continue  # an architecture not written yet, or missing an optional dependency
 
 
 def __getattr__(name: str):

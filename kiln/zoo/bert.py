@@ -1,0 +1,310 @@
+"""A BERT-style encoder in one file, with a classification head and a masked-LM head.
+
+Token + position + segment embeddings, post-LayerNorm blocks as in the BERT paper
+(``x = LN(x + attn(x)); x = LN(x + mlp(x))``), GELU (erf) MLP, and a pooler (dense + tanh on
+the first token). Inputs are token ids (B, T) or a dict with ``input_ids``, ``attention_mask``
+(1 = attend, 0 = padding) and ``token_type_ids``.
+
+    model = kiln.zoo.bert(vocab_size=1000, num_classes=2)
+    model.compile(optimizer="adam", loss=kiln.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit({"input_ids": ids, "attention_mask": mask}, labels)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import kiln
+from kiln.errors import KilnTypeError, KilnValueError
+
+__all__ = ["BertConfig", "Bert", "BertForClassification", "BertForMaskedLM", "bert", "bert_tiny",
+           "load_hf_bert"]
+
+
+@dataclass
+class BertConfig:
+    vocab_size: int = 30522
+    hidden: int = 128
+    layers: int = 2
+    heads: int = 2              # hidden must divide by heads
+    intermediate: int = 512     # 4 x hidden, as in BERT
+    max_length: int = 128       # rows of the position table
+    type_vocab_size: int = 2    # segments A and B
+    dropout: float = 0.1        # BERT's hidden and attention dropout
+    layer_norm_eps: float = 1e-12   # BERT's value
+    num_classes: int = 2        # used by BertForClassification only
+
+    def __post_init__(self):
+        problems = []
+        for field in ("vocab_size", "hidden", "layers", "heads", "intermediate", "max_length",
+                      "type_vocab_size", "num_classes"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or value <= 0:
+                problems.append(f"`{field}` must be a positive integer. Received: {field}={value!r}")
+        if not problems and self.hidden % self.heads:
+            problems.append(f"`hidden` must be divisible by `heads`. Received: hidden={self.hidden}, "
+                            f"heads={self.heads}")
+        if not 0.0 <= self.dropout < 1.0:
+            problems.append(f"`dropout` must be in [0, 1). Received: dropout={self.dropout!r}")
+        if problems:
+            raise KilnValueError("Invalid BertConfig:\n  " + "\n  ".join(problems))
+
+
+class Embeddings(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.word = nn.Embedding(config.vocab_size, config.hidden)
+        self.position = nn.Embedding(config.max_length, config.hidden)
+        self.token_type = nn.Embedding(config.type_vocab_size, config.hidden)
+        self.ln = nn.LayerNorm(config.hidden, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, input_ids, token_type_ids):
+        T = input_ids.size(1)
+        pos = torch.arange(T, device=input_ids.device)  # (T,)
+        x = self.word(input_ids) + self.position(pos) + self.token_type(token_type_ids)  # (B, T, C)
+        return self.dropout(self.ln(x))
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.query = nn.Linear(config.hidden, config.hidden)
+        self.key = nn.Linear(config.hidden, config.hidden)
+        self.value = nn.Linear(config.hidden, config.hidden)
+        self.proj = nn.Linear(config.hidden, config.hidden)
+        self.heads, self.dropout = config.heads, config.dropout
+
+    def forward(self, x, mask):
+        """x (B, T, C); mask (B, 1, 1, T) bool, True = attend."""
+        B, T, C = x.size()
+        hs = C // self.heads
+        q = self.query(x).view(B, T, self.heads, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = self.key(x).view(B, T, self.heads, hs).transpose(1, 2)    # (B, nh, T, hs)
+        v = self.value(x).view(B, T, self.heads, hs).transpose(1, 2)  # (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
+        return self.proj(y)
+
+
+class Layer(nn.Module):
+    """One post-LN encoder block, as in BERT."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.attn = SelfAttention(config)
+        self.ln_1 = nn.LayerNorm(config.hidden, eps=config.layer_norm_eps)
+        self.fc_in = nn.Linear(config.hidden, config.intermediate)
+        self.fc_out = nn.Linear(config.intermediate, config.hidden)
+        self.ln_2 = nn.LayerNorm(config.hidden, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x, mask):
+        x = self.ln_1(x + self.dropout(self.attn(x, mask)))
+        return self.ln_2(x + self.dropout(self.fc_out(F.gelu(self.fc_in(x)))))  # exact (erf) GELU
+
+
+@kiln.saving.register_serializable(package="kiln.zoo")
+class Bert(kiln.Model):
+    """The BERT encoder: inputs -> hidden states (B, T, hidden); ``encode`` adds the pooled (B, hidden).
+
+    Args:
+        config: a ``BertConfig`` (or a dict of its fields); default ``BertConfig()``.
+    """
+
+    def __init__(self, config: BertConfig | dict | None = None, **kwargs):
+        kwargs.setdefault("name", "bert")
+        super().__init__(**kwargs)
+        if isinstance(config, dict):
+            config = BertConfig(**config)
+        self.config = config = config or BertConfig()
+        self.embeddings = Embeddings(config)
+        self.encoder = nn.ModuleList([Layer(config) for _ in range(config.layers)])
+        self.pooler = nn.Linear(config.hidden, config.hidden)
+        self.apply(_init_weights)
+
+    def call(self, inputs):
+        return self.encode(inputs)[0]
+
+    def encode(self, inputs):
+        input_ids, attention_mask, token_type_ids = _unpack(inputs, self.config)
+        mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T): every query sees the same keys
+        x = self.embeddings(input_ids, token_type_ids)  # (B, T, C)
+        for layer in self.encoder:
+            x = layer(x, mask)
+        pooled = torch.tanh(self.pooler(x[:, 0]))  # (B, C): the [CLS] position
+        return x, pooled
+
+    def get_config(self) -> dict:
+        return {"config": asdict(self.config), "name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        config = dict(config)
+        return cls(BertConfig(**config.pop("config")), **config)
+
+
+@kiln.saving.register_serializable(package="kiln.zoo")
+class BertForClassification(Bert):
+    """BERT + pooled output -> dropout -> Dense: inputs -> class logits (B, num_classes)."""
+
+    def __init__(self, config: BertConfig | dict | None = None, **kwargs):
+        kwargs.setdefault("name", "bert_for_classification")
+        super().__init__(config, **kwargs)
+        self.dropout = nn.Dropout(self.config.dropout)
+        self.classifier = nn.Linear(self.config.hidden, self.config.num_classes)
+        _init_weights(self.classifier)
+
+    def call(self, inputs):
+        _, pooled = self.encode(inputs)
+        return self.classifier(self.dropout(pooled))  # (B, num_classes)
+
+
+@kiln.saving.register_serializable(package="kiln.zoo")
+class BertForMaskedLM(Bert):
+    """BERT + transform (dense, GELU, LayerNorm) + tied decoder: inputs -> logits (B, T, vocab)."""
+
+    def __init__(self, config: BertConfig | dict | None = None, **kwargs):
+        kwargs.setdefault("name", "bert_for_masked_lm")
+        super().__init__(config, **kwargs)
+        c = self.config
+        self.transform = nn.Linear(c.hidden, c.hidden)
+        self.transform_ln = nn.LayerNorm(c.hidden, eps=c.layer_norm_eps)
+        self.decoder_bias = nn.Parameter(torch.zeros(c.vocab_size))
+        _init_weights(self.transform)
+
+    def call(self, inputs):
+        x, _ = self.encode(inputs)
+        x = self.transform_ln(F.gelu(self.transform(x)))
+        return F.linear(x, self.embeddings.word.weight, self.decoder_bias)  # (B, T, V), tied weights
+
+
+def _init_weights(module):
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)  # BERT's initializer_range
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+def _unpack(inputs, config):
+    """Token ids or a dict -> (input_ids, attention_mask, token_type_ids), each (B, T)."""
+    if isinstance(inputs, dict):
+        if "input_ids" not in inputs:
+            raise KilnValueError(f"A dict input to BERT needs 'input_ids'. Received keys: {sorted(inputs)}")
+        unknown = set(inputs) - {"input_ids", "attention_mask", "token_type_ids"}
+        if unknown:
+            raise KilnValueError(f"Unknown BERT inputs {sorted(unknown)}; expected 'input_ids', "
+                                 f"'attention_mask', 'token_type_ids'.")
+        input_ids = inputs["input_ids"]
+        attention_mask = inputs.get("attention_mask")
+        token_type_ids = inputs.get("token_type_ids")
+    elif torch.is_tensor(inputs):
+        input_ids, attention_mask, token_type_ids = inputs, None, None
+    else:
+        raise KilnTypeError(f"BERT takes token ids (B, T) or a dict of them. Received: {type(inputs).__name__}")
+    input_ids = input_ids.long()
+    if input_ids.dim() != 2:
+        raise KilnValueError(f"`input_ids` must be (batch, length). Received shape {tuple(input_ids.shape)}")
+    if input_ids.size(1) > config.max_length:
+        raise KilnValueError(f"Sequence length {input_ids.size(1)} exceeds max_length={config.max_length}; "
+                             f"truncate the inputs or build the model with a larger max_length.")
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    if token_type_ids is None:
+        token_type_ids = torch.zeros_like(input_ids)
+    return input_ids, attention_mask, token_type_ids.long()
+
+
+def bert(vocab_size, num_classes, hidden=128, layers=2, heads=2, intermediate=512, max_length=128,
+         dropout=0.1) -> BertForClassification:
+    """A BERT classifier: token ids (B, T) or a dict of inputs -> logits (B, num_classes).
+
+    Example: ``kiln.zoo.bert(vocab_size=1000, num_classes=2)``
+    """
+    return BertForClassification(BertConfig(vocab_size=vocab_size, hidden=hidden, layers=layers, heads=heads,
+                                             intermediate=intermediate, max_length=max_length,
+                                             num_classes=num_classes, dropout=dropout))
+
+
+def bert_tiny(vocab_size, num_classes, max_length=128) -> BertForClassification:
+    """A 2-layer, 64-wide BERT classifier for tests and small data."""
+    return bert(vocab_size, num_classes, hidden=64, layers=2, heads=2, intermediate=256, max_length=max_length)
+
+
+# Hugging Face name (after "bert.") -> kiln name; "{i}" is the layer number.
+_HF_NAMES = {
+    "embeddings.word_embeddings": "embeddings.word",
+    "embeddings.position_embeddings": "embeddings.position",
+    "embeddings.token_type_embeddings": "embeddings.token_type",
+    "embeddings.LayerNorm": "embeddings.ln",
+    "encoder.layer.{i}.attention.self.query": "encoder.{i}.attn.query",
+    "encoder.layer.{i}.attention.self.key": "encoder.{i}.attn.key",
+    "encoder.layer.{i}.attention.self.value": "encoder.{i}.attn.value",
+    "encoder.layer.{i}.attention.output.dense": "encoder.{i}.attn.proj",
+    "encoder.layer.{i}.attention.output.LayerNorm": "encoder.{i}.ln_1",
+    "encoder.layer.{i}.intermediate.dense": "encoder.{i}.fc_in",
+    "encoder.layer.{i}.output.dense": "encoder.{i}.fc_out",
+    "encoder.layer.{i}.output.LayerNorm": "encoder.{i}.ln_2",
+    "pooler.dense": "pooler",
+    "classifier": "classifier",
+    "cls.predictions.transform.dense": "transform",
+    "cls.predictions.transform.LayerNorm": "transform_ln",
+}
+
+
+def load_hf_bert(folder, task="classification") -> Bert:
+    """Load a Hugging Face BERT checkpoint from a local folder (``config.json`` + ``model.safetensors``).
+
+    Args:
+        task: "classification" (``BertForSequenceClassification``) or "mlm" (``BertForMaskedLM``).
+    """
+    from safetensors.torch import load_file
+
+    if task not in ("classification", "mlm"):
+        raise KilnValueError(f"`task` must be 'classification' or 'mlm'. Received: task={task!r}")
+    folder = Path(folder)
+    config_path, weights_path = folder / "config.json", folder / "model.safetensors"
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise KilnValueError(f"Cannot load a BERT checkpoint from {str(folder)!r}: {path.name} is missing. "
+                                 f"Expected a folder written by `save_pretrained` (safetensors weights).")
+    hf = json.loads(config_path.read_text())
+    if hf.get("hidden_act", "gelu") != "gelu":
+        raise KilnValueError(f"Only hidden_act='gelu' is supported. Received: {hf.get('hidden_act')!r}")
+    num_classes = len(hf["id2label"]) if "id2label" in hf else hf.get("num_labels", 2)
+    config = BertConfig(vocab_size=hf["vocab_size"], hidden=hf["hidden_size"], layers=hf["num_hidden_layers"],
+                        heads=hf["num_attention_heads"], intermediate=hf["intermediate_size"],
+                        max_length=hf["max_position_embeddings"], type_vocab_size=hf.get("type_vocab_size", 2),
+                        dropout=0.0, layer_norm_eps=hf.get("layer_norm_eps", 1e-12), num_classes=num_classes)
+    model = BertForClassification(config) if task == "classification" else BertForMaskedLM(config)
+    patterns = {}
+    for hf_name, kiln_name in _HF_NAMES.items():
+        for i in range(config.layers):
+            patterns[hf_name.format(i=i)] = kiln_name.format(i=i)
+    state = {}
+    for key, value in load_file(str(weights_path)).items():
+        key = key.removeprefix("bert.").replace(".gamma", ".weight").replace(".beta", ".bias")
+        if key == "cls.predictions.bias":
+            state["decoder_bias"] = value
+            continue
+        if key.startswith("cls.predictions.decoder.") or key.endswith("position_ids"):
+            continue  # the decoder is tied to the word embeddings; position_ids is a buffer
+        module, _, param = key.rpartition(".")
+        if module in patterns:
+            state[f"{patterns[module]}.{param}"] = value
+        else:
+            state[key] = value  # reported below as unexpected
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if task == "mlm":
+        missing = [k for k in missing if not k.startswith("pooler.")]  # HF's MLM has no pooler; unused
+    if missing or unexpected:
+        raise KilnValueError(f"The checkpoint in {str(folder)!r} does not fit BERT's layout for task={task!r}. "
+                             f"Missing: {missing}. Unexpected: {unexpected}.")
+    return model.eval()
