@@ -118,8 +118,7 @@ def build_model(model_config, input_features: list, output_features: list, name:
     ``regularization`` (l1, l2, dropout): the penalties go on every Dense/Conv kernel of the
     config's layers and of the automatic model; dropout on the automatic model's body."""
     if getattr(model_config, "zoo", None) is not None:
-        raise ConfigError(f"model.zoo ({model_config.zoo.name!r}): kiln's model zoo is not part of this release yet; "
-                          f"describe the model with model.layers, or leave model empty for an automatic one.")
+        return _zoo_model(model_config.zoo, input_features, output_features, name)
     l1 = getattr(regularization, "l1", 0.0) or 0.0
     l2 = getattr(regularization, "l2", 0.0) or 0.0
     dropout = getattr(regularization, "dropout", 0.0) or 0.0
@@ -167,3 +166,53 @@ def _user_output_layer(layers: list, output_features: list):
     feature = output_features[0]
     width = len(feature.spec()["classes"]) if feature.type == "category" else 1
     return layers[-1] if layers[-1].units == width else None
+
+
+def _zoo_model(zoo, input_features: list, output_features: list, name: str):
+    """A kiln.zoo architecture sized from the features, behind the features' Inputs (and their
+    augmentation layers). Sizes the config does not give are filled in: ``num_classes`` from
+    the output feature, ``input_shape``/``input_dim``/``vocab_size`` from the input feature,
+    and for ``fusion`` the list of inputs."""
+    import kiln.zoo
+    try:
+        builder = kiln.zoo.get(zoo.name)
+    except kiln.errors.KilnValueError as err:
+        raise ConfigError(f"model.zoo.name: {err}") from err
+    if len(output_features) != 1 or output_features[0].type not in ("category", "binary", "numeric"):
+        raise ConfigError("model.zoo: zoo models take one output feature (category, binary or numeric).")
+    output = output_features[0]
+    options = dict(zoo.options)
+    accepts = inspect.signature(builder).parameters
+    width = len(output.spec()["classes"]) if output.type == "category" else 1
+    if "num_classes" in accepts:
+        options.setdefault("num_classes", width)
+    elif "units" in accepts:
+        options.setdefault("units", width)
+    inputs, symbolic = {}, {}
+    for feature in input_features:
+        spec = feature.spec()
+        x = kiln.Input(shape=tuple(spec["shape"]), dtype=spec["dtype"], name=feature.name)
+        inputs[feature.name] = x
+        for layer in _augmentation_layers(feature.type, getattr(feature, "augmentation", None)):
+            x = layer(x)
+        symbolic[feature.name] = x
+    if zoo.name == "fusion":
+        options.setdefault("inputs", [{"name": f.name, "type": f.type, "shape": list(f.spec()["shape"]),
+                                       **({"vocab_size": f.spec()["vocab_size"]} if "vocab_size" in f.spec() else {})}
+                                      for f in input_features])
+        model = builder(**options)
+        return kiln.Model(inputs, model(symbolic), name=name), {output.name: "logits"}
+    if len(input_features) != 1:
+        raise ConfigError(f"model.zoo: {zoo.name} takes one input feature; use zoo name 'fusion' for several.")
+    spec = input_features[0].spec()
+    if "input_shape" in accepts:
+        options.setdefault("input_shape", tuple(spec["shape"]))
+    if "input_dim" in accepts:
+        options.setdefault("input_dim", int(spec["shape"][0]) if spec["shape"] else 1)
+    if "vocab_size" in accepts and "vocab_size" in spec:
+        options.setdefault("vocab_size", spec["vocab_size"])
+    try:
+        model = builder(**options)
+    except (TypeError, kiln.errors.KilnError) as err:
+        raise ConfigError(f"model.zoo ({zoo.name}): {err}") from err
+    return kiln.Model(inputs, model(next(iter(symbolic.values()))), name=name), {output.name: "logits"}

@@ -121,12 +121,13 @@ def test_a_text_folder_trains(tmp_path, capsys):
     assert code == 0, err
 
 
-def test_zoo_models_are_refused_clearly_until_they_exist(tmp_path, capsys):
+def test_an_unknown_zoo_model_is_a_config_error(tmp_path, capsys):
     frame = pd.DataFrame({"x": np.arange(20.0), "y": list("ab") * 10})
     frame.to_csv(tmp_path / "d.csv", index=False)
     cfg = tmp_path / "z.yaml"
-    cfg.write_text(textwrap.dedent(BASE).format(out=tmp_path / "runs", source=tmp_path / "d.csv",
-                                                inputs="      - {name: x, type: numeric}", out_type="category",
-                                                out_name="y") + "model: {zoo: {name: resnet18}}\n")
+    inputs = textwrap.indent("  - {name: x, type: numeric}", "    ")
+    cfg.write_text(textwrap.dedent(BASE).format(out=tmp_path / "runs", source=tmp_path / "d.csv", inputs=inputs,
+                                                out_type="category", out_name="y") + "    model: {zoo: {name: resnet81}}\n")
     assert main(["train", str(cfg), "--quiet"]) == 2
-    assert "zoo" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "model.zoo.name" in err and "Did you mean 'resnet18'" in err

@@ -208,3 +208,31 @@ def test_evaluation_metrics_from_the_config(tmp_path, iris_csv, capsys):
     run = Path(capsys.readouterr().out.strip().splitlines()[-1].split("run: ")[-1])
     evaluation = json.loads((run / "evaluation.json").read_text())
     assert set(evaluation["test"]) >= {"loss", "accuracy"} and len(evaluation["test"]) == 3
+
+
+@pytest.mark.slow
+def test_zoo_models_by_name_from_yaml(tmp_path, capsys):
+    """A ResNet on digits images and a fusion model on iris-style numbers, by name."""
+    cfg = write_config(tmp_path, f"""\
+        name: zoo-resnet
+        output_dir: {tmp_path / 'runs'}
+        data:
+          source: sklearn:digits
+          split: {{train: 0.7, validation: 0.15, test: 0.15, stratify: label}}
+        input_features:
+          - {{name: image, type: image, preprocessing: {{height: 8, width: 8, channels: 1}}}}
+        output_features:
+          - {{name: label, type: category}}
+        model:
+          zoo: {{name: resnet18, options: {{width: 8}}}}
+        training: {{epochs: 3, batch_size: 64, early_stopping: null}}
+    """)
+    assert main(["train", str(cfg), "--quiet"]) == 0, capsys.readouterr().err
+    run = Path(capsys.readouterr().out.strip().splitlines()[-1].split("run: ")[-1])
+    assert json.loads((run / "evaluation.json").read_text())["test"]["accuracy"] > 0.5
+    rows = tmp_path / "rows.npz"
+    from kiln.data import load_bundled
+    frame = load_bundled("sklearn:digits").head(5)
+    np.savez(rows, image=np.stack(frame["image"].to_list()))
+    assert main(["predict", str(run), "--data", str(rows), "--output", str(tmp_path / "p.csv")]) == 0
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 5
