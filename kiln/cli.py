@@ -72,9 +72,21 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     """Predict labels/values for the rows of a data file; writes a CSV."""
     from kiln.data import read_source
-    from kiln.workflows.run import load_run
-    run = load_run(args.run)
-    predictions = run.predict_frame(read_source(args.data, format=args.format))
+    if getattr(args, "backend", "torch") == "onnx":
+        from kiln_edge import EdgeError, OnnxRun  # NumPy features + onnxruntime (RUN/export/model.onnx)
+        try:
+            run = OnnxRun(args.run)
+        except EdgeError as err:
+            raise _RunError(str(err)) from err
+    else:
+        from kiln.workflows.run import load_run
+        run = load_run(args.run)
+    try:
+        predictions = run.predict_frame(read_source(args.data, format=args.format))
+    except ValueError as err:
+        if type(err).__module__.startswith("kiln_edge"):
+            raise _RunError(str(err)) from err
+        raise
     predictions.to_csv(args.output, index_label="row")
     print(f"wrote {len(predictions)} predictions to {args.output}")
     return 0
@@ -127,6 +139,16 @@ def cmd_serve(args) -> int:
         import uvicorn
     except ImportError as err:
         raise _UsageError("kiln serve needs FastAPI and uvicorn: pip install 'kiln[serve]'.") from err
+    if getattr(args, "backend", "torch") == "onnx":
+        # The `kiln` command has imported torch already; the torch-free server runs in a child
+        # process (`python -m kiln_edge.serve`) that never imports it. No micro-batching there yet.
+        import subprocess
+        command = [sys.executable, "-m", "kiln_edge.serve", str(args.run), "--host", args.host,
+                   "--port", str(args.port)]
+        try:
+            return subprocess.call(command)
+        except KeyboardInterrupt:
+            return 0
     from kiln.serve.app import ServeSettings, create_app
     from kiln.workflows.run import load_run
     settings = ServeSettings(max_batch_size=args.max_batch_size, max_latency_ms=args.max_latency_ms,
@@ -181,6 +203,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--format", default="auto")
         if name == "predict":
             p.add_argument("--output", default="predictions.csv")
+            p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                           help="onnx: NumPy features + onnxruntime on RUN/export/model.onnx (kiln export first)")
     for name, fn in (("info", cmd_info), ("report", cmd_report)):
         add(name, fn).add_argument("run")
     p = add("export", cmd_export)
@@ -194,6 +218,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-latency-ms", type=float, default=5.0, help="longest wait for a batch to fill")
     p.add_argument("--timeout-ms", type=float, default=10_000.0, help="answer 504 after this long")
     p.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024, help="larger bodies get 413")
+    p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                   help="onnx: a torch-free server process (python -m kiln_edge.serve) on RUN/export/model.onnx")
     add("version", cmd_version)
     return parser
 

@@ -1,0 +1,17 @@
+"""kiln_edge's errors: plain ``ValueError`` subclasses (``kiln.errors`` would import torch)."""
+
+from __future__ import annotations
+
+__all__ = ["EdgeError", "EdgeDataError", "UnsupportedFeatureError"]
+
+
+class EdgeError(ValueError):
+    """Any error of the torch-free inference path."""
+
+
+class EdgeDataError(EdgeError):
+    """The data (a column, a value) cannot be encoded: names the column/row and the fix."""
+
+
+class UnsupportedFeatureError(EdgeError):
+    """A feature type the torch-free path cannot preprocess yet (image, audio)."""

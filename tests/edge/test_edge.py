@@ -1,0 +1,207 @@
+"""The torch-free path (kiln_edge): NumPy features + onnxruntime give what Run.predict_frame gives,
+without ever importing torch."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+CONFIG = """\
+    name: edge
+    seed: 0
+    output_dir: {out}
+    data:
+      source: {csv}
+      split: {{train: 0.7, validation: 0.15, test: 0.15}}
+    input_features:
+      - {{name: size, type: numeric}}
+      - {{name: colour, type: category}}
+      - {{name: note, type: text, preprocessing: {{max_length: 6}}}}
+    output_features:
+      - {{name: kind, type: category}}
+    training:
+      epochs: 2
+      batch_size: 16
+      optimizer: {{name: adam, learning_rate: 0.01}}
+      early_stopping: null
+"""
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_rows(n, seed=0):
+    rng = np.random.default_rng(seed)
+    size = rng.normal(size=n).round(3)
+    colour = rng.choice(["red", "green", "blue"], size=n)
+    note = rng.choice(["very big one", "small thing", "heavy, heavy!", "odd"], size=n)
+    kind = np.where(size + (colour == "red") > 0.5, "big", np.where(size < -0.5, "heavy", "small"))
+    return pd.DataFrame({"size": size, "colour": colour, "note": note, "kind": kind})
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from kiln.config import load_config_text
+    from kiln.export.onnx import export_onnx
+    from kiln.workflows.run import load_run
+    from kiln.workflows.train import train
+    folder = tmp_path_factory.mktemp("edge")
+    make_rows(120).to_csv(folder / "data.csv", index=False)
+    config = load_config_text(textwrap.dedent(CONFIG.format(out=folder / "runs", csv=folder / "data.csv")))
+    path = Path(train(config, verbose=0).run_dir)
+    (path / "export").mkdir(exist_ok=True)
+    export_onnx(load_run(path), path / "export" / "model.onnx")
+    return path
+
+
+def raw_rows():
+    rows = make_rows(30, seed=7).drop(columns=["kind"])
+    rows.loc[3, "size"] = np.nan          # filled with the training mean
+    rows.loc[4, "colour"] = "purple"      # unseen -> <unk>
+    rows.loc[5, "note"] = None            # missing text -> ""
+    rows.loc[6, "note"] = "NEVER seen words"
+    return rows
+
+
+def test_onnx_run_matches_torch_run(run_dir):
+    from kiln.workflows.run import load_run
+    from kiln_edge import OnnxRun
+    frame = raw_rows()
+    expected = load_run(run_dir).predict_frame(frame)
+    got = OnnxRun(run_dir).predict_frame(frame)
+    assert list(got.columns) == list(expected.columns)
+    assert list(got.index) == list(expected.index)
+    assert got["kind"].tolist() == expected["kind"].tolist()
+    for column in expected.columns[1:]:
+        np.testing.assert_allclose(got[column].to_numpy(), expected[column].to_numpy(), atol=1e-5)
+
+
+def test_features_transform_like_kiln(run_dir):
+    from kiln.data.features import load_features as kiln_load
+    from kiln_edge import load_features
+    frame = raw_rows()
+    ours, theirs = load_features(run_dir / "model"), kiln_load(run_dir / "model")
+    for name in ("size", "colour", "note"):
+        np.testing.assert_array_equal(ours[name].transform(frame), theirs[name].transform(frame).numpy())
+
+
+def test_more_feature_types_transform_like_kiln(tmp_path):
+    from kiln.data.features import BinaryFeature, NumericFeature, SequenceFeature, TextFeature, save_features
+    from kiln_edge import load_features
+    train = pd.DataFrame({"b": ["no", "yes", "no", None], "m": [1.0, 5.0, 3.0, 2.0],
+                          "s": ["1 2 3", "4,5", [6, 7, 8, 9], None],
+                          "c": ["abc", "Hello!", "ab", "x"], "t": ["good film", "bad film", "fine", "ok film"]})
+    test = pd.DataFrame({"b": ["yes", None], "m": [None, 9.0], "s": ["1", [2, 3, 4, 5, 6]],
+                         "c": ["zz a", None], "t": ["a good bad film", "unseen"]})
+    kiln_features = [BinaryFeature("b").fit(train["b"]),
+                     NumericFeature("m", normalization="minmax", fill_missing="median").fit(train["m"]),
+                     SequenceFeature("s", normalization="standard").fit(train["s"]),
+                     TextFeature("c", tokenizer="char", max_length=5, padding="pre").fit(train["c"]),
+                     TextFeature("t", tokenizer="bpe", vocab_size=40, max_length=7, truncation="pre").fit(train["t"])]
+    save_features(kiln_features, tmp_path)
+    ours = load_features(tmp_path)
+    for feature in kiln_features:
+        np.testing.assert_array_equal(ours[feature.name].transform(test), feature.transform(test).numpy())
+
+
+def test_image_feature_is_refused_clearly(tmp_path):
+    from kiln.data.features import ImageFeature, save_features
+    from kiln_edge import UnsupportedFeatureError, load_features
+    image = ImageFeature("img", height=4, width=4, channels=1)
+    image.fit(pd.Series([np.zeros((4, 4), dtype=np.uint8)] * 2))
+    save_features([image], tmp_path)
+    feature = load_features(tmp_path)["img"]
+    with pytest.raises(UnsupportedFeatureError, match="not supported on the torch-free path yet"):
+        feature.transform(pd.Series([np.zeros((4, 4), dtype=np.uint8)]))
+
+
+def test_missing_onnx_file_names_the_export_command(run_dir, tmp_path):
+    from kiln_edge import EdgeError, OnnxRun
+    with pytest.raises(EdgeError, match="kiln export"):
+        OnnxRun(run_dir, onnx_path=tmp_path / "nope.onnx")
+
+
+def test_predict_path_never_imports_torch(run_dir, tmp_path):
+    raw_rows().to_csv(tmp_path / "rows.csv", index=False)
+    script = textwrap.dedent(f"""
+        import sys
+        import pandas as pd
+        from kiln_edge import OnnxRun
+        out = OnnxRun({str(run_dir)!r}).predict_frame(pd.read_csv({str(tmp_path / 'rows.csv')!r}))
+        out.to_csv({str(tmp_path / 'edge.csv')!r}, index_label="row")
+        assert 'torch' not in sys.modules, 'torch was imported'
+        print("no torch")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "no torch" in done.stdout
+
+
+def test_cli_predict_backend_onnx(run_dir, tmp_path):
+    from kiln.cli import main
+    raw_rows().to_csv(tmp_path / "rows.csv", index=False)
+    for backend in ("torch", "onnx"):
+        assert main(["predict", str(run_dir), "--data", str(tmp_path / "rows.csv"),
+                     "--output", str(tmp_path / f"{backend}.csv"), "--backend", backend]) == 0
+    torch_out, onnx_out = pd.read_csv(tmp_path / "torch.csv"), pd.read_csv(tmp_path / "onnx.csv")
+    assert list(onnx_out.columns) == list(torch_out.columns)
+    assert onnx_out["kind"].tolist() == torch_out["kind"].tolist()
+    np.testing.assert_allclose(onnx_out.iloc[:, 2:].to_numpy(), torch_out.iloc[:, 2:].to_numpy(), atol=1e-5)
+
+
+def test_edge_server_subprocess_without_torch(run_dir):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("uvicorn")
+    httpx = pytest.importorskip("httpx")
+    from kiln_edge import OnnxRun
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # The server process reports whether torch got imported once it has served a prediction.
+    code = textwrap.dedent(f"""
+        import sys
+        from kiln_edge.run import OnnxRun
+        predict = OnnxRun.predict_frame
+        def checked(self, frame, *args, **kwargs):
+            out = predict(self, frame, *args, **kwargs)
+            print('TORCH', 'torch' in sys.modules, flush=True)
+            return out
+        OnnxRun.predict_frame = checked
+        from kiln_edge.serve import main
+        main([{str(run_dir)!r}, '--port', '{port}'])
+    """)
+    server = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, server.stderr.read() if server.poll() else ""
+            time.sleep(0.2)
+        frame = raw_rows().head(4)
+        records = json.loads(frame.to_json(orient="records"))
+        answer = httpx.post(f"{url}/predict", json={"records": records}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        expected = OnnxRun(run_dir).predict_frame(frame)
+        assert [p["kind"] for p in answer.json()["predictions"]] == expected["kind"].tolist()
+        bad = httpx.post(f"{url}/predict", json={"records": [{"size": 1.0}]}, timeout=30)
+        assert bad.status_code == 422
+    finally:
+        server.terminate()
+        out, _ = server.communicate(timeout=30)
+    assert "TORCH False" in out
