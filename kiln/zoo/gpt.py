@@ -155,7 +155,7 @@ class GPT(kiln.Model):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def call(self, idx):
-        logits, _ = self._forward(idx)
+        logits, _ = self._forward(_single_input(idx))
         return logits
 
     def _forward(self, idx, past=None):
@@ -241,6 +241,15 @@ class GPT(kiln.Model):
     def from_config(cls, config: dict):
         config = dict(config)
         return cls(GPTConfig(**config.pop("config")), **config)
+
+
+def _single_input(inputs) -> torch.Tensor:
+    """The tensor itself, or the only value of a one-entry dict (as ONNX export and run configs pass)."""
+    if isinstance(inputs, dict):
+        if len(inputs) != 1:
+            raise KilnValueError(f"This model takes one input; received a dict with keys {sorted(inputs)}.")
+        inputs = next(iter(inputs.values()))
+    return inputs
 
 
 def _pick(logits, temperature, top_k, top_p, generator):
