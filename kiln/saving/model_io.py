@@ -34,6 +34,7 @@ FORMAT = "kiln.model"
 FORMAT_VERSION = 1
 _ZIP_SUFFIXES = (".keras", ".kiln")
 _OPTIMIZER_FILE = "optimizer.safetensors"
+_TOKENIZER_FILE = "tokenizer.json"
 
 
 def _kiln_version() -> str:
@@ -120,6 +121,10 @@ def save_model(model, filepath, overwrite: bool = True, include_optimizer: bool 
     optimizer = getattr(model, "optimizer", None)
     if include_optimizer and optimizer is not None and getattr(optimizer, "torch_optimizer", None) is not None:
         files[_OPTIMIZER_FILE] = state_to_bytes(optimizer.state_dict())
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is not None and hasattr(tokenizer, "save"):  # text models keep their tokenizer with them
+        from kiln.zoo.tokenizers import tokenizer_to_bytes
+        files[_TOKENIZER_FILE] = tokenizer_to_bytes(tokenizer)
     if path.suffix in _ZIP_SUFFIXES:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
@@ -128,6 +133,14 @@ def save_model(model, filepath, overwrite: bool = True, include_optimizer: bool 
         atomic_write_bytes(path, buffer.getvalue())
         return
     _write_folder_atomically(path, files)
+
+
+def _read_member(filepath, name: str) -> bytes | None:
+    path = Path(filepath)
+    if path.is_dir():
+        return (path / name).read_bytes() if (path / name).exists() else None
+    with zipfile.ZipFile(path) as archive:
+        return archive.read(name) if name in archive.namelist() else None
 
 
 def read_optimizer_state(filepath):
@@ -217,6 +230,10 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
     _build_from_example(model, config.get("build_input"))
     apply_state(model, state, source=str(filepath))
     compile_config = config.get("compile_config")
+    tokenizer_bytes = _read_member(filepath, _TOKENIZER_FILE)
+    if tokenizer_bytes is not None:
+        from kiln.zoo.tokenizers import tokenizer_from_bytes
+        model.tokenizer = tokenizer_from_bytes(tokenizer_bytes)
     if compile and compile_config:
         model.compile(**_restore_compile_config(compile_config, custom_objects))
         optimizer_state = read_optimizer_state(filepath)

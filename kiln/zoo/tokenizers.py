@@ -159,3 +159,21 @@ class BPETokenizer:
         self = cls(vocab_size=max(tokenizer.get_vocab_size(), len(SPECIAL_TOKENS) + 1))
         self._tokenizer = tokenizer
         return self
+
+
+def tokenizer_to_bytes(tokenizer) -> bytes:
+    """A tokenizer's file as bytes (what ``model.save`` stores beside a text model's weights)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        tokenizer.save(folder)
+        return (Path(folder) / _FILE).read_bytes()
+
+
+def tokenizer_from_bytes(data: bytes):
+    """Rebuild a CharTokenizer or BPETokenizer from ``tokenizer_to_bytes``' output."""
+    import tempfile
+    parsed = json.loads(data.decode("utf-8"))
+    kind = CharTokenizer if isinstance(parsed, dict) and parsed.get("type") == "char" else BPETokenizer
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / _FILE).write_bytes(data)
+        return kind.load(folder)

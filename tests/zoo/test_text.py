@@ -346,3 +346,18 @@ def test_bert_classifies_gensim_polarity():
     # 160 training sentences are too few for a transformer from scratch: measured mean accuracy
     # 0.44 (3 seeds: 0.43, 0.35, 0.55; 40 test sentences; majority class 0.625). Reported, not asserted.
     assert all(0.0 <= a <= 1.0 for a in accuracies)
+
+
+@pytest.mark.parametrize("kind", ["char", "bpe"])
+def test_tokenizer_is_saved_with_the_model(tmp_path, kind):
+    import kiln
+    from kiln.zoo.tokenizers import BPETokenizer, CharTokenizer
+    texts = ["the cat sat on the mat", "a dog sat on a log", "cats and dogs"] * 5
+    tokenizer = (CharTokenizer() if kind == "char" else BPETokenizer(vocab_size=300)).fit(texts)
+    model = kiln.zoo.get("gpt_tiny")(tokenizer.vocab_size)
+    model.tokenizer = tokenizer
+    model.save(tmp_path / "m.keras")
+    loaded = kiln.load_model(tmp_path / "m.keras")
+    assert type(loaded.tokenizer) is type(tokenizer)
+    assert loaded.tokenizer.encode("the cat") == tokenizer.encode("the cat")
+    assert loaded.tokenizer.decode(tokenizer.encode("a dog")) == tokenizer.decode(tokenizer.encode("a dog"))
