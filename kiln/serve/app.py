@@ -28,7 +28,12 @@ import numpy as np
 
 from kiln.serve.batching import MicroBatcher
 from kiln.serve.metrics import ServeMetrics
-from kiln.serve.records import RequestError, json_type, records_to_frame
+from kiln.serve.records import RequestError, json_type, needs_folder, records_to_rows
+
+try:  # a faster JSON codec when installed (kiln[serve] brings it); the stdlib's otherwise
+    import orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    orjson = None
 
 __all__ = ["ServeSettings", "create_app"]
 
@@ -44,12 +49,16 @@ class ServeSettings:
         timeout_ms: a request not answered within this gets 504 (default 10 s).
         max_body_bytes: larger request bodies get 413 (default 10 MB: a few base64 images).
         max_records: more records in one request get 413 (default 1000).
+        torch_threads: torch's intra-op threads while the server runs (default 1: one model
+            thread next to the event loop beats two threads fighting over 2 cores for the small
+            batches a server sees); None leaves torch's setting alone. Restored on shutdown.
     """
     max_batch_size: int = 32
     max_latency_ms: float = 5.0
     timeout_ms: float = 10_000.0
     max_body_bytes: int = 10 * 1024 * 1024
     max_records: int = 1000
+    torch_threads: int | None = 1
 
     def __post_init__(self):
         problems = [f"`{name}` must be positive, received {getattr(self, name)!r}"
@@ -78,8 +87,34 @@ def _plain(value):
 
 
 def _predictions(frame) -> list[dict]:
-    columns = list(frame.columns)
-    return [{c: _plain(v) for c, v in zip(columns, row)} for row in frame.itertuples(index=False, name=None)]
+    """A prediction DataFrame -> one JSON-ready dict per row (column by column, not cell by cell)."""
+    columns = [str(c) for c in frame.columns]
+    lists = []
+    for column in frame.columns:
+        values = frame[column].to_numpy()
+        if values.dtype.kind in "biuf":
+            plain = values.tolist()
+            if values.dtype.kind == "f" and np.isnan(values).any():
+                plain = [None if v != v else v for v in plain]
+        else:
+            plain = [_plain(v) for v in values]
+        lists.append(plain)
+    return [dict(zip(columns, row)) for row in zip(*lists)] if lists else [{} for _ in range(len(frame))]
+
+
+def _json_bytes(payload) -> bytes:
+    if orjson is not None:
+        return orjson.dumps(payload)
+    return json.dumps(payload, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _parse_json(data: bytes):
+    if orjson is not None:
+        try:
+            return orjson.loads(data)
+        except ValueError:
+            pass  # NaN/Infinity literals, which the stdlib reads: let it decide (and word the error)
+    return json.loads(data)
 
 
 def _feature_schema(feature) -> dict:
@@ -157,6 +192,41 @@ class _BodyLimit:
         await self.app(scope, replay, send)
 
 
+class _Count:
+    """ASGI middleware: every request's endpoint, status and latency into ``metrics``; an
+    exception below becomes a JSON 500 (when no response has started) and the server stays up.
+    Plain ASGI rather than ``@app.middleware("http")``, which costs a task and a stream per request."""
+
+    def __init__(self, app, metrics, paths):
+        self.app, self.metrics, self.paths = app, metrics, paths
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = None
+
+        async def sending(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:  # a bug below: still a JSON answer, and the server stays up
+            if status is None:
+                payload = json.dumps({"error": "internal error (see the server log)", "field": None}).encode()
+                await sending({"type": "http.response.start", "status": 500,
+                               "headers": [(b"content-type", b"application/json"),
+                                           (b"content-length", str(len(payload)).encode())]})
+                await send({"type": "http.response.body", "body": payload})
+        route = scope.get("route")
+        path = scope.get("path", "")
+        endpoint = getattr(route, "path", None) or (path if path in self.paths else "unmatched")
+        self.metrics.observe_request(endpoint, status or 500, time.perf_counter() - started)
+
+
 def create_app(backend, settings: ServeSettings | None = None):
     """A FastAPI app serving ``backend`` (a ``Run``, or any object with ``inputs``, ``outputs`` and
     ``predict_frame(frame) -> DataFrame``).
@@ -170,7 +240,7 @@ def create_app(backend, settings: ServeSettings | None = None):
         >>> uvicorn.run(create_app(load_run("runs/iris-20261129-101500")), host="127.0.0.1", port=8000)
     """
     from fastapi import FastAPI, File, Request, UploadFile
-    from fastapi.responses import JSONResponse, PlainTextResponse
+    from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
     import kiln
     from kiln.errors import KilnError
@@ -178,9 +248,10 @@ def create_app(backend, settings: ServeSettings | None = None):
     settings = settings or ServeSettings()
     metrics = ServeMetrics()
     batcher = MicroBatcher(backend.predict_frame, settings.max_batch_size, settings.max_latency_ms,
-                           on_batch=metrics.observe_batch)
+                           on_batch=metrics.observe_batch, convert=_predictions)
     inputs, outputs = list(backend.inputs), list(backend.outputs)
     model_name = _model_name(backend)
+    media = needs_folder(inputs)
     metadata = {"model": model_name, "kiln_version": kiln.__version__,
                 "backend": getattr(backend, "backend_name", "torch"),
                 "inputs": [_feature_schema(f) for f in inputs], "outputs": [_feature_schema(f) for f in outputs],
@@ -189,28 +260,26 @@ def create_app(backend, settings: ServeSettings | None = None):
 
     @asynccontextmanager
     async def lifespan(app):
+        previous = None
+        if settings.torch_threads:
+            import torch
+            previous = torch.get_num_threads()
+            torch.set_num_threads(settings.torch_threads)
         batcher.start()
-        yield
-        await batcher.stop()
+        try:
+            yield
+        finally:
+            await batcher.stop()
+            if previous is not None:
+                import torch
+                torch.set_num_threads(previous)
 
     app = FastAPI(title=f"kiln: {model_name}", version=kiln.__version__, lifespan=lifespan,
                   description="Predictions from a kiln run; the same labels/probabilities/values as `kiln predict`.")
     app.state.metrics, app.state.batcher, app.state.settings = metrics, batcher, settings
-    app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)  # inside `count`, so a 413 is counted
     paths = {"/predict", "/predict/file", "/health", "/metadata", "/metrics", "/openapi.json", "/docs"}
-
-    @app.middleware("http")
-    async def count(request: Request, call_next):
-        started = time.perf_counter()
-        route = request.scope.get("route")
-        try:
-            response = await call_next(request)
-        except Exception:  # a bug below: still a JSON answer, and the server stays up
-            response = JSONResponse({"error": "internal error (see the server log)", "field": None}, 500)
-        route = request.scope.get("route") or route
-        endpoint = getattr(route, "path", None) or (request.url.path if request.url.path in paths else "unmatched")
-        metrics.observe_request(endpoint, response.status_code, time.perf_counter() - started)
-        return response
+    app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)  # inside `_Count`, so a 413 is counted
+    app.add_middleware(_Count, metrics=metrics, paths=paths)
 
     async def answer(frame):
         """Queue ``frame``; predictions as JSON, or the 4xx/5xx/504 that fits what went wrong."""
@@ -224,7 +293,9 @@ def create_app(backend, settings: ServeSettings | None = None):
             return JSONResponse(RequestError(422, str(err)).body(), 422)
         except Exception as err:
             return JSONResponse({"error": f"internal error: {type(err).__name__}: {err}", "field": None}, 500)
-        return JSONResponse({"predictions": _predictions(result)})
+        if not isinstance(result, list):  # a DataFrame (no converter in the batcher)
+            result = _predictions(result)
+        return Response(_json_bytes({"predictions": result}), media_type="application/json")
 
     record_schema = {"type": "object", "required": [f.column for f in inputs],
                      "properties": {f.column: json_type(f) for f in inputs}}
@@ -236,19 +307,25 @@ def create_app(backend, settings: ServeSettings | None = None):
               summary="Predict for JSON records (one object of raw feature values per row)")
     async def predict(request: Request):
         try:
-            body = json.loads(await request.body())
+            body = _parse_json(await request.body())
         except (ValueError, UnicodeDecodeError) as err:
             return JSONResponse(RequestError(400, f"The body is not valid JSON ({err}). Send "
                                                   f'{{"records": [{{...}}, ...]}}.', "body").body(), 400)
         if not isinstance(body, dict) or "records" not in body:
             return JSONResponse(RequestError(422, 'The body needs a `records` list: {"records": [{...}, ...]}.',
                                              "records").body(), 422)
-        with tempfile.TemporaryDirectory(prefix="kiln-serve-") as folder:  # base64 media live here
+        if not media:  # tabular/text runs: no temporary folder per request
             try:
-                frame = records_to_frame(body["records"], inputs, Path(folder), settings.max_records)
+                rows = records_to_rows(body["records"], inputs, None, settings.max_records)
             except RequestError as err:
                 return JSONResponse(err.body(), err.status)
-            return await answer(frame)
+            return await answer(rows)
+        with tempfile.TemporaryDirectory(prefix="kiln-serve-") as folder:  # base64 media live here
+            try:
+                rows = records_to_rows(body["records"], inputs, Path(folder), settings.max_records)
+            except RequestError as err:
+                return JSONResponse(err.body(), err.status)
+            return await answer(rows)
 
     @app.post("/predict/file", summary="Predict for one uploaded image or WAV file (single-input runs)")
     async def predict_file(file: UploadFile = File(...)):

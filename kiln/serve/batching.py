@@ -26,7 +26,7 @@ __all__ = ["MicroBatcher"]
 
 @dataclass
 class _Item:
-    frame: Any                     # the request's rows (pandas DataFrame)
+    frame: Any                     # the request's rows (a pandas DataFrame, or records.Rows)
     future: asyncio.Future
     rows: int = field(init=False)
 
@@ -42,10 +42,18 @@ class MicroBatcher:
         max_batch_size: most records per forward pass (default 32); a larger request runs alone.
         max_latency_ms: longest wait for more requests after the first one arrived (default 5).
         on_batch: called with the record count of every forward pass (metrics).
+        convert: optional, run in the model thread on each batch's result: ``DataFrame -> list``
+            of one item per row (the server's JSON-ready dicts); callers then get their slice of
+            that list instead of a DataFrame, and the event loop does no per-row work.
+
+    When requests wait: the worker takes every request already queued (up to
+    ``max_batch_size`` records) and runs at once; it waits for stragglers (at most
+    ``max_latency_ms`` after the first) only while more keep arriving, so a lone request on an
+    idle server and a full batch never sit out the latency window.
     """
 
     def __init__(self, predict_frame: Callable, max_batch_size: int = 32, max_latency_ms: float = 5.0,
-                 on_batch: Callable[[int], None] | None = None):
+                 on_batch: Callable[[int], None] | None = None, convert: Callable | None = None):
         if max_batch_size < 1:
             raise ValueError(f"Received an invalid value for `max_batch_size`, expected a positive integer. "
                              f"Received: max_batch_size={max_batch_size!r}")
@@ -56,6 +64,7 @@ class MicroBatcher:
         self.max_batch_size = int(max_batch_size)
         self.max_latency = max_latency_ms / 1000.0
         self.on_batch = on_batch
+        self.convert = convert
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
         self._held: _Item | None = None  # taken from the queue but did not fit the last batch
@@ -100,14 +109,27 @@ class MicroBatcher:
         except asyncio.TimeoutError:
             return None
 
+    def _take_now(self) -> _Item | None:
+        if self._held is not None:
+            item, self._held = self._held, None
+            return item
+        return self._queue.get_nowait() if not self._queue.empty() else None
+
     async def _collect(self) -> list[_Item]:
         first = await self._next(None)
         batch, rows = [first], first.rows
         deadline = time.monotonic() + self.max_latency
         while rows < self.max_batch_size:
-            item = await self._next(deadline - time.monotonic())
+            item = self._take_now()
             if item is None:
-                break
+                # Nothing queued: let the event loop read requests already on the wire (one turn),
+                # and go as soon as none arrived, or the latency window is over.
+                if time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(0)
+                item = self._take_now()
+                if item is None:
+                    break
             if rows + item.rows > self.max_batch_size:
                 self._held = item  # starts the next batch
                 break
@@ -132,14 +154,18 @@ class MicroBatcher:
 
     def _run(self, batch: list[_Item]) -> list[tuple[Any, BaseException | None]]:
         """In the model thread: one forward pass over the joined rows, split back per caller."""
-        import pandas as pd
         if len(batch) > 1:
-            joined = pd.concat([item.frame for item in batch], ignore_index=True)
+            joined = _join([item.frame for item in batch])
             try:
                 result = self._predict(joined)
             except Exception:
                 return [self._run_one(item) for item in batch]  # find whose rows failed
             outcomes, start = [], 0
+            if self.convert is not None:
+                for item in batch:
+                    outcomes.append((result[start:start + item.rows], None))
+                    start += item.rows
+                return outcomes
             for item in batch:
                 part = result.iloc[start:start + item.rows].reset_index(drop=True)
                 outcomes.append((part, None))
@@ -149,11 +175,25 @@ class MicroBatcher:
 
     def _run_one(self, item: _Item):
         try:
-            return self._predict(item.frame.reset_index(drop=True)), None
+            return self._predict(_join([item.frame])), None
         except Exception as err:  # handed to the caller, who turns it into a 4xx/5xx
             return None, err
 
     def _predict(self, frame):
         if self.on_batch is not None:
             self.on_batch(len(frame))
-        return self.predict_frame(frame)
+        result = self.predict_frame(frame)
+        return self.convert(result) if self.convert is not None else result
+
+
+def _join(frames: list):
+    """Requests' rows -> one DataFrame (index 0..n-1): ``Rows`` are joined as plain lists and
+    framed once per batch; DataFrames are concatenated."""
+    from kiln.serve.records import Rows
+    if all(isinstance(f, Rows) for f in frames):
+        return Rows.join(frames).frame()
+    import pandas as pd
+    frames = [f.frame() if isinstance(f, Rows) else f for f in frames]
+    if len(frames) == 1:
+        return frames[0].reset_index(drop=True)
+    return pd.concat(frames, ignore_index=True)

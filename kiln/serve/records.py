@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["RequestError", "records_to_frame", "json_type", "is_missing_value"]
+__all__ = ["RequestError", "Rows", "records_to_rows", "records_to_frame", "json_type", "is_missing_value"]
 
 _MEDIA_SUFFIX = {"image": ".img", "audio": ".wav"}
 
@@ -119,20 +119,63 @@ def _show(value) -> str:
     return (text[:60] + "...") if len(text) > 60 else text + f" ({type(value).__name__})"
 
 
-def records_to_frame(records, features, folder: Path, max_records: int):
-    """``records`` (a JSON list of objects) -> a DataFrame with one column per input feature.
+class Rows:
+    """A request's checked raw values, column by column (plain lists): cheap to build per request
+    and to join per batch, so the server builds one DataFrame per forward pass, not per request.
+
+    ``numeric`` names the columns sent as float64; the others become object columns (arrays and
+    mixed labels kept as they came), exactly as ``records_to_frame`` always built them.
+    """
+
+    __slots__ = ("columns", "numeric", "count")
+
+    def __init__(self, columns: dict, numeric: frozenset, count: int):
+        self.columns, self.numeric, self.count = columns, numeric, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    @staticmethod
+    def join(parts: list["Rows"]) -> "Rows":
+        if len(parts) == 1:
+            return parts[0]
+        first = parts[0]
+        columns = {name: [v for part in parts for v in part.columns[name]] for name in first.columns}
+        return Rows(columns, first.numeric, sum(part.count for part in parts))
+
+    def frame(self):
+        """The DataFrame ``kiln predict`` would read: one column per input column."""
+        import pandas as pd
+        data = {}
+        for name, values in self.columns.items():
+            if name in self.numeric:
+                data[name] = np.asarray(values, dtype=np.float64)
+            else:
+                column = np.empty(len(values), dtype=object)
+                column[:] = values
+                data[name] = column
+        return pd.DataFrame(data, index=pd.RangeIndex(self.count))
+
+
+def needs_folder(features) -> bool:
+    """Whether base64 media may arrive (then a temporary folder must hold them)."""
+    return any(feature.type in _MEDIA_SUFFIX for feature in features)
+
+
+def records_to_rows(records, features, folder: Path | None, max_records: int) -> Rows:
+    """``records`` (a JSON list of objects) -> checked values per input column (``Rows``).
 
     Args:
         records: the parsed ``records`` value of the request body.
         features: the run's input features (their ``column`` and ``type`` say what to expect).
-        folder: where base64 media are written; it must live until the prediction is made.
+        folder: where base64 media are written; it must live until the prediction is made (only
+            needed when an input is an image or audio).
         max_records: more records than this -> 413.
 
     Raises:
         RequestError: 422 naming ``records[i].column`` for a missing or mistyped value; 413 for
             too many records.
     """
-    import pandas as pd
     if not isinstance(records, list):
         raise RequestError(422, f"`records` must be a list of objects (one per row); received {_show(records)}.",
                            "records")
@@ -144,19 +187,27 @@ def records_to_frame(records, features, folder: Path, max_records: int):
     by_column = {}
     for feature in features:  # two features may read one column: check and send it once
         by_column.setdefault(feature.column, feature)
+    numeric = frozenset(c for c, f in by_column.items() if f.type == "numeric")
     columns: dict[str, list] = {column: [] for column in by_column}
+    checks = [(c, columns[c], f, c in numeric) for c, f in by_column.items()]  # in column order
     for i, record in enumerate(records):
         if not isinstance(record, dict):
             raise RequestError(422, f"`records[{i}]` must be an object of feature values; received "
                                     f"{_show(record)}.", f"records[{i}]")
-        for feature in by_column.values():
-            field = f"records[{i}].{feature.column}"
-            if feature.column not in record:
-                raise RequestError(422, f"`{field}` is missing: every record needs a value for the input feature "
-                                        f"{feature.name!r} ({feature.type}); send null for a missing value.", field)
-            value = record[feature.column]
+        for column, values, feature, is_number in checks:
+            value = record.get(column, _ABSENT)
+            if is_number:  # the common tabular case: a float, checked inline
+                if type(value) is float and value == value:
+                    values.append(value)
+                    continue
+                if type(value) is int:
+                    values.append(float(value))
+                    continue
+            field = f"records[{i}].{column}"
+            if value is _ABSENT:
+                _missing(field, feature)
             kind = feature.type
-            if kind == "numeric":
+            if is_number:
                 value = _number(value, field)
             elif kind in ("category", "binary"):
                 value = _label(value, field, kind)
@@ -165,15 +216,22 @@ def records_to_frame(records, features, folder: Path, max_records: int):
             elif kind == "sequence":
                 value = _sequence(value, field)
             elif kind in ("image", "audio"):
+                if folder is None:
+                    raise RuntimeError("records_to_rows needs a folder for image/audio inputs")
                 value = _media(value, field, kind, folder, i)
-            columns[feature.column].append(value)
-    frame = pd.DataFrame(index=range(len(records)))
-    for feature in by_column.values():
-        values = columns[feature.column]
-        if feature.type == "numeric":
-            frame[feature.column] = np.asarray(values, dtype=np.float64)
-        else:
-            column = np.empty(len(values), dtype=object)  # keep arrays and mixed labels as they came
-            column[:] = values
-            frame[feature.column] = column
-    return frame
+            values.append(value)
+    return Rows(columns, numeric, len(records))
+
+
+_ABSENT = object()
+
+
+def _missing(field: str, feature):
+    raise RequestError(422, f"`{field}` is missing: every record needs a value for the input feature "
+                            f"{feature.name!r} ({feature.type}); send null for a missing value.", field)
+
+
+def records_to_frame(records, features, folder: Path, max_records: int):
+    """``records`` (a JSON list of objects) -> a DataFrame with one column per input feature
+    (``records_to_rows(...).frame()``; same arguments and errors)."""
+    return records_to_rows(records, features, folder, max_records).frame()
