@@ -32,7 +32,6 @@ from kiln.layers.symbolic import KerasTensor, call_symbolically, contains_symbol
 
 __all__ = ["Layer", "snake_case", "normalize_shape"]
 
-_BASE_KWARGS = ("name", "input_shape", "input_dim", "batch_size", "dtype", "trainable", "activity_regularizer")
 
 
 def snake_case(name: str) -> str:
@@ -79,7 +78,6 @@ class Layer(nn.Module):
         if input_shape is None and input_dim is not None:
             input_shape = (input_dim,)
         self._input_shape_arg = normalize_shape(input_shape) if input_shape is not None else None
-        self._batch_size_arg = batch_size
         self.dtype = _torch_dtype(dtype)
         self._trainable = bool(trainable)
         self.activity_regularizer = regularizers.get(activity_regularizer)

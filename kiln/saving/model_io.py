@@ -145,14 +145,8 @@ def _read_member(filepath, name: str) -> bytes | None:
 
 def read_optimizer_state(filepath):
     """The optimizer state saved beside a model, or None when it was saved without one."""
-    path = Path(filepath)
-    if path.is_dir():
-        member = path / _OPTIMIZER_FILE
-        return state_from_bytes(member.read_bytes()) if member.exists() else None
-    with zipfile.ZipFile(path) as archive:
-        if _OPTIMIZER_FILE not in archive.namelist():
-            return None
-        return state_from_bytes(archive.read(_OPTIMIZER_FILE))
+    data = _read_member(filepath, _OPTIMIZER_FILE)
+    return None if data is None else state_from_bytes(data)
 
 
 def _write_folder_atomically(path: Path, files: dict[str, bytes]) -> None:

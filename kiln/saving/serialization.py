@@ -63,7 +63,8 @@ def get_registered_object(name: str, custom_objects: dict | None = None):
     if name in _CUSTOM_OBJECTS:
         return _CUSTOM_OBJECTS[name]
     if name.startswith("kiln.zoo>"):
-        _import_zoo()  # zoo architectures register themselves when their module is imported
+        from kiln.zoo import load_all
+        load_all()  # zoo architectures register themselves when their module is imported
         if name in _CUSTOM_OBJECTS:
             return _CUSTOM_OBJECTS[name]
     builtins = _builtin_classes()
@@ -74,11 +75,6 @@ def get_registered_object(name: str, custom_objects: dict | None = None):
         f"Unknown layer or model class {name!r} in the saved config. If it is a custom class, decorate it with "
         f"@kiln.saving.register_serializable() or pass custom_objects={{{short!r}: {short}}} to load_model."
         + (f" (Did you mean {hint!r}?)" if hint else ""))
-
-
-def _import_zoo() -> None:
-    from kiln.zoo import load_all
-    load_all()
 
 
 def serialize_layer(layer) -> dict:
@@ -141,7 +137,7 @@ def functional_config(model) -> dict[str, Any]:
 
 
 def functional_from_config(cls, config: dict, custom_objects=None):
-    from kiln.layers.symbolic import Input, flatten, map_structure
+    from kiln.layers.symbolic import Input, flatten
     layers = {name: deserialize_layer(spec, custom_objects) for name, spec in config["layers"].items()}
     tensors: dict[int, Any] = {}
     flat_inputs = []

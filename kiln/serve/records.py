@@ -6,7 +6,8 @@ base64 PNG/JPEG (or nested lists) for images, base64 WAV (or a list of samples) 
 sent as base64 are written to files in a temporary folder and handed to the feature as paths, so
 the server decodes them with exactly the code ``kiln predict`` uses for files.
 
-    frame = records_to_frame(body["records"], run.inputs, folder)   # raises RequestError
+    rows = records_to_rows(body["records"], run.inputs, folder, max_records)   # raises RequestError
+    frame = rows.frame()
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["RequestError", "Rows", "records_to_rows", "records_to_frame", "json_type", "is_missing_value"]
+__all__ = ["RequestError", "Rows", "records_to_rows", "json_type", "is_missing_value"]
 
 _MEDIA_SUFFIX = {"image": ".img", "audio": ".wav"}
 
@@ -124,7 +125,7 @@ class Rows:
     and to join per batch, so the server builds one DataFrame per forward pass, not per request.
 
     ``numeric`` names the columns sent as float64; the others become object columns (arrays and
-    mixed labels kept as they came), exactly as ``records_to_frame`` always built them.
+    mixed labels kept as they came), as one DataFrame built per request would hold them.
     """
 
     __slots__ = ("columns", "numeric", "count")
@@ -229,9 +230,3 @@ _ABSENT = object()
 def _missing(field: str, feature):
     raise RequestError(422, f"`{field}` is missing: every record needs a value for the input feature "
                             f"{feature.name!r} ({feature.type}); send null for a missing value.", field)
-
-
-def records_to_frame(records, features, folder: Path, max_records: int):
-    """``records`` (a JSON list of objects) -> a DataFrame with one column per input feature
-    (``records_to_rows(...).frame()``; same arguments and errors)."""
-    return records_to_rows(records, features, folder, max_records).frame()

@@ -110,6 +110,19 @@ def head_for(feature_type: str, spec: dict, name: str):
     raise ConfigError(f"Output features of type {feature_type!r} are not supported; use category, binary or numeric.")
 
 
+def _inputs(input_features: list) -> tuple[dict, dict]:
+    """One ``Input`` per feature (named after it), and the same after its augmentation layers."""
+    inputs, augmented = {}, {}
+    for feature in input_features:
+        spec = feature.spec()
+        x = kiln.Input(shape=tuple(spec["shape"]), dtype=spec["dtype"], name=feature.name)
+        inputs[feature.name] = x
+        for layer in _augmentation_layers(feature.type, getattr(feature, "augmentation", None)):
+            x = layer(x)
+        augmented[feature.name] = x
+    return inputs, augmented
+
+
 def build_model(model_config, input_features: list, output_features: list, name: str = "model",
                 regularization=None):
     """A functional model (dict of input tensors -> one output per output feature), and for
@@ -123,18 +136,15 @@ def build_model(model_config, input_features: list, output_features: list, name:
     l2 = getattr(regularization, "l2", 0.0) or 0.0
     dropout = getattr(regularization, "dropout", 0.0) or 0.0
     regularizer = kiln.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
-    inputs, encoded = {}, []
     body_layers = list(getattr(model_config, "layers", None) or []) if model_config is not None else []
+    inputs, augmented = _inputs(input_features)
+    encoded = []
     for feature in input_features:
-        spec = feature.spec()
-        x = kiln.Input(shape=tuple(spec["shape"]), dtype=spec["dtype"], name=feature.name)
-        inputs[feature.name] = x
-        for layer in _augmentation_layers(feature.type, getattr(feature, "augmentation", None)):
-            x = layer(x)
+        x = augmented[feature.name]
         if body_layers and len(input_features) == 1:
             encoded.append(x)  # the user's layers see the raw (preprocessed) input
         else:
-            encoded.append(_encoder(feature.type, spec, x))
+            encoded.append(_encoder(feature.type, feature.spec(), x))
     h = encoded[0] if len(encoded) == 1 else L.Concatenate()(encoded)
     layers = [_layer_from_entry(entry, i, regularizer) for i, entry in enumerate(body_layers)]
     own_head = _user_output_layer(layers, output_features)
@@ -188,14 +198,7 @@ def _zoo_model(zoo, input_features: list, output_features: list, name: str):
         options.setdefault("num_classes", width)
     elif "units" in accepts:
         options.setdefault("units", width)
-    inputs, symbolic = {}, {}
-    for feature in input_features:
-        spec = feature.spec()
-        x = kiln.Input(shape=tuple(spec["shape"]), dtype=spec["dtype"], name=feature.name)
-        inputs[feature.name] = x
-        for layer in _augmentation_layers(feature.type, getattr(feature, "augmentation", None)):
-            x = layer(x)
-        symbolic[feature.name] = x
+    inputs, symbolic = _inputs(input_features)
     if zoo.name == "fusion":
         options.setdefault("inputs", [{"name": f.name, "type": f.type, "shape": list(f.spec()["shape"]),
                                        **({"vocab_size": f.spec()["vocab_size"]} if "vocab_size" in f.spec() else {})}

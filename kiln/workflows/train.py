@@ -90,9 +90,8 @@ def _read_and_split(config):
                             + (f"; did you mean {hint!r}?" if hint else ".") + f" Its columns: {columns}. Set the "
                             f"feature's `column:` to one of them.")
     split = data.split
-    splits = split_frame(frame, train=split.train, validation=split.validation, test=split.test,
-                         stratify=split.stratify, by_column=split.by_column, seed=split.seed)
-    return frame, splits
+    return split_frame(frame, train=split.train, validation=split.validation, test=split.test,
+                       stratify=split.stratify, by_column=split.by_column, seed=split.seed)
 
 
 def _build_features(config, splits):
@@ -128,7 +127,7 @@ def train(config, *, output_dir=None, resume=None, verbose: int = 1) -> RunResul
     if verbose:
         print(f"run folder: {run_dir}", flush=True)
 
-    frame, splits = _read_and_split(config)
+    splits = _read_and_split(config)
     if config.data.split.k_folds:
         _cross_validate(config, splits, seed, run_dir, verbose)
     fitted = _fit_once(config, splits, seed, callbacks=_callbacks(config, run_dir), verbose=verbose)

@@ -17,7 +17,6 @@ model. Hugging Face takes ``pixel_values`` channels_first (B, C, H, W): give kil
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
