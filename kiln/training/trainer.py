@@ -193,9 +193,7 @@ class Trainer:
         verbose = 1 if verbose == "auto" else int(verbose)
         data = data_adapter.adapt(x, y, sample_weight, batch_size=batch_size, shuffle=shuffle,
                                   float_dtype=_float_dtype(self.module))
-        val_data = self._validation_data(data, validation_split, validation_data, batch_size)
-        if validation_split and isinstance(data, data_adapter.ArrayData):
-            data, _ = data.split_last(validation_split)
+        data, val_data = self._validation_data(data, validation_split, validation_data, batch_size)
         if class_weight is not None:
             data = _apply_class_weight(data, class_weight)
         if isinstance(data, data_adapter.ArrayData):
@@ -349,6 +347,8 @@ class Trainer:
         return logs
 
     def _validation_data(self, data, validation_split, validation_data, batch_size):
+        """``(training data, validation data or None)``: ``validation_data`` if given (it wins
+        over ``validation_split``, as in Keras), else the last ``validation_split`` of ``data``."""
         if validation_data is not None:
             if isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3) and \
                     not isinstance(validation_data, torch.utils.data.Dataset):
@@ -358,15 +358,16 @@ class Trainer:
                                          float_dtype=_float_dtype(self.module))
             else:
                 val = data_adapter.adapt(validation_data, batch_size=batch_size, what="fit")
-            return val.to(self.device) if isinstance(val, data_adapter.ArrayData) else val
+            return data, (val.to(self.device) if isinstance(val, data_adapter.ArrayData) else val)
         if validation_split:
             if not 0 < validation_split < 1:
                 raise KilnValueError(f"validation_split must be between 0 and 1; received {validation_split}")
             if not isinstance(data, data_adapter.ArrayData):
                 raise KilnValueError("validation_split works only with in-memory arrays; for a Dataset or "
                                      "DataLoader pass validation_data instead.")
-            return data.split_last(validation_split)[1].to(self.device)
-        return None
+            train, val = data.split_last(validation_split)
+            return train, val.to(self.device)
+        return data, None
 
     # ------------------------------------------------------------------ evaluate
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,

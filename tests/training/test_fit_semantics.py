@@ -305,3 +305,17 @@ def test_mixed_precision_float16_with_loss_scaling(regression_data):
 def test_unknown_precision_is_refused():
     with pytest.raises(kiln.errors.KilnValueError, match="mixed_precision"):
         regressor(mixed_precision="float8")
+
+
+def test_validation_data_wins_over_validation_split(regression_data):
+    """Keras: with both given, validation_data is used and every row is trained on."""
+    x, y = regression_data
+    kiln.utils.set_random_seed(3)
+    a = regressor()
+    kiln.utils.set_random_seed(3)
+    b = regressor()
+    a.fit(x, y, epochs=1, batch_size=16, shuffle=False, validation_split=0.5, validation_data=(x[:8], y[:8]),
+          verbose=0)
+    b.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(wa, wb, atol=1e-7)
