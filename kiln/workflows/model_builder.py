@@ -181,7 +181,8 @@ def _user_output_layer(layers: list, output_features: list):
 def _zoo_model(zoo, input_features: list, output_features: list, name: str):
     """A kiln.zoo architecture sized from the features, behind the features' Inputs (and their
     augmentation layers). Sizes the config does not give are filled in: ``num_classes`` from
-    the output feature, ``input_shape``/``input_dim``/``vocab_size`` from the input feature,
+    the output feature, ``input_shape``/``input_dim``/``vocab_size`` (and, for token ids, the
+    ``max_length``) from the input feature,
     and for ``fusion`` the list of inputs."""
     import kiln.zoo
     try:
@@ -214,6 +215,8 @@ def _zoo_model(zoo, input_features: list, output_features: list, name: str):
         options.setdefault("input_dim", int(spec["shape"][0]) if spec["shape"] else 1)
     if "vocab_size" in accepts and "vocab_size" in spec:
         options.setdefault("vocab_size", spec["vocab_size"])
+        if "max_length" in accepts and spec.get("shape"):  # token ids (rows, max_length)
+            options.setdefault("max_length", int(spec["shape"][0]))
     try:
         model = builder(**options)
     except (TypeError, kiln.errors.KilnError) as err:

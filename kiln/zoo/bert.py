@@ -39,6 +39,9 @@ class BertConfig:
     dropout: float = 0.1        # BERT's hidden and attention dropout
     layer_norm_eps: float = 1e-12   # BERT's value
     num_classes: int = 2        # used by BertForClassification only
+    pad_id: int | None = None   # without an attention_mask, positions holding this id are not attended
+                                # (kiln's text features pad with 0); None: attend everywhere, as HF does
+    pooling: str = "cls"        # "cls": the first position (BERT); "mean": the average of attended positions
 
     def __post_init__(self):
         problems = []
@@ -52,6 +55,10 @@ class BertConfig:
                             f"heads={self.heads}")
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"`dropout` must be in [0, 1). Received: dropout={self.dropout!r}")
+        if self.pad_id is not None and (not isinstance(self.pad_id, int) or self.pad_id < 0):
+            problems.append(f"`pad_id` must be None or a token id >= 0. Received: pad_id={self.pad_id!r}")
+        if self.pooling not in ("cls", "mean"):
+            problems.append(f"`pooling` must be 'cls' or 'mean'. Received: pooling={self.pooling!r}")
         if problems:
             raise KilnValueError("Invalid BertConfig:\n  " + "\n  ".join(problems))
 
@@ -135,12 +142,21 @@ class Bert(kiln.Model):
 
     def encode(self, inputs):
         input_ids, attention_mask, token_type_ids = _unpack(inputs, self.config)
-        mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T): every query sees the same keys
+        keep = attention_mask.bool()  # (B, T)
+        empty = ~keep.any(dim=1, keepdim=True)  # (B, 1): an all-padding row (an empty text) ...
+        first_slot = torch.zeros_like(keep)
+        first_slot[:, 0] = True
+        keep = keep | (empty & first_slot)  # ... attends to its first position, not to nothing (NaN)
+        mask = keep[:, None, None, :]  # (B, 1, 1, T): every query sees the same keys
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, C)
         for layer in self.encoder:
             x = layer(x, mask)
-        pooled = torch.tanh(self.pooler(x[:, 0]))  # (B, C): the [CLS] position
-        return x, pooled
+        if self.config.pooling == "mean":
+            weights = keep.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
+            first = (x * weights).sum(1) / weights.sum(1)  # (B, C): mean of the attended positions
+        else:
+            first = x[:, 0]  # (B, C): the [CLS] position
+        return x, torch.tanh(self.pooler(first))
 
     def get_config(self) -> dict:
         return {"config": asdict(self.config), "name": self.name}
@@ -353,26 +369,31 @@ def _unpack(inputs, config):
         raise KilnValueError(f"Sequence length {input_ids.size(1)} exceeds max_length={config.max_length}; "
                              f"truncate the inputs or build the model with a larger max_length.")
     if attention_mask is None:
-        attention_mask = torch.ones_like(input_ids)
+        attention_mask = torch.ones_like(input_ids) if config.pad_id is None else input_ids != config.pad_id
     if token_type_ids is None:
         token_type_ids = torch.zeros_like(input_ids)
     return input_ids, attention_mask, token_type_ids.long()
 
 
 def bert(vocab_size, num_classes, hidden=128, layers=2, heads=2, intermediate=512, max_length=128,
-         dropout=0.1) -> BertForClassification:
+         dropout=0.1, pad_id=0, pooling="cls") -> BertForClassification:
     """A BERT classifier: token ids (B, T) or a dict of inputs -> logits (B, num_classes).
+
+    ``pad_id=0`` (kiln's text features pad with id 0): given bare token ids, padding is not
+    attended; pass ``None`` to attend to every position. ``pooling``: "cls" or "mean".
 
     Example: ``kiln.zoo.bert(vocab_size=1000, num_classes=2)``
     """
     return BertForClassification(BertConfig(vocab_size=vocab_size, hidden=hidden, layers=layers, heads=heads,
                                              intermediate=intermediate, max_length=max_length,
-                                             num_classes=num_classes, dropout=dropout))
+                                             num_classes=num_classes, dropout=dropout, pad_id=pad_id,
+                                             pooling=pooling))
 
 
-def bert_tiny(vocab_size, num_classes, max_length=128) -> BertForClassification:
+def bert_tiny(vocab_size, num_classes, max_length=128, dropout=0.1, pad_id=0, pooling="cls") -> BertForClassification:
     """A 2-layer, 64-wide BERT classifier for tests and small data."""
-    return bert(vocab_size, num_classes, hidden=64, layers=2, heads=2, intermediate=256, max_length=max_length)
+    return bert(vocab_size, num_classes, hidden=64, layers=2, heads=2, intermediate=256, max_length=max_length,
+                dropout=dropout, pad_id=pad_id, pooling=pooling)
 
 
 # Hugging Face name (after "bert.") -> kiln name; "{i}" is the layer number.
