@@ -72,7 +72,7 @@ def inert_unpickle(blob: bytes):
     """Evaluate a pickle's data opcodes (strings, numbers, lists, tuples, dicts, memo) on a stack,
     turning every global/REDUCE/NEWOBJ/BUILD into an inert ``Call`` record.
 
-    The same values ``pickle.loads`` would give for plain data, with no code run: a class named in
+    The same values the standard unpickler would give for plain data, with no code run: a class named in
     the file is never imported, so a malicious file can only give wrong data, never act.
     """
     stack, memo = [], {}
