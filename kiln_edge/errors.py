@@ -14,4 +14,5 @@ class EdgeDataError(EdgeError):
 
 
 class UnsupportedFeatureError(EdgeError):
-    """A feature type the torch-free path cannot preprocess yet (image, audio)."""
+    """A feature type the torch-free path cannot preprocess (every kiln feature type is covered
+    today; a run saved by a newer kiln may hold one this version does not know)."""

@@ -1,10 +1,16 @@
 """NumPy re-implementations of kiln's fitted feature ``transform``/``decode``, read from the same files.
 
-Each class mirrors ``kiln.data.features.<type>`` exactly (same dtypes, same arithmetic order, so
-the model sees bit-identical inputs) but returns NumPy arrays. Only inference is covered: no
-``fit``. ``load_features(folder)`` reads ``features.json`` + ``features.safetensors`` (hash
-checked, tensors via ``safetensors.numpy``). Image and audio features load (so a run's metadata
-can be described) but ``transform`` raises ``UnsupportedFeatureError``.
+Each class mirrors ``kiln.data.features.<type>`` (same dtypes, same arithmetic order) but returns
+NumPy arrays. Only inference is covered: no ``fit``. ``load_features(folder)`` reads
+``features.json`` + ``features.safetensors`` (hash checked, tensors via ``safetensors.numpy``).
+
+How close each type comes to kiln:
+    numeric, category, binary, text, sequence   bit-identical
+    image   bit-identical: the same Pillow decoding, conversions and resizing (``kiln_edge.image``;
+            needs ``pip install pillow``)
+    audio   the same waveforms and mel filterbank, bit for bit; the log-mel agrees up to float32
+            FFT rounding, because torch.stft's float32 FFT cannot be reproduced exactly in NumPy
+            (``kiln_edge.audio`` says how close; needs ``pip install soundfile`` for files)
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kiln_edge.errors import EdgeDataError, EdgeError, UnsupportedFeatureError
+from kiln_edge import audio, image
+from kiln_edge.errors import EdgeDataError, EdgeError
 
 __all__ = ["EdgeFeature", "load_features", "FEATURE_TYPES"]
 
@@ -305,22 +312,75 @@ class SequenceFeature(EdgeFeature):
         return {"shape": (self.length,), "dtype": "float32", "max_length": self.length}
 
 
-class _Unsupported(EdgeFeature):
-    def _transform(self, series):
-        raise UnsupportedFeatureError(f"{self._what()}: {self.type} features are not supported on the torch-free "
-                                      f"path yet (kiln_edge). Serve this run with the torch backend "
-                                      f"(`kiln serve RUN`, `kiln predict RUN` without --backend onnx).")
+class ImageFeature(EdgeFeature):
+    """kiln's ImageFeature: paths or arrays -> float32 ``(rows, height, width, channels)``, decoded by
+    ``kiln_edge.image`` with Pillow exactly as kiln decodes them (bit-identical)."""
 
-    def spec(self):
-        return {}
-
-
-class ImageFeature(_Unsupported):
     type = "image"
 
+    def _load(self, fitted, tensors):
+        self.height, self.width = self.options.get("height"), self.options.get("width")
+        self.resize = self.options.get("resize", "bilinear")
+        self.shape = tuple(int(s) for s in fitted["shape"]) if fitted else None  # fitted (H, W, C)
+        self.divisor = float(fitted.get("divisor", 1.0))
 
-class AudioFeature(_Unsupported):
+    def _transform(self, series):
+        values, rows = series.tolist(), list(series.index)
+        out = np.empty((len(values), *self.shape), dtype=np.float32)  # (rows, H, W, C)
+        for i, (value, row) in enumerate(zip(values, rows)):
+            array = image.read_image(value, row, self._where())
+            out[i] = image.conform(array, self.shape, self.divisor, self.resize, self.height is not None, row,
+                                   value, self._where())
+        return out
+
+    def spec(self):
+        height, width, channels = self.shape
+        return {"shape": self.shape, "dtype": "float32", "channels": channels, "height": height, "width": width}
+
+
+class AudioFeature(EdgeFeature):
+    """kiln's AudioFeature: WAV paths or waveforms -> standardised log-mel float32 ``(rows, frames, n_mels, 1)``.
+
+    The same as kiln up to float32 FFT rounding (see ``kiln_edge.audio`` for how close, and why).
+    """
+
     type = "audio"
+
+    def _load(self, fitted, tensors):
+        self.sample_rate = int(self.options.get("sample_rate", 16000))
+        self.duration = float(self.options.get("duration", 1.0))
+        self.n_fft = int(self.options.get("n_fft", 400))
+        self.hop_length = int(self.options.get("hop_length", 160))
+        self.n_mels = int(self.options.get("n_mels", 64))
+        self.log = bool(self.options.get("log", True))
+        self.mel_scale = self.options.get("mel_scale", "htk")
+        self.samples = int(round(self.duration * self.sample_rate))
+        self.frames = 1 + (self.samples + 2 * (self.n_fft // 2) - self.n_fft) // self.hop_length  # as torch.stft
+        self.filterbank = audio.mel_filterbank(self.sample_rate, self.n_fft, self.n_mels, scale=self.mel_scale)
+        self.mean, self.std = float(fitted.get("mean", 0.0)), float(fitted.get("std", 1.0))
+
+    def waveforms(self, column) -> np.ndarray:
+        """The column's clips as float32 ``(rows, samples)``, mono, cut/padded to ``duration``."""
+        series = self._select(column)
+        out = np.empty((len(series), self.samples), dtype=np.float32)
+        for i, (value, row) in enumerate(zip(series.tolist(), series.index)):
+            out[i] = audio.read_wave(value, self.samples, self.sample_rate, row, self._where())
+        return out
+
+    def spectrogram(self, waves) -> np.ndarray:
+        """Waveforms ``(rows, samples)`` -> (log-)mel ``(rows, frames, n_mels)``, not standardised."""
+        if len(waves) == 0:
+            return np.zeros((0, self.frames, self.n_mels), dtype=np.float32)
+        return audio.spectrogram(waves, self.n_fft, self.hop_length, self.filterbank, self.log)
+
+    def _transform(self, series):
+        mel = self.spectrogram(self.waveforms(series))
+        # float32 arithmetic with the scalars cast to float32, as torch does for `tensor - python_float`
+        return ((mel - np.float32(self.mean)) / np.float32(self.std))[..., None]  # (rows, frames, n_mels, 1)
+
+    def spec(self):
+        return {"shape": (self.frames, self.n_mels, 1), "dtype": "float32", "channels": 1,
+                "frames": self.frames, "n_mels": self.n_mels, "sample_rate": self.sample_rate}
 
 
 FEATURE_TYPES = {cls.type: cls for cls in (NumericFeature, CategoryFeature, BinaryFeature, TextFeature,

@@ -114,15 +114,17 @@ def test_more_feature_types_transform_like_kiln(tmp_path):
         np.testing.assert_array_equal(ours[feature.name].transform(test), feature.transform(test).numpy())
 
 
-def test_image_feature_is_refused_clearly(tmp_path):
+def test_image_feature_transforms_like_kiln(tmp_path):
+    """Images are no longer refused: bit-identical to kiln (more cases in test_edge_media.py)."""
+    pytest.importorskip("PIL")
     from kiln.data.features import ImageFeature, save_features
-    from kiln_edge import UnsupportedFeatureError, load_features
+    from kiln_edge import load_features
     image = ImageFeature("img", height=4, width=4, channels=1)
     image.fit(pd.Series([np.zeros((4, 4), dtype=np.uint8)] * 2))
     save_features([image], tmp_path)
     feature = load_features(tmp_path)["img"]
-    with pytest.raises(UnsupportedFeatureError, match="not supported on the torch-free path yet"):
-        feature.transform(pd.Series([np.zeros((4, 4), dtype=np.uint8)]))
+    test = pd.Series([np.arange(36, dtype=np.uint8).reshape(6, 6), np.full((4, 4, 3), 200, dtype=np.uint8)])
+    np.testing.assert_array_equal(feature.transform(test), image.transform(test).numpy())
 
 
 def test_missing_onnx_file_names_the_export_command(run_dir, tmp_path):

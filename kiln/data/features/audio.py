@@ -7,7 +7,8 @@ power ``|X|^2`` -> mel filterbank -> ``log(x + 1e-6)``. Last, the whole batch is
 with the mean and standard deviation of every value of the training split's spectrograms (one
 scalar each, so the relative energy of the mel bands is kept).
 
-``frames = 1 + samples // hop_length`` (centred STFT): 1 s at 16 kHz with hop 160 is 101 frames.
+``frames = 1 + (samples + 2 * (n_fft // 2) - n_fft) // hop_length`` (centred STFT; ``1 + samples //
+hop_length`` for an even ``n_fft``): 1 s at 16 kHz with hop 160 is 101 frames.
 
 The mel filterbank (``mel_filterbank``) is the triangle construction of HTK, torchaudio and
 librosa: ``n_mels + 2`` points equally spaced on the mel scale between ``f_min`` and ``f_max``;
@@ -120,7 +121,9 @@ class AudioFeature(Feature):
         if empty:
             raise KilnValueError(f"`n_mels`={n_mels} is too many for `n_fft`={n_fft}: mel bands {empty[:5]} fall "
                                  f"between two FFT bins and would always be zero. Lower `n_mels` or raise `n_fft`.")
-        self.frames = 1 + self.samples // self.hop_length
+        # torch.stft(center=True) pads n_fft // 2 on each side: for an odd n_fft that is one sample
+        # less than n_fft in all, so the frame count is not simply 1 + samples // hop.
+        self.frames = 1 + (self.samples + 2 * (self.n_fft // 2) - self.n_fft) // self.hop_length
         self.mean, self.std = 0.0, 1.0
 
     def get_config(self) -> dict:

@@ -165,3 +165,12 @@ def test_unreadable_and_missing_files_are_named(tmp_path):
 def test_invalid_options_name_the_option(options, option):
     with pytest.raises(KilnValueError, match=f"`{option}`"):
         AudioFeature("audio", **options)
+
+
+@pytest.mark.parametrize("n_fft, hop", [(400, 160), (401, 160), (255, 100), (512, 128)])
+def test_spec_frames_equal_the_transform_for_odd_and_even_n_fft(n_fft, hop):
+    """torch.stft(center=True) gives 1 + (samples - 1) // hop frames for an odd n_fft, 1 + samples // hop for even."""
+    feature = AudioFeature("clip", sample_rate=8000, duration=0.5, n_fft=n_fft, hop_length=hop, n_mels=16)
+    waves = pd.Series([np.sin(np.arange(4000) / 7.0).astype(np.float32) for _ in range(3)])
+    out = feature.fit(waves).transform(waves)
+    assert tuple(out.shape[1:]) == tuple(feature.spec()["shape"])
