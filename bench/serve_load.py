@@ -2,13 +2,16 @@
 
     python bench/serve_load.py RUN [--records-per-request 1|N|mixed] [--concurrency 32]
                                    [--requests 400] [--seconds 20] [--backend torch|onnx]
+                                   [--threads 1]
 
-The server runs in its own process (`python -m kiln serve`, or `python -m kiln_edge.serve` for
-`--backend onnx`); this process drives it with `concurrency` threads over keep-alive
-connections (the stdlib's http.client: a light client, so the load generator takes as little
-of the shared CPU as it can). Each request sends `--records-per-request` records built from the
-run's input schema; `mixed` draws 1-32 records per request (uniform, seeded). A run stops after
-`--requests` requests or `--seconds` seconds, whichever comes first; only 127.0.0.1 is used.
+The server runs in its own process (`python -m kiln serve RUN --backend torch|onnx`; onnx needs
+`kiln export RUN --format onnx` first and serves without torch); this process drives it with
+`concurrency` threads over keep-alive connections (the stdlib's http.client: a light client, so
+the load generator takes as little of the shared CPU as it can). Each request sends
+`--records-per-request` records built from the run's input schema; `mixed` draws 1-32 records
+per request (uniform, seeded). A run stops after `--requests` requests or `--seconds` seconds,
+whichever comes first; only 127.0.0.1 is used. `--threads` is the server's `--threads` (the
+model's intra-op threads).
 Batching is measured off (max-batch-size 1) and on (max-batch-size 32), unless `--batching`.
 """
 
@@ -27,11 +30,14 @@ import numpy as np
 
 
 def example_record(metadata, rng):
+    """One record of plausible raw values for the run's inputs (from /metadata)."""
     record = {}
     for feature in metadata["inputs"]:
         classes = feature["spec"].get("classes")
-        if feature["type"] == "category" and classes:
+        if feature["type"] in ("category", "binary") and classes:
             record[feature["column"]] = classes[int(rng.integers(len(classes)))]
+        elif feature["type"] == "text":
+            record[feature["column"]] = " ".join(rng.choice(["good", "bad", "film", "plot", "a"], size=6))
         else:
             record[feature["column"]] = round(float(rng.normal()), 4)
     return record
@@ -47,15 +53,12 @@ def _get(port, path):
         connection.close()
 
 
-def start_server(run, backend, max_batch_size):
+def start_server(run, backend, max_batch_size, threads=1):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    if backend == "onnx":
-        command = [sys.executable, "-m", "kiln_edge.serve", run, "--host", "127.0.0.1", "--port", str(port)]
-    else:
-        command = [sys.executable, "-m", "kiln", "serve", run, "--host", "127.0.0.1", "--port", str(port),
-                   "--max-batch-size", str(max_batch_size)]
+    command = [sys.executable, "-m", "kiln", "serve", run, "--backend", backend, "--host", "127.0.0.1",
+               "--port", str(port), "--max-batch-size", str(max_batch_size), "--threads", str(threads)]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while True:
@@ -71,8 +74,8 @@ def start_server(run, backend, max_batch_size):
         time.sleep(0.1)
 
 
-def load(run, backend, max_batch_size, records_per_request, requests, seconds, concurrency, seed=0):
-    server, port, metadata = start_server(run, backend, max_batch_size)
+def load(run, backend, max_batch_size, records_per_request, requests, seconds, concurrency, seed=0, threads=1):
+    server, port, metadata = start_server(run, backend, max_batch_size, threads)
     try:
         rng = np.random.default_rng(seed)
         pool_records = [example_record(metadata, rng) for _ in range(64)]
@@ -132,20 +135,19 @@ def main():
     parser.add_argument("--seconds", type=float, default=20.0, help="most seconds per measurement")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--batching", choices=("both", "on", "off"), default="both")
+    parser.add_argument("--threads", type=int, default=1, help="the model's intra-op threads (kiln serve --threads)")
     args = parser.parse_args()
     if args.records_per_request != "mixed" and not args.records_per_request.isdigit():
         parser.error("--records-per-request takes a positive number or `mixed`")
     print(f"# {platform.node()} ({platform.processor() or platform.machine()}, "
           f"{__import__('os').cpu_count()} cores), {time.strftime('%Y-%m-%d')}, backend {args.backend}, "
-          f"records/request {args.records_per_request}, concurrency {args.concurrency}")
+          f"records/request {args.records_per_request}, concurrency {args.concurrency}, threads {args.threads}")
     print("| batching | predictions/s | requests/s | p50 ms | p99 ms | requests |\n|---|---:|---:|---:|---:|---:|")
     settings = {"off": [("off (max-batch-size 1)", 1)], "on": [("on (max-batch-size 32)", 32)]}
     chosen = settings["off"] + settings["on"] if args.batching == "both" else settings[args.batching]
-    if args.backend == "onnx":
-        chosen = [("n/a (kiln_edge.serve)", 1)]
     for label, size in chosen:
         r = load(args.run, args.backend, size, args.records_per_request, args.requests, args.seconds,
-                 args.concurrency)
+                 args.concurrency, threads=args.threads)
         print(f"| {label} | {r['pred_s']:.0f} | {r['req_s']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} | "
               f"{r['requests']} |", flush=True)
 

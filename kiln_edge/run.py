@@ -44,7 +44,9 @@ class OnnxRun:
 
     backend_name = "onnx"
 
-    def __init__(self, path, onnx_path=None, providers=None):
+    def __init__(self, path, onnx_path=None, providers=None, threads: int | None = None):
+        """Args: ``threads``: onnxruntime's intra-op threads (default None: its own default, every
+        core); the server passes 1, so the model thread and the event loop each keep a core."""
         path = Path(path)
         self.path = path
         model_dir = path / "model" if (path / "model").is_dir() else path
@@ -59,7 +61,7 @@ class OnnxRun:
         try:
             import onnxruntime as ort
         except ImportError as err:
-            raise EdgeError(f"The torch-free backend needs onnxruntime: pip install \"kiln[edge]\" ({err}).") from err
+            raise EdgeError(f"The torch-free backend needs onnxruntime: pip install onnxruntime (the `edge` extra's packages: docs/edge.md) ({err}).") from err
         features = load_features(model_dir)
         described = json.loads((model_dir / "roles.json").read_text())
         roles = described["roles"]
@@ -70,7 +72,11 @@ class OnnxRun:
         self.config_text = config_file.read_text() if config_file.exists() else ""
         self.name = next((line.split(":", 1)[1].strip().strip("'\"") for line in self.config_text.splitlines()
                           if line.startswith("name:")), run_dir.name)
-        self.session = ort.InferenceSession(str(onnx_file), providers=providers or ["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = int(threads)
+            options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(onnx_file), options, providers=providers or ["CPUExecutionProvider"])
         self._input_names = [i.name for i in self.session.get_inputs()]
         missing = [f.name for f in self.inputs if f.name not in self._input_names]
         if missing:

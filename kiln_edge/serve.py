@@ -1,118 +1,78 @@
-"""A torch-free prediction server: ``python -m kiln_edge.serve RUN [--host H] [--port P]``.
+"""The torch-free prediction server: ``python -m kiln_edge.serve RUN [--host H] [--port P] ...``.
 
-What ``kiln serve RUN --backend onnx`` starts (as a child process, so torch, which the ``kiln``
-command imports, is never loaded where the model runs). Endpoints: ``POST /predict``
-(``{"records": [{column: raw value, ...}, ...]}`` -> ``{"predictions": [...]}``, the rows
-``OnnxRun.predict_frame`` gives), ``GET /health`` and ``GET /metadata``. A value the features
-refuse is a 422 ``{"error": ..., "field": ...}``. Dynamic micro-batching and /metrics are only in
-the torch-side server (``kiln.serve``) for now.
+    python -m kiln_edge.serve runs/iris-20261129-101500 --port 8000 --max-batch-size 32
+
+What ``kiln serve RUN --backend onnx`` becomes (the ``kiln`` command replaces itself with this
+process, so torch, which it imports, is never loaded where the model runs). It serves
+``RUN/export/model.onnx`` through onnxruntime and the saved preprocessors in NumPy
+(``kiln_edge.OnnxRun``) with the server the torch backend uses (``kiln_edge.server``): the same
+endpoints, micro-batching, limits, timeout and /metrics. Flags are ``kiln serve``'s.
 """
 
+from __future__ import annotations
+
 import argparse
-import asyncio
-import json
 import sys
 
-import numpy as np
-
 from kiln_edge.errors import EdgeError
-from kiln_edge.run import OnnxRun
 
-__all__ = ["create_edge_app", "main"]
-
-
-def _plain(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value
+__all__ = ["main", "command_line"]
 
 
-def create_edge_app(backend: OnnxRun, max_records: int = 1000):
-    """A FastAPI app serving ``backend`` (an ``OnnxRun``)."""
-    import pandas as pd
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
+def command_line(run, host: str, port: int, settings) -> list[str]:
+    """The ``python -m kiln_edge.serve`` command serving ``run`` with ``settings`` (``ServeSettings``).
 
-    inputs = list(backend.inputs)
-    metadata = {"model": backend.name, "backend": backend.backend_name,
-                "inputs": [{"name": f.name, "column": f.column, "type": f.type} for f in inputs],
-                "outputs": [{"name": f.name, "column": f.column, "type": f.type} for f in backend.outputs]}
-    app = FastAPI(title=f"kiln (onnx): {backend.name}")
-    lock = asyncio.Lock()  # one onnxruntime call at a time (it uses every core itself)
+    Why here: the flags are written next to the parser that reads them, so ``kiln serve --backend
+    onnx`` forwards every one of them.
+    """
+    return [sys.executable, "-m", "kiln_edge.serve", str(run), "--host", str(host), "--port", str(port),
+            "--max-batch-size", str(settings.max_batch_size), "--max-latency-ms", repr(settings.max_latency_ms),
+            "--timeout-ms", repr(settings.timeout_ms), "--max-body-bytes", str(settings.max_body_bytes),
+            "--max-records", str(settings.max_records),
+            "--threads", "0" if settings.model_threads is None else str(settings.model_threads)]
 
-    def error(status, message, field=None):
-        return JSONResponse({"error": message, "field": field}, status)
 
-    @app.post("/predict")
-    async def predict(request: Request):
-        try:
-            body = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError) as err:
-            return error(400, f"The body is not valid JSON ({err}).", "body")
-        records = body.get("records") if isinstance(body, dict) else None
-        if not isinstance(records, list) or not records:
-            return error(422, 'The body needs a non-empty `records` list: {"records": [{...}, ...]}.', "records")
-        if len(records) > max_records:
-            return error(413, f"{len(records)} records; the server takes at most {max_records}.", "records")
-        for i, record in enumerate(records):
-            if not isinstance(record, dict):
-                return error(422, f"records[{i}] is not an object of column: value.", f"records[{i}]")
-            for feature in inputs:
-                if feature.column not in record:
-                    return error(422, f"records[{i}] has no {feature.column!r} (feature {feature.name!r}).",
-                                 f"records[{i}].{feature.column}")
-        columns = {}
-        for feature in inputs:
-            column = np.empty(len(records), dtype=object)
-            for i, record in enumerate(records):
-                value = record[feature.column]
-                column[i] = np.nan if value is None else value
-            columns[feature.column] = pd.Series(column).infer_objects() if feature.type == "numeric" \
-                else pd.Series(column)
-        frame = pd.DataFrame(columns)
-        try:
-            async with lock:
-                result = await asyncio.to_thread(backend.predict_frame, frame)
-        except EdgeError as err:
-            return error(422, str(err))
-        names = list(result.columns)
-        return {"predictions": [{c: _plain(v) for c, v in zip(names, row)}
-                                for row in result.itertuples(index=False, name=None)]}
-
-    @app.get("/health")
-    async def health():
-        return {"status": "ok", "model": backend.name}
-
-    @app.get("/metadata")
-    async def get_metadata():
-        return metadata
-
-    return app
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m kiln_edge.serve", description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="a run folder with export/model.onnx (kiln export RUN --format onnx)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--max-batch-size", type=int, default=32, help="most records per forward pass (1: no batching)")
+    parser.add_argument("--max-latency-ms", type=float, default=5.0, help="longest wait for a batch to fill")
+    parser.add_argument("--timeout-ms", type=float, default=10_000.0, help="answer 504 after this long")
+    parser.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024, help="larger bodies get 413")
+    parser.add_argument("--max-records", type=int, default=1000, help="more records per request get 413")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="onnxruntime intra-op threads (default 1: the model thread and the event loop each "
+                             "get a core; 0: onnxruntime's default, every core)")
+    return parser
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kiln_edge.serve", description=__doc__.splitlines()[0])
-    parser.add_argument("run")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--max-records", type=int, default=1000)
-    args = parser.parse_args(argv)
+    """Parse the flags, load the run with onnxruntime and serve it until interrupted (exit 0);
+    2 for a usage error (a bad flag, FastAPI/uvicorn missing), 1 when the run cannot be loaded."""
+    args = _parser().parse_args(argv)
     try:
         import uvicorn
     except ImportError:
         print("error: serving needs FastAPI and uvicorn: pip install 'kiln[serve,edge]'.", file=sys.stderr)
         return 2
+    from kiln_edge.run import OnnxRun
+    from kiln_edge.server import ServeSettings, create_app
     try:
-        backend = OnnxRun(args.run)
+        settings = ServeSettings(max_batch_size=args.max_batch_size, max_latency_ms=args.max_latency_ms,
+                                 timeout_ms=args.timeout_ms, max_body_bytes=args.max_body_bytes,
+                                 max_records=args.max_records, model_threads=args.threads or None)
+    except EdgeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        backend = OnnxRun(args.run, threads=settings.model_threads)
     except EdgeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"serving {args.run} (onnx, no torch) on http://{args.host}:{args.port}", flush=True)
-    uvicorn.run(create_edge_app(backend, args.max_records), host=args.host, port=args.port, log_level="warning")
+    print(f"serving {args.run} (onnx, no torch) on http://{args.host}:{args.port} (docs: /docs)", flush=True)
+    uvicorn.run(create_app(backend, settings), host=args.host, port=args.port, log_level="warning")
     return 0
 
 

@@ -1,149 +1,82 @@
-"""`kiln serve` over a real socket: predictions equal `kiln predict`, bad requests get a 4xx naming
-the field, concurrent requests are micro-batched, and /metrics parses."""
+"""The server over a real socket, for both backends (torch: kiln's Run; onnx: kiln_edge.OnnxRun on the
+same run's export): predictions equal `kiln predict`, bad requests get a 4xx naming the field,
+concurrent requests are micro-batched and each caller gets its own rows, and /metrics parses."""
 
-import asyncio
-import json
-import socket
-import textwrap
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
-import pandas as pd
 import pytest
 
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-from kiln.serve.app import ServeSettings, create_app  # noqa: E402
-from kiln.serve.client import Client, ServeError  # noqa: E402
+from kiln.serve import Client, ServeError, ServeSettings  # noqa: E402
 
-CONFIG = """\
-    # kiln train cfg.yaml
-    name: tiny
-    seed: 0
-    output_dir: {out}
-    data:
-      source: {csv}
-      split: {{train: 0.7, validation: 0.15, test: 0.15}}
-    input_features:
-      - {{name: size, type: numeric}}
-      - {{name: weight, type: numeric}}
-      - {{name: colour, type: category}}
-    output_features:
-      - {{name: kind, type: category}}
-    training:
-      epochs: 2
-      batch_size: 16
-      optimizer: {{name: adam, learning_rate: 0.01}}
-      early_stopping: null
-"""
+SETTINGS = dict(max_batch_size=32, max_latency_ms=20, max_body_bytes=200_000)
 
 
-def make_rows(n, seed=0):
-    rng = np.random.default_rng(seed)
-    size = rng.normal(size=n).round(3)
-    weight = rng.normal(size=n).round(3)
-    colour = rng.choice(["red", "green", "blue"], size=n)
-    kind = np.where(size + (colour == "red") > 0.5, "big", np.where(weight > 0, "heavy", "small"))
-    return pd.DataFrame({"size": size, "weight": weight, "colour": colour, "kind": kind})
+def make_app(kind, backend, settings):
+    """The app each backend is served with: ``kiln serve`` (torch) / ``python -m kiln_edge.serve`` (onnx)."""
+    if kind == "torch":
+        from kiln.serve import create_app
+    else:
+        from kiln_edge.server import create_app
+    return create_app(backend, settings)
+
+
+@pytest.fixture(scope="module", params=["torch", "onnx"])
+def backend(request, tabular_run):
+    """(kind, backend object) for the tiny run."""
+    if request.param == "torch":
+        from kiln.workflows.run import load_run
+        return "torch", load_run(tabular_run)
+    from kiln_edge import OnnxRun
+    return "onnx", OnnxRun(tabular_run, threads=1)
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    from kiln.config import load_config_text
-    from kiln.workflows.run import load_run
-    from kiln.workflows.train import train
-    folder = tmp_path_factory.mktemp("serve")
-    make_rows(120).to_csv(folder / "data.csv", index=False)
-    config = load_config_text(textwrap.dedent(CONFIG.format(out=folder / "runs", csv=folder / "data.csv")))
-    return load_run(train(config, verbose=0).run_dir)
-
-
-class Server:
-    """A real uvicorn server on 127.0.0.1 and a free port, in a background thread."""
-
-    def __init__(self, app):
-        import uvicorn
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError("the server did not start")
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def server(run):
-    with Server(create_app(run, ServeSettings(max_batch_size=32, max_latency_ms=20, max_body_bytes=200_000))) as s:
+def server(backend, serve):
+    kind, model = backend
+    with serve(make_app(kind, model, ServeSettings(**SETTINGS))) as s:
         yield s
 
 
-def records(frame):
-    return json.loads(frame.drop(columns=["kind"]).to_json(orient="records"))
+def test_predictions_equal_kiln_predict(backend, server, reference, same):
+    kind, model = backend
+    records, expected = reference
+    predictions = Client(server.url).predict(records[:25])
+    same(predictions, expected.iloc[:25], "kind")
+    same(predictions, model.predict_frame(_frame(records[:25])), "kind")  # and the backend's own answer
 
 
-def assert_same(predictions, expected):
-    assert len(predictions) == len(expected)
-    for got, (_, want) in zip(predictions, expected.iterrows()):
-        assert set(got) == set(want.index)
-        assert got["kind"] == want["kind"]
-        for column in want.index.drop("kind"):
-            assert got[column] == pytest.approx(float(want[column]), abs=1e-5)
-
-
-def test_predictions_equal_predict_frame_and_kiln_predict(run, server, tmp_path):
-    from kiln.cli import main
-    rows = make_rows(25, seed=1)
-    predictions = Client(server.url).predict(records(rows))
-    assert_same(predictions, run.predict_frame(rows.drop(columns=["kind"])))
-    rows.drop(columns=["kind"]).to_csv(tmp_path / "rows.csv", index=False)
-    assert main(["predict", str(run.path), "--data", str(tmp_path / "rows.csv"),
-                 "--output", str(tmp_path / "p.csv")]) == 0
-    assert_same(predictions, pd.read_csv(tmp_path / "p.csv").drop(columns=["row"]))
-
-
-def test_health_metadata_openapi(server):
+def test_health_metadata_openapi(backend, server):
+    kind, _ = backend
     client = Client(server.url)
-    assert client.health()["status"] == "ok"
+    assert client.health() == {"status": "ok", "model": "tiny"}
     meta = client.metadata()
-    assert meta["model"] == "tiny" and meta["backend"] == "torch" and meta["kiln_version"]
+    assert meta["model"] == "tiny" and meta["backend"] == kind and meta["kiln_version"]
     assert [(f["name"], f["type"]) for f in meta["inputs"]] == [("size", "numeric"), ("weight", "numeric"),
                                                                 ("colour", "category")]
     assert meta["outputs"][0]["spec"]["classes"] == ["big", "heavy", "small"]
+    assert meta["limits"]["max_body_bytes"] == 200_000 and meta["limits"]["max_batch_size"] == 32
     doc = httpx.get(server.url + "/openapi.json").json()
     schema = doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert set(schema["properties"]["records"]["items"]["required"]) == {"size", "weight", "colour"}
-    assert "/predict/file" in doc["paths"]
+    assert schema["properties"]["records"]["items"]["properties"]["size"] == {"type": ["number", "null"]}
+    assert "/predict/file" in doc["paths"] and "/metrics" in doc["paths"]
 
 
 @pytest.mark.parametrize("body, status, field", [
     ({"records": [{"size": 1.0, "weight": 0.1}]}, 422, "records[0].colour"),
     ({"records": [{"size": 1.0, "weight": 0.1, "colour": "red"}, {"size": "big", "weight": 0, "colour": "red"}]},
      422, "records[1].size"),
+    ({"records": [{"size": True, "weight": 0.1, "colour": "red"}]}, 422, "records[0].size"),
     ({"records": [{"size": 1.0, "weight": 0.1, "colour": ["red"]}]}, 422, "records[0].colour"),
     ({"records": [{"size": 1.0, "weight": 0.1, "colour": {"a": 1}}]}, 422, "records[0].colour"),
     ({"records": [5]}, 422, "records[0]"),
     ({"records": []}, 422, "records"),
     ({"records": "x"}, 422, "records"),
     ({"rows": []}, 422, "records"),
+    ([1, 2], 422, "records"),
     ({"records": [{"size": 1, "weight": 1, "colour": "red"}] * 1001}, 413, "records"),
 ])
 def test_validation_errors_are_4xx_naming_the_field(server, body, status, field):
@@ -153,22 +86,42 @@ def test_validation_errors_are_4xx_naming_the_field(server, body, status, field)
     assert field.split(".")[-1] in response.json()["error"]
 
 
+@pytest.mark.parametrize("raw", [b'{"records": [{"size": Infinity, "weight": 1, "colour": "red"}]}',
+                                 b'{"records": [{"size": 1e999, "weight": 1, "colour": "red"}]}',
+                                 b'{"records": [{"size": -' + b"9" * 400 + b', "weight": 1, "colour": "red"}]}'])
+def test_out_of_domain_numbers_are_422_naming_the_field(server, raw):
+    response = httpx.post(server.url + "/predict", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "records[0].size" and "finite" in response.json()["error"]
+
+
+def test_null_is_a_missing_value_filled_as_in_training(backend, server, tabular_run, tmp_path, predict_reference,
+                                                       same):
+    records = [{"size": None, "weight": 0.5, "colour": "red"}, {"size": 0.1, "weight": None, "colour": None}]
+    _frame(records).to_csv(tmp_path / "rows.csv", index=False)
+    expected = predict_reference(tabular_run, tmp_path / "rows.csv", tmp_path / "p.csv")
+    same(Client(server.url).predict(records), expected, "kind")
+
+
 def test_malformed_json_oversized_body_and_file_endpoint(server):
-    response = httpx.post(server.url + "/predict", content=b'{"records": [', headers={"content-type": "application/json"})
+    response = httpx.post(server.url + "/predict", content=b'{"records": [',
+                          headers={"content-type": "application/json"})
+    assert response.status_code == 400 and response.json()["field"] == "body"
+    response = httpx.post(server.url + "/predict", content=b"\xff\xfe not utf-8")
     assert response.status_code == 400 and response.json()["field"] == "body"
     response = httpx.post(server.url + "/predict", content=b"x" * 300_000)
     assert response.status_code == 413 and "max-body-bytes" in response.json()["error"]
+    assert response.json()["field"] == "body"
     response = httpx.post(server.url + "/predict/file", files={"file": ("a.png", b"123")})
     assert response.status_code == 422 and response.json()["field"] == "file"
     with pytest.raises(ServeError) as err:
         Client(server.url).predict([{"size": "x", "weight": 1, "colour": "red"}])
     assert err.value.status == 422 and err.value.field == "records[0].size"
+    assert httpx.get(server.url + "/health").status_code == 200
 
 
-def test_concurrent_mixed_stream_is_batched_and_each_caller_gets_its_rows(run, server):
-    rows = make_rows(48, seed=2)
-    expected = run.predict_frame(rows.drop(columns=["kind"]))
-    good = records(rows)
+def test_concurrent_mixed_stream_each_valid_caller_gets_its_rows(server, reference, same):
+    records, expected = reference
     bad = [{"records": [{"size": "oops", "weight": 1, "colour": "red"}]}, {"records": [{"size": 1}]}, None, "big"]
 
     def send(i):
@@ -181,24 +134,26 @@ def test_concurrent_mixed_stream_is_batched_and_each_caller_gets_its_rows(run, s
                     r = http.post("/predict", content=b"[" + b"1," * 150_000 + b"1]")
                 else:
                     r = http.post("/predict", json=kind)
-                return i, None, r
-            row = i % len(good)
-            return i, row, http.post("/predict", json={"records": [good[row]]})
+                return None, r
+            rows = [(i + k) % len(records) for k in range(1 + i % 3)]  # 1-3 records per request
+            return rows, http.post("/predict", json={"records": [records[r] for r in rows]})
 
     before = _batch_histogram(httpx.get(server.url + "/metrics").text)
     with ThreadPoolExecutor(max_workers=24) as pool:
         results = list(pool.map(send, range(72)))
-    for i, row, response in results:
-        if row is None:
+    good = 0
+    for rows, response in results:
+        if rows is None:
             assert 400 <= response.status_code < 500, response.text
         else:
             assert response.status_code == 200, response.text
-            assert_same(response.json()["predictions"], expected.iloc[[row]])
+            same(response.json()["predictions"], expected.iloc[rows], "kind")
+            good += len(rows)
     assert httpx.get(server.url + "/health").status_code == 200  # still up
     after = _batch_histogram(httpx.get(server.url + "/metrics").text)
-    single = after["1"] - before["1"]
-    total = after["+Inf"] - before["+Inf"]
-    assert total < 60 and single < total, (before, after)  # 60 good rows went in fewer, larger batches
+    batches = after["+Inf"] - before["+Inf"]
+    assert batches < 60 and after["1"] - before["1"] < batches, (before, after)  # fewer, larger batches
+    assert good > batches
 
 
 def _batch_histogram(text):
@@ -221,74 +176,52 @@ def test_metrics_text_parses(server):
     assert samples['kiln_requests_total{endpoint="/predict",status="422"}'] >= 1
     assert samples['kiln_errors_total{endpoint="/predict"}'] >= 1
     buckets = [v for k, v in samples.items() if k.startswith('kiln_request_latency_seconds_bucket{endpoint="/predict"')]
-    assert buckets == sorted(buckets) and buckets[-1] == samples['kiln_request_latency_seconds_count{endpoint="/predict"}']
+    assert buckets == sorted(buckets)
+    assert buckets[-1] == samples['kiln_request_latency_seconds_count{endpoint="/predict"}']
     assert samples["kiln_batch_size_count"] >= 1
 
 
-class _Slow:
-    """A backend that takes longer than the timeout: the server answers 504 and keeps going."""
+class _Wrapped:
+    """The backend with a slower or refusing ``predict_frame``: the 504 and the 422 paths."""
 
-    def __init__(self, run, seconds):
-        self.run, self.seconds, self.inputs, self.outputs = run, seconds, run.inputs, run.outputs
-        self.name, self.backend_name = "slow", "test"
+    def __init__(self, model, seconds=0.0, error=None):
+        self.model, self.seconds, self.error = model, seconds, error
+        self.inputs, self.outputs, self.name, self.backend_name = model.inputs, model.outputs, "wrapped", "test"
 
     def predict_frame(self, frame):
         time.sleep(self.seconds)
-        return self.run.predict_frame(frame)
+        if self.error is not None:
+            raise self.error
+        return self.model.predict_frame(frame)
 
 
-def test_slow_prediction_times_out_with_504_and_server_stays_up(run):
-    with Server(create_app(_Slow(run, 0.5), ServeSettings(timeout_ms=100))) as server:
+def test_slow_prediction_times_out_with_504_and_server_stays_up(backend, serve):
+    kind, model = backend
+    with serve(make_app(kind, _Wrapped(model, seconds=0.5), ServeSettings(timeout_ms=100))) as server:
         response = httpx.post(server.url + "/predict", json={"records": [{"size": 1, "weight": 1, "colour": "red"}]},
                               timeout=10)
-        assert response.status_code == 504 and "timeout" in response.json()["error"]
+        assert response.status_code == 504 and "timeout-ms" in response.json()["error"]
         assert Client(server.url).metadata()["backend"] == "test"
         assert httpx.get(server.url + "/health").status_code == 200
 
 
-def test_micro_batcher_returns_each_callers_rows():
-    from kiln.serve.batching import MicroBatcher
-    sizes = []
-
-    def predict_frame(frame):
-        if (frame["x"] < 0).any():
-            raise ValueError("negative")
-        return pd.DataFrame({"y": frame["x"] * 2})
-
-    async def main():
-        batcher = MicroBatcher(predict_frame, max_batch_size=8, max_latency_ms=50, on_batch=sizes.append)
-        frames = [pd.DataFrame({"x": [i, i + 100]}) for i in range(10)] + [pd.DataFrame({"x": [-1]})]
-        results = await asyncio.gather(*(batcher.submit(f) for f in frames), return_exceptions=True)
-        await batcher.stop()
-        return results
-
-    results = asyncio.run(main())
-    for i, result in enumerate(results[:10]):
-        assert result["y"].tolist() == [2 * i, 2 * (i + 100)]
-    assert isinstance(results[10], ValueError)
-    assert max(sizes) == 8  # joined up to max_batch_size records, never more
+def test_the_backends_data_errors_are_422_with_their_message(backend, serve):
+    """kiln's DataError (torch) and kiln_edge's EdgeDataError (onnx) mean "the features refused a value"."""
+    kind, model = backend
+    if kind == "torch":
+        from kiln.errors import DataError as Refused
+    else:
+        from kiln_edge import EdgeDataError as Refused
+    error = Refused("Column 'colour' (input category feature 'colour'): row 0 holds 'x'.")
+    with serve(make_app(kind, _Wrapped(model, error=error), ServeSettings())) as server:
+        response = httpx.post(server.url + "/predict", json={"records": [{"size": 1, "weight": 1, "colour": "red"}]})
+        assert response.status_code == 422 and "colour" in response.json()["error"]
+    with serve(make_app(kind, _Wrapped(model, error=RuntimeError("a bug")), ServeSettings())) as server:
+        response = httpx.post(server.url + "/predict", json={"records": [{"size": 1, "weight": 1, "colour": "red"}]})
+        assert response.status_code == 500 and "RuntimeError" in response.json()["error"]
+        assert httpx.get(server.url + "/health").status_code == 200
 
 
-def test_kiln_serve_command_answers(run):
-    import subprocess
-    import sys
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "kiln", "serve", str(run.path), "--port", str(port),
-                                "--max-batch-size", "4"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        client, deadline = Client(f"http://127.0.0.1:{port}", timeout=5), time.monotonic() + 60
-        while True:
-            try:
-                assert client.health()["status"] == "ok"
-                break
-            except httpx.HTTPError:
-                assert process.poll() is None and time.monotonic() < deadline, process.stdout.read().decode()
-                time.sleep(0.2)
-        rows = make_rows(3, seed=3)
-        assert_same(client.predict(records(rows)), run.predict_frame(rows.drop(columns=["kind"])))
-        assert client.metadata()["limits"]["max_batch_size"] == 4
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+def _frame(records):
+    import pandas as pd
+    return pd.DataFrame(records)

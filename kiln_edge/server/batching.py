@@ -21,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from kiln_edge.server.settings import ServeSettingsError
+
 __all__ = ["MicroBatcher"]
 
 
@@ -55,10 +57,10 @@ class MicroBatcher:
     def __init__(self, predict_frame: Callable, max_batch_size: int = 32, max_latency_ms: float = 5.0,
                  on_batch: Callable[[int], None] | None = None, convert: Callable | None = None):
         if max_batch_size < 1:
-            raise ValueError(f"Received an invalid value for `max_batch_size`, expected a positive integer. "
+            raise ServeSettingsError(f"Received an invalid value for `max_batch_size`, expected a positive integer. "
                              f"Received: max_batch_size={max_batch_size!r}")
         if max_latency_ms < 0:
-            raise ValueError(f"Received an invalid value for `max_latency_ms`, expected >= 0. "
+            raise ServeSettingsError(f"Received an invalid value for `max_latency_ms`, expected >= 0. "
                              f"Received: max_latency_ms={max_latency_ms!r}")
         self.predict_frame = predict_frame
         self.max_batch_size = int(max_batch_size)
@@ -189,7 +191,7 @@ class MicroBatcher:
 def _join(frames: list):
     """Requests' rows -> one DataFrame (index 0..n-1): ``Rows`` are joined as plain lists and
     framed once per batch; DataFrames are concatenated."""
-    from kiln.serve.records import Rows
+    from kiln_edge.server.records import Rows
     if all(isinstance(f, Rows) for f in frames):
         return Rows.join(frames).frame()
     import pandas as pd

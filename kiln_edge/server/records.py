@@ -63,7 +63,13 @@ def _number(value, field: str):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise RequestError(422, f"`{field}` must be a number (or null for a missing value); received "
                                 f"{_show(value)}.", field)
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past float's range (JSON has no limit on digits)
+        number = _INF
+    if not -_INF < number < _INF:  # `Infinity`/`1e999` parse to inf; no feature takes it
+        raise RequestError(422, f"`{field}` must be a finite number; received {_show(value)}.", field)
+    return number
 
 
 def _label(value, field: str, kind: str):
@@ -197,11 +203,11 @@ def records_to_rows(records, features, folder: Path | None, max_records: int) ->
                                     f"{_show(record)}.", f"records[{i}]")
         for column, values, feature, is_number in checks:
             value = record.get(column, _ABSENT)
-            if is_number:  # the common tabular case: a float, checked inline
-                if type(value) is float and value == value:
+            if is_number:  # the common tabular case: a finite float, checked inline
+                if type(value) is float and -_INF < value < _INF:  # NaN and +-inf fail it
                     values.append(value)
                     continue
-                if type(value) is int:
+                if type(value) is int and -_BIG_INT < value < _BIG_INT:
                     values.append(float(value))
                     continue
             field = f"records[{i}].{column}"
@@ -225,6 +231,8 @@ def records_to_rows(records, features, folder: Path | None, max_records: int) ->
 
 
 _ABSENT = object()
+_INF = float("inf")
+_BIG_INT = 2 ** 1023  # float(int) overflows past ~1.8e308
 
 
 def _missing(field: str, feature):

@@ -1,0 +1,64 @@
+"""``ServeSettings``: how the server batches, waits, what it accepts and how many model threads it uses.
+
+    settings = ServeSettings(max_batch_size=32, max_latency_ms=5, timeout_ms=10_000)
+
+The same settings drive both backends (``kiln serve RUN`` and ``kiln serve RUN --backend onnx``);
+they are the command's flags, checked once here with every problem reported together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kiln_edge.errors import EdgeError
+
+__all__ = ["ServeSettings", "ServeSettingsError"]
+
+
+class ServeSettingsError(EdgeError):
+    """A server setting out of range (a ``ValueError``; ``kiln serve`` reports it as a usage error)."""
+
+
+@dataclass
+class ServeSettings:
+    """How the server batches, waits, what it accepts and how many model threads it runs.
+
+    Args:
+        max_batch_size: most records per forward pass (default 32); 1 turns batching off.
+        max_latency_ms: longest a request waits for others to join its batch (default 5 ms: well
+            under a forward pass of a small model, so batching costs little latency).
+        timeout_ms: a request not answered within this gets 504 (default 10 s).
+        max_body_bytes: larger request bodies get 413 (default 10 MB: a few base64 images).
+        max_records: more records in one request get 413 (default 1000).
+        model_threads: the model's intra-op threads while the server runs (default 1: one model
+            thread next to the event loop beats two threads fighting over 2 cores for the small
+            batches a server sees). The torch backend sets ``torch.set_num_threads`` for the
+            server's life (and restores it); the onnx backend builds its onnxruntime session
+            with this many intra-op threads. None leaves the library's own default.
+
+    Example:
+        >>> ServeSettings(max_batch_size=0)
+        Traceback (most recent call last):
+        ServeSettingsError: Invalid server settings: `max_batch_size` must be positive, received 0 (--max-batch-size).
+    """
+    max_batch_size: int = 32
+    max_latency_ms: float = 5.0
+    timeout_ms: float = 10_000.0
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_records: int = 1000
+    model_threads: int | None = 1
+
+    def __post_init__(self):
+        positive = ("max_batch_size", "timeout_ms", "max_body_bytes", "max_records")
+        problems = [f"`{name}` must be positive, received {getattr(self, name)!r} ({_flag(name)})"
+                    for name in positive if not getattr(self, name) > 0]
+        if not self.max_latency_ms >= 0:
+            problems.append(f"`max_latency_ms` must be >= 0, received {self.max_latency_ms!r} (--max-latency-ms)")
+        if self.model_threads is not None and not (isinstance(self.model_threads, int) and self.model_threads > 0):
+            problems.append(f"`model_threads` must be a positive integer or None, received {self.model_threads!r}")
+        if problems:
+            raise ServeSettingsError("Invalid server settings: " + "; ".join(problems) + ".")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
