@@ -9,18 +9,50 @@ Port a Keras program by changing its import::
     model.fit(X, y, epochs=10, batch_size=32)
 
 Every layer and model is a ``torch.nn.Module``; ``kiln.Trainer`` trains any module.
+
+The public names below are imported on first use (PEP 562), not by ``import kiln``: torch is
+loaded by ``kiln.layers``, ``kiln.Sequential`` and the like, so ``kiln.errors``, ``kiln.data``
+and ``kiln predict --backend onnx`` work where torch is not installed (docs/edge.md).
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from kiln import (activations, backend, callbacks, errors, initializers, layers, losses, metrics, models, ops,
-                  optimizers, regularizers, saving, utils)
-from kiln.layers.symbolic import Input
-from kiln.models import Model, Sequential, load_model
-from kiln.training import Trainer
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
 
 __all__ = [
     "__version__", "Input", "Model", "Sequential", "Trainer", "load_model",
     "activations", "backend", "callbacks", "errors", "initializers", "layers", "losses", "metrics", "models", "ops",
     "optimizers", "regularizers", "saving", "utils",
 ]
+
+# Public name -> the module that defines it. `training` is not in __all__ but was always reachable
+# as `kiln.training`, so it stays so.
+_SUBMODULES = ("activations", "backend", "callbacks", "errors", "initializers", "layers", "losses", "metrics",
+               "models", "ops", "optimizers", "regularizers", "saving", "training", "utils")
+_NAMES = {"Input": "kiln.layers.symbolic", "Model": "kiln.models", "Sequential": "kiln.models",
+          "load_model": "kiln.models", "Trainer": "kiln.training"}
+
+if TYPE_CHECKING:  # what type checkers and IDEs see: the eager form of the lazy names below
+    from kiln import (activations, backend, callbacks, errors, initializers, layers, losses, metrics, models, ops,
+                      optimizers, regularizers, saving, training, utils)
+    from kiln.layers.symbolic import Input
+    from kiln.models import Model, Sequential, load_model
+    from kiln.training import Trainer
+
+
+def __getattr__(name: str):
+    """Import a public name on first use; later lookups find it in this module's globals."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f"kiln.{name}")  # importing binds it here as well
+    if name in _NAMES:
+        value = getattr(importlib.import_module(_NAMES[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'kiln' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))

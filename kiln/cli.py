@@ -139,32 +139,41 @@ def cmd_serve(args) -> int:
         import uvicorn
     except ImportError as err:
         raise _UsageError("kiln serve needs FastAPI and uvicorn: pip install 'kiln[serve]'.") from err
-    if getattr(args, "backend", "torch") == "onnx":
-        # The `kiln` command has imported torch already; the torch-free server runs in a child
-        # process (`python -m kiln_edge.serve`) that never imports it. No micro-batching there yet.
-        import subprocess
-        command = [sys.executable, "-m", "kiln_edge.serve", str(args.run), "--host", args.host,
-                   "--port", str(args.port)]
-        try:
-            return subprocess.call(command)
-        except KeyboardInterrupt:
-            return 0
-    from kiln.serve.app import ServeSettings, create_app
-    from kiln.workflows.run import load_run
-    settings = ServeSettings(max_batch_size=args.max_batch_size, max_latency_ms=args.max_latency_ms,
-                             timeout_ms=args.timeout_ms, max_body_bytes=args.max_body_bytes)
-    app = create_app(load_run(args.run), settings)
-    print(f"serving {args.run} on http://{args.host}:{args.port} (docs: /docs)", flush=True)
+    from kiln_edge.server.settings import ServeSettings  # torch-free: both backends take these settings
+    try:
+        settings = ServeSettings(max_batch_size=args.max_batch_size, max_latency_ms=args.max_latency_ms,
+                                 timeout_ms=args.timeout_ms, max_body_bytes=args.max_body_bytes,
+                                 max_records=args.max_records, model_threads=args.threads or None)
+    except ValueError as err:
+        raise _UsageError(str(err)) from err
+    if args.backend == "onnx":
+        # This process may hold torch already (kiln's CLI imports it): become the torch-free server
+        # (`python -m kiln_edge.serve`, every flag forwarded) instead, so torch is never loaded where
+        # the model runs and signals reach the server itself.
+        import os
+
+        from kiln_edge.serve import command_line
+        command = command_line(args.run, args.host, args.port, settings)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(command[0], command)
+    from kiln.serve.app import create_app, load_backend
+    app = create_app(load_backend(args.run), settings)
+    print(f"serving {args.run} on http://{args.host}:{args.port} (torch; docs: /docs)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 
 def cmd_version(args) -> int:
-    """Print kiln's and torch's versions."""
-    import torch
+    """Print kiln's and torch's versions (a torch-free install says so: docs/edge.md)."""
+    import importlib.metadata
 
     import kiln
-    print(f"kiln {kiln.__version__} (torch {torch.__version__})")
+    try:
+        torch = f"torch {importlib.metadata.version('torch')}"
+    except importlib.metadata.PackageNotFoundError:
+        torch = "no torch: predict/serve with --backend onnx only"
+    print(f"kiln {kiln.__version__} ({torch})")
     return 0
 
 
@@ -218,8 +227,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-latency-ms", type=float, default=5.0, help="longest wait for a batch to fill")
     p.add_argument("--timeout-ms", type=float, default=10_000.0, help="answer 504 after this long")
     p.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024, help="larger bodies get 413")
+    p.add_argument("--max-records", type=int, default=1000, help="more records per request get 413")
+    p.add_argument("--threads", type=int, default=1,
+                   help="the model's intra-op threads while serving (default 1; 0: the library's default)")
     p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
-                   help="onnx: a torch-free server process (python -m kiln_edge.serve) on RUN/export/model.onnx")
+                   help="onnx: a torch-free server (python -m kiln_edge.serve) on RUN/export/model.onnx")
     add("version", cmd_version)
     return parser
 
@@ -244,6 +256,24 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except Exception as err:  # a bug in kiln: say where, without a wall of frames
+        # ...unless a torch-free install (docs/edge.md) lacks a base dependency the command needs:
+        # then name every missing one at once, and the torch-free alternative.
+        import importlib.util
+        base = {"torch": "torch", "yaml": "pyyaml", "pydantic": "pydantic", "tqdm": "tqdm",
+                "safetensors": "safetensors", "numpy": "numpy"}
+        failed = (getattr(err, "name", None) or "").split(".")[0] if isinstance(err, ModuleNotFoundError) else ""
+        if failed in base:
+            def installed(module):
+                try:
+                    return importlib.util.find_spec(module) is not None
+                except (ImportError, ValueError):  # a module that refuses to be found is not installed
+                    return False
+            missing = [pip for module, pip in base.items() if module == failed or not installed(module)]
+            names = ", ".join("PyTorch" if pip == "torch" else pip for pip in missing)
+            print(f"error: kiln {args.command} needs {names}, which {'is' if len(missing) == 1 else 'are'} not "
+                  f"installed here: pip install {' '.join(missing)} (or use --backend onnx for predict/serve)",
+                  file=sys.stderr)
+            return 1
         import traceback
         frame = traceback.extract_tb(err.__traceback__)[-1]
         print(f"error: unexpected {type(err).__name__}: {err} (at {frame.filename}:{frame.lineno}). "

@@ -4,11 +4,12 @@
     run = OnnxRun("runs/iris-20261129-101500")      # needs RUN/export/model.onnx
     run.predict_frame(frame)                        # same columns/values as kiln's Run.predict_frame
 
-Why a separate top-level package (not ``kiln.edge``): importing any ``kiln.*`` module runs
-``kiln/__init__.py``, which imports torch. Nothing here imports ``kiln`` or ``torch``; the
-fitted features are read from the same ``features.json`` + ``features.safetensors`` (through
-``safetensors.numpy``). Install with ``pip install "kiln[edge]"`` (numpy, pandas, onnxruntime;
-``tokenizers`` for BPE text features, ``fastapi``/``uvicorn`` for ``python -m kiln_edge.serve``).
+Why a separate top-level package (not ``kiln.edge``): it must run where torch is not installed,
+so nothing here imports ``kiln`` or ``torch`` (``import kiln`` is lazy too, but a package of its
+own keeps the boundary checkable). The fitted features are read from the same ``features.json``
++ ``features.safetensors`` (through ``safetensors.numpy``); ``kiln_edge.server`` is the HTTP
+server both backends share. Installing on a machine without torch: docs/edge.md (``pip install
+--no-deps kiln`` then the ``edge`` extra's packages; ``kiln[edge]`` alone would pull torch).
 """
 
 from kiln_edge.errors import EdgeDataError, EdgeError, UnsupportedFeatureError

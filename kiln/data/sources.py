@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tqdm import tqdm
 
 from kiln.errors import DataError, KilnTypeError
 
@@ -302,6 +301,7 @@ def _read_folder(root: Path, format: str | None) -> pd.DataFrame:
     found: list[tuple[str, str, Path]] = []
     by_kind: dict[str, list[str]] = {}
     ignored: set[str] = set()
+    from tqdm import tqdm  # here, not at the top: `kiln predict --backend onnx` reads CSVs without it
     with tqdm(desc=f"Listing {root.name}", unit=" files", file=sys.stderr, delay=1.0, disable=None) as bar:
         for class_dir in class_dirs:
             for dirpath, dirnames, filenames in os.walk(class_dir):
@@ -360,6 +360,7 @@ def _read_text(file: Path) -> str:
 
 def _progress(items: list, desc: str):
     # disable=None: no bar when stderr is not a terminal (CI logs). Large folders show it at once.
+    from tqdm import tqdm
     delay = 0.0 if len(items) > _PROGRESS_FILES else 1.0
     return tqdm(items, desc=desc, unit=" files", file=sys.stderr, delay=delay, disable=None)
 
