@@ -12,9 +12,8 @@ the first token). Inputs are token ids (B, T) or a dict with ``input_ids``, ``at
 
 from __future__ import annotations
 
-import json
+import warnings
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -396,8 +395,9 @@ def bert_tiny(vocab_size, num_classes, max_length=128, dropout=0.1, pad_id=0, po
                 dropout=dropout, pad_id=pad_id, pooling=pooling)
 
 
-# Hugging Face name (after "bert.") -> kiln name; "{i}" is the layer number.
-_HF_NAMES = {
+# ---------------------------------------------------------------------- Hugging Face checkpoints
+# Hugging Face module (after the "bert." prefix) -> kiln module; "{i}" is the layer number.
+_HF_ENCODER_NAMES = {
     "embeddings.word_embeddings": "embeddings.word",
     "embeddings.position_embeddings": "embeddings.position",
     "embeddings.token_type_embeddings": "embeddings.token_type",
@@ -411,58 +411,172 @@ _HF_NAMES = {
     "encoder.layer.{i}.output.dense": "encoder.{i}.fc_out",
     "encoder.layer.{i}.output.LayerNorm": "encoder.{i}.ln_2",
     "pooler.dense": "pooler",
-    "classifier": "classifier",
-    "cls.predictions.transform.dense": "transform",
-    "cls.predictions.transform.LayerNorm": "transform_ln",
+}
+_HF_HEAD_NAMES = {
+    "classification": {"classifier": "classifier"},
+    "mlm": {"cls.predictions.transform.dense": "transform",
+            "cls.predictions.transform.LayerNorm": "transform_ln"},
+}
+# The prefix of each head's tensors in a Hugging Face checkpoint, and what the head is.
+_HF_HEAD_PREFIXES = {"classification": "classifier.", "mlm": "cls.predictions.", "nsp": "cls.seq_relationship."}
+_HF_HEAD_KINDS = {"classification": "the classifier", "mlm": "the masked-LM head",
+                  "nsp": "the next-sentence-prediction head"}
+_HF_TASKS = {"encoder": Bert, "classification": BertForClassification, "mlm": BertForMaskedLM}
+# BERT heads kiln has no class for; their encoder still loads with task="encoder".
+_HF_OTHER_HEADS = {
+    "BertForTokenClassification": "a classifier on every token",
+    "BertForQuestionAnswering": "span start/end logits (qa_outputs)",
+    "BertForMultipleChoice": "a multiple-choice scorer",
+    "BertForNextSentencePrediction": "only a next-sentence-prediction head",
 }
 
 
-def load_hf_bert(folder, task="classification") -> Bert:
-    """Load a Hugging Face BERT checkpoint from a local folder (``config.json`` + ``model.safetensors``).
+def load_hf_bert(folder, task: str = "auto") -> Bert:
+    """Load a Hugging Face BERT checkpoint from a local folder into kiln's BERT, in eval mode.
+
+    Reads ``config.json`` and ``model.safetensors`` (or a sharded ``model.safetensors.index.json``);
+    never unpickles (a folder with only ``pytorch_model.bin`` is refused with the command that
+    converts it). Given the same inputs, the result's outputs equal transformers' within float
+    rounding: ``logits`` for a classifier or masked LM, ``last_hidden_state`` for an encoder.
 
     Args:
-        task: "classification" (``BertForSequenceClassification``) or "mlm" (``BertForMaskedLM``).
-    """
-    from safetensors.torch import load_file
+        folder: a directory written by ``save_pretrained``.
+        task: (``"auto"``) which kiln model to build:
+            - ``"classification"``: ``BertForClassification`` from ``BertForSequenceClassification``
+              (``num_classes`` = the classifier's rows).
+            - ``"mlm"``: ``BertForMaskedLM`` from ``BertForMaskedLM`` or ``BertForPreTraining`` (whose
+              next-sentence head is left out, with a warning).
+            - ``"encoder"``: ``Bert`` (inputs -> hidden states (B, T, hidden)) from any BERT
+              checkpoint; its heads are left out, with a warning.
+            - ``"auto"``: ``"classification"`` if the checkpoint has a ``classifier``, else ``"mlm"``
+              if it has ``cls.predictions``, else ``"encoder"`` (e.g. ``BertModel``).
 
-    if task not in ("classification", "mlm"):
-        raise KilnValueError(f"`task` must be 'classification' or 'mlm'. Received: task={task!r}")
-    folder = Path(folder)
-    config_path, weights_path = folder / "config.json", folder / "model.safetensors"
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise KilnValueError(f"Cannot load a BERT checkpoint from {str(folder)!r}: {path.name} is missing. "
-                                 f"Expected a folder written by `save_pretrained` (safetensors weights).")
-    hf = json.loads(config_path.read_text())
-    if hf.get("hidden_act", "gelu") != "gelu":
-        raise KilnValueError(f"Only hidden_act='gelu' is supported. Received: {hf.get('hidden_act')!r}")
-    num_classes = len(hf["id2label"]) if "id2label" in hf else hf.get("num_labels", 2)
-    config = BertConfig(vocab_size=hf["vocab_size"], hidden=hf["hidden_size"], layers=hf["num_hidden_layers"],
-                        heads=hf["num_attention_heads"], intermediate=hf["intermediate_size"],
-                        max_length=hf["max_position_embeddings"], type_vocab_size=hf.get("type_vocab_size", 2),
-                        dropout=0.0, layer_norm_eps=hf.get("layer_norm_eps", 1e-12), num_classes=num_classes)
-    model = BertForClassification(config) if task == "classification" else BertForMaskedLM(config)
-    patterns = {}
-    for hf_name, kiln_name in _HF_NAMES.items():
-        for i in range(config.layers):
-            patterns[hf_name.format(i=i)] = kiln_name.format(i=i)
-    state = {}
-    for key, value in load_file(str(weights_path)).items():
-        key = key.removeprefix("bert.").replace(".gamma", ".weight").replace(".beta", ".bias")
-        if key == "cls.predictions.bias":
-            state["decoder_bias"] = value
-            continue
-        if key.startswith("cls.predictions.decoder.") or key.endswith("position_ids"):
-            continue  # the decoder is tied to the word embeddings; position_ids is a buffer
-        module, _, param = key.rpartition(".")
-        if module in patterns:
-            state[f"{patterns[module]}.{param}"] = value
-        else:
-            state[key] = value  # reported below as unexpected
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    A checkpoint without a pooler (``BertModel(add_pooling_layer=False)``, ``BertForMaskedLM``)
+    keeps kiln's freshly initialised pooler, as transformers does. Fine-tune a classifier from a
+    pretrained encoder with ``BertForClassification.from_pretrained_encoder(model, num_classes)``.
+    ``dropout`` is the checkpoint's ``hidden_dropout_prob`` (used by ``fit`` only).
+
+    Refused, with an error naming the field: ``hidden_act`` other than "gelu" (kiln's BERT uses
+    the exact GELU), ``position_embedding_type`` other than "absolute", ``is_decoder`` /
+    ``add_cross_attention``, and heads kiln has no class for (token classification, question
+    answering, multiple choice) unless ``task="encoder"``.
+
+    Example::
+
+        model = load_hf_bert("checkpoints/bert-sst2")   # a BertForSequenceClassification folder
+        logits = model({"input_ids": ids, "attention_mask": mask})   # (B, num_labels)
+
+    Raises:
+        KilnValueError: missing files, another ``model_type``, a config kiln's BERT cannot
+            express, or tensors that are missing, unexpected or misshapen (each named).
+    """
+    from kiln.zoo.hf_checkpoint import ConfigFields, fit_state, read_config, read_weights, warn_ignored
+
+    loader = "load_hf_bert"
+    if task not in ("auto", *_HF_TASKS):
+        raise KilnValueError(f"`task` must be one of {['auto', *_HF_TASKS]}. Received: task={task!r}")
+    hf = read_config(folder, "bert", loader)
+    fields = ConfigFields(hf, loader, folder, "BERT")
+    hidden = fields.positive_int("hidden_size", 768)
+    heads = fields.positive_int("num_attention_heads", 12)
+    if hidden % heads:
+        fields.problem(f"`hidden_size` must be divisible by `num_attention_heads`. Received: "
+                       f"hidden_size={hidden}, num_attention_heads={heads}")
+    config_fields = dict(
+        vocab_size=fields.positive_int("vocab_size", 30522), hidden=hidden,
+        layers=fields.positive_int("num_hidden_layers", 12), heads=heads,
+        intermediate=fields.positive_int("intermediate_size", 3072),
+        max_length=fields.positive_int("max_position_embeddings", 512),
+        type_vocab_size=fields.positive_int("type_vocab_size", 2),
+        dropout=fields.fraction("hidden_dropout_prob", 0.1),
+        layer_norm_eps=fields.positive_float("layer_norm_eps", 1e-12))
+    fields.supported("hidden_act", "gelu", ["gelu"], "kiln's BERT uses the exact (erf) GELU of the BERT paper")
+    fields.supported("position_embedding_type", "absolute", ["absolute"],
+                     "kiln's BERT has a learned absolute position table only")
+    fields.supported("is_decoder", False, [False], "kiln's BERT is a bidirectional encoder, not a causal decoder")
+    fields.supported("add_cross_attention", False, [False], "kiln's BERT has no cross-attention")
+    architecture = (hf.get("architectures") or [None])[0]
+    if architecture in _HF_OTHER_HEADS and task != "encoder":
+        fields.problem(f"`architectures`=[{architecture!r}]: kiln has no head for {_HF_OTHER_HEADS[architecture]}. "
+                       f"Supported heads: BertForSequenceClassification, BertForMaskedLM, BertForPreTraining; "
+                       f"load the encoder alone with task='encoder'")
+    fields.raise_problems()
+
+    weights = _hf_bert_tensors(read_weights(folder, loader, hf))
+    present = {head for head, prefix in _HF_HEAD_PREFIXES.items() if any(k.startswith(prefix) for k in weights)}
+    if task == "auto":
+        task = "classification" if "classification" in present else "mlm" if "mlm" in present else "encoder"
+    elif task in ("classification", "mlm") and task not in present:
+        kind = architecture or "this checkpoint"
+        hint = ("build a classifier on the pretrained encoder with `BertForClassification.from_pretrained_encoder("
+                f"load_hf_bert({str(folder)!r}, task='encoder'), num_classes=...)`"
+                if task == "classification" else "load it with task='encoder' or task='auto'")
+        raise KilnValueError(f"load_hf_bert(task={task!r}) needs the checkpoint's "
+                             f"`{_HF_HEAD_PREFIXES[task]}*` tensors; {kind} in {str(folder)!r} has none. To use it, "
+                             f"{hint}.")
     if task == "mlm":
-        missing = [k for k in missing if not k.startswith("pooler.")]  # HF's MLM has no pooler; unused
-    if missing or unexpected:
-        raise KilnValueError(f"The checkpoint in {str(folder)!r} does not fit BERT's layout for task={task!r}. "
-                             f"Missing: {missing}. Unexpected: {unexpected}.")
+        _check_tied_decoder(weights, folder)
+    num_classes = 2
+    if task == "classification":
+        num_classes = weights["classifier.weight"].shape[0]
+        labels = hf.get("id2label")
+        if isinstance(labels, dict) and len(labels) != num_classes:
+            raise KilnValueError(f"load_hf_bert cannot load {str(folder)!r}: config.json's `id2label` has "
+                                 f"{len(labels)} labels but the classifier has {num_classes} outputs.")
+    config = BertConfig(**config_fields, num_classes=num_classes)
+    model = _HF_TASKS[task](config)
+
+    left_out = sorted(present - {task})
+    ignored = [k for k in weights if any(k.startswith(_HF_HEAD_PREFIXES[h]) for h in left_out)]
+    warn_ignored(loader, ignored, f"kiln's {type(model).__name__} (task={task!r}) has no place for "
+                                  f"{' or '.join(_HF_HEAD_KINDS[h] for h in left_out)}.")
+    weights = {k: v for k, v in weights.items() if k not in ignored}
+    pooler = ("pooler.weight", "pooler.bias")
+    unfilled = fit_state(model, _hf_bert_plan(model, task), weights, loader, folder, "BERT",
+                         optional=pooler if task != "classification" else ())
+    if unfilled and task == "encoder":
+        warnings.warn(f"load_hf_bert: {str(folder)!r} has no pooler, so the model's pooler keeps its fresh "
+                      f"initialisation: `model.encode(...)[1]` is not pretrained. The hidden states are.",
+                      stacklevel=2)
     return model.eval()
+
+
+def _hf_bert_tensors(weights: dict) -> dict:
+    """Hugging Face names without the "bert." prefix, TF-era gamma/beta renamed, buffers dropped."""
+    out = {}
+    for key, value in weights.items():
+        key = key.removeprefix("bert.")
+        if key.endswith(("embeddings.position_ids", "embeddings.token_type_ids")):
+            continue  # buffers (arange / zeros) that kiln builds on the fly
+        if key.endswith("LayerNorm.gamma") or key.endswith("LayerNorm.beta"):
+            key = key.removesuffix(".gamma").removesuffix(".beta") + (".weight" if key.endswith("gamma") else ".bias")
+        out[key] = value
+    return out
+
+
+def _check_tied_decoder(weights: dict, folder) -> None:
+    """Drop the MLM decoder's copy of the word embeddings (kiln ties them), refusing an untied one."""
+    decoder = weights.pop("cls.predictions.decoder.weight", None)
+    if decoder is not None and not torch.equal(decoder, weights.get("embeddings.word_embeddings.weight", decoder)):
+        raise KilnValueError(f"load_hf_bert cannot load {str(folder)!r}: its MLM decoder "
+                             f"`cls.predictions.decoder.weight` differs from the word embeddings, and kiln's "
+                             f"BertForMaskedLM ties the two (as BERT does). Load it with task='encoder'.")
+    bias = weights.pop("cls.predictions.decoder.bias", None)  # older files hold the bias twice, tied
+    if bias is not None:
+        weights.setdefault("cls.predictions.bias", bias)
+
+
+def _hf_bert_plan(model: Bert, task: str) -> dict:
+    """kiln name -> (Hugging Face names, combine) for ``fit_state``, for every tensor of ``model``."""
+    modules = {}  # kiln module -> Hugging Face module
+    for hf_module, kiln_module in {**_HF_ENCODER_NAMES, **_HF_HEAD_NAMES.get(task, {})}.items():
+        for i in range(model.config.layers) if "{i}" in hf_module else [None]:
+            modules[kiln_module.format(i=i)] = hf_module.format(i=i)
+    plan = {}
+    for name in model.state_dict():
+        module, _, param = name.rpartition(".")
+        if module in modules:
+            plan[name] = ((f"{modules[module]}.{param}",), None)
+    if task == "mlm":
+        plan["decoder_bias"] = (("cls.predictions.bias",), None)
+    return plan

@@ -13,10 +13,8 @@ checkpoint loads with a transpose and nothing else (``load_hf_gpt2``).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -285,37 +283,122 @@ def gpt_tiny(vocab_size, block_size=64) -> GPT:
     return gpt(vocab_size, block_size=block_size, n_layer=2, n_head=2, n_embd=64)
 
 
+# ---------------------------------------------------------------------- Hugging Face checkpoints
+# GPT-2's activation_function -> nn.GELU's `approximate`; other activations are refused.
+_HF_ACTIVATIONS = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "none"}
+# Per block, Hugging Face module (after "h.{i}.") = kiln module (after "transformer.h.{i}.").
+_HF_BLOCK_MODULES = ("ln_1", "attn.c_attn", "attn.c_proj", "ln_2", "mlp.c_fc", "mlp.c_proj")
+_HF_CONV1D = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")  # weights stored (in, out)
+# GPT-2 heads kiln's GPT (a language model) has no place for.
+_HF_OTHER_HEADS = {
+    "GPT2ForSequenceClassification": "a sequence classifier (`score`)",
+    "GPT2ForTokenClassification": "a classifier on every token",
+    "GPT2ForQuestionAnswering": "span start/end logits (qa_outputs)",
+}
+
+
 def load_hf_gpt2(folder) -> GPT:
-    """Load a Hugging Face GPT-2 checkpoint (``config.json`` + ``model.safetensors``) from a local folder.
+    """Load a Hugging Face GPT-2 checkpoint from a local folder into kiln's GPT, in eval mode.
 
-    Reads with safetensors only (no pickle). GPT-2 stores its Linear layers as ``Conv1D`` with
-    weights shaped (in, out); they are transposed to ``nn.Linear``'s (out, in).
+    Reads ``config.json`` and ``model.safetensors`` (or a sharded ``model.safetensors.index.json``)
+    from a ``GPT2LMHeadModel`` or a bare ``GPT2Model`` folder; never unpickles. The output layer
+    is the token embedding (GPT-2's tied ``lm_head``, usually absent from the file), so for a
+    ``GPT2Model`` the logits are ``last_hidden_state @ wte.T``. GPT-2 stores its Linear layers
+    as ``Conv1D`` with weights (in, out); they are transposed to ``nn.Linear``'s (out, in).
+
+    Logits equal transformers' within float rounding, and ``generate(ids, n, temperature=0)``
+    gives the tokens of transformers' ``generate(ids, max_new_tokens=n, do_sample=False)`` for
+    unpadded prompts (kiln's ``generate`` takes no attention mask, and ignores
+    ``generation_config.json``: pass ``stop_tokens`` yourself). Sampling with ``seed=`` is
+    reproducible in kiln but cannot reproduce transformers' samples: the random streams differ.
+
+    Supported exactly: ``activation_function`` "gelu_new" (default), "gelu_pytorch_tanh" and
+    "gelu"; ``scale_attn_weights=False`` and ``scale_attn_by_inverse_layer_idx=True`` (the
+    attention scale is folded into the query projection, so the stored query weights differ from
+    the file's by that factor); ``reorder_and_upcast_attn`` (a float16 stability measure; the
+    same numbers in float32); any ``n_positions`` (the context length, ``block_size``; the legacy
+    ``n_ctx`` is ignored, as transformers does) and ``layer_norm_epsilon``. ``dropout`` is the
+    checkpoint's ``resid_pdrop`` (used by ``fit`` only).
+
+    Refused, with an error naming the field: other activations, ``n_inner`` other than
+    4 x ``n_embd``, ``add_cross_attention``, an untied ``lm_head``, and heads other than the LM
+    head (sequence / token classification, question answering).
+
+    Example::
+
+        model = load_hf_gpt2("checkpoints/gpt2")
+        model.generate(ids, max_new_tokens=20, temperature=0)   # greedy, as do_sample=False
+
+    Raises:
+        KilnValueError: missing files, another ``model_type``, a config kiln's GPT cannot
+            express, or tensors that are missing, unexpected or misshapen (each named).
     """
-    from safetensors.torch import load_file
+    from kiln.zoo.hf_checkpoint import ConfigFields, fit_state, read_config, read_weights, transpose, warn_ignored
 
-    folder = Path(folder)
-    config_path, weights_path = folder / "config.json", folder / "model.safetensors"
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise KilnValueError(f"Cannot load a GPT-2 checkpoint from {str(folder)!r}: {path.name} is missing. "
-                                 f"Expected a folder written by `save_pretrained` (safetensors weights).")
-    hf = json.loads(config_path.read_text())
-    activation = hf.get("activation_function", "gelu_new")
-    config = GPTConfig(vocab_size=hf["vocab_size"], block_size=hf.get("n_positions", 1024),
-                       n_layer=hf["n_layer"], n_head=hf["n_head"], n_embd=hf["n_embd"], dropout=0.0,
-                       layer_norm_epsilon=hf.get("layer_norm_epsilon", 1e-5),
-                       gelu_approximate="none" if activation == "gelu" else "tanh")
-    model = GPT(config)
-    state = {}
-    for key, value in load_file(str(weights_path)).items():
+    loader = "load_hf_gpt2"
+    hf = read_config(folder, "gpt2", loader)
+    fields = ConfigFields(hf, loader, folder, "GPT")
+    n_embd = fields.positive_int("n_embd", 768)
+    n_head = fields.positive_int("n_head", 12)
+    if n_embd % n_head:
+        fields.problem(f"`n_embd` must be divisible by `n_head`. Received: n_embd={n_embd}, n_head={n_head}")
+    config_fields = dict(vocab_size=fields.positive_int("vocab_size", 50257),
+                         block_size=fields.positive_int("n_positions", 1024),
+                         n_layer=fields.positive_int("n_layer", 12), n_head=n_head, n_embd=n_embd,
+                         dropout=fields.fraction("resid_pdrop", 0.1),
+                         layer_norm_epsilon=fields.positive_float("layer_norm_epsilon", 1e-5))
+    activation = fields.supported("activation_function", "gelu_new", _HF_ACTIVATIONS,
+                                  "kiln's GPT uses GELU, exact or with the tanh approximation")
+    n_inner = hf.get("n_inner")
+    if n_inner is not None and n_inner != 4 * n_embd:
+        fields.problem(f"`n_inner`={n_inner!r} is not supported: kiln's GPT MLP is 4 x n_embd wide "
+                       f"({4 * n_embd}). Supported: None or {4 * n_embd}")
+    fields.supported("add_cross_attention", False, [False], "kiln's GPT has no cross-attention")
+    scale_by_width = fields.supported("scale_attn_weights", True, [True, False], "it must be true or false")
+    scale_by_layer = fields.supported("scale_attn_by_inverse_layer_idx", False, [True, False],
+                                      "it must be true or false")
+    fields.supported("reorder_and_upcast_attn", False, [True, False], "it must be true or false")
+    architecture = (hf.get("architectures") or [None])[0]
+    if architecture in _HF_OTHER_HEADS:
+        fields.problem(f"`architectures`=[{architecture!r}]: kiln's GPT is a language model and has no head for "
+                       f"{_HF_OTHER_HEADS[architecture]}. Supported: GPT2LMHeadModel, GPT2Model")
+    fields.raise_problems()
+
+    weights = {}
+    for key, value in read_weights(folder, loader, hf).items():
         key = key.removeprefix("transformer.")
-        if key.startswith("lm_head.") or key.endswith(".attn.bias") or key.endswith(".attn.masked_bias"):
-            continue  # lm_head is tied to wte; attn.bias is GPT-2's causal-mask buffer
-        if any(key.endswith(s) for s in ("c_attn.weight", "c_proj.weight", "c_fc.weight")):
-            value = value.t()  # Conv1D (in, out) -> Linear (out, in)
-        state["transformer." + key] = value
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise KilnValueError(f"The checkpoint in {str(folder)!r} does not fit GPT-2's layout. "
-                             f"Missing: {missing}. Unexpected: {unexpected}.")
+        if key.endswith((".attn.bias", ".attn.masked_bias")):
+            continue  # old files hold the causal-mask buffers; kiln's attention is causal by construction
+        weights[key] = value
+    lm_head = weights.pop("lm_head.weight", None)
+    if lm_head is not None and not torch.equal(lm_head, weights.get("wte.weight", lm_head)):
+        raise KilnValueError(f"load_hf_gpt2 cannot load {str(folder)!r}: its `lm_head.weight` differs from "
+                             f"`wte.weight` (tie_word_embeddings={hf.get('tie_word_embeddings')!r}), and kiln's GPT "
+                             f"ties its output layer to the token embedding, as GPT-2 does.")
+    extra_heads = [k for k in weights if k.startswith("multiple_choice_head.")]  # GPT2DoubleHeadsModel
+    warn_ignored(loader, extra_heads, "kiln's GPT has no multiple-choice head; the language model loads.")
+    weights = {k: v for k, v in weights.items() if k not in extra_heads}
+
+    config = GPTConfig(**config_fields, gelu_approximate=_HF_ACTIVATIONS[activation])
+    model = GPT(config)
+    plan = {f"transformer.{name}.weight": ((f"{name}.weight",), None) for name in ("wte", "wpe")}
+    for name in ("ln_f.weight", "ln_f.bias"):
+        plan[f"transformer.{name}"] = ((name,), None)
+    for i in range(config.n_layer):
+        for module in _HF_BLOCK_MODULES:
+            for param in ("weight", "bias"):
+                hf_name = f"h.{i}.{module}.{param}"
+                combine = transpose if module in _HF_CONV1D and param == "weight" else None
+                plan[f"transformer.{hf_name}"] = ((hf_name,), combine)
+    fit_state(model, plan, weights, loader, folder, "GPT-2")
+
+    # kiln's attention scales scores by 1/sqrt(head size); GPT-2 may use 1 (scale_attn_weights=False)
+    # and/or divide by (layer index + 1). Scaling the query by the ratio gives GPT-2's scores exactly.
+    head_size = n_embd // n_head
+    with torch.no_grad():
+        for i, block in enumerate(model.transformer.h):
+            ratio = (1.0 if scale_by_width else head_size ** 0.5) / ((i + 1) if scale_by_layer else 1)
+            if ratio != 1.0:
+                block.attn.c_attn.weight[:n_embd] *= ratio  # (3C, C): the query's rows come first
+                block.attn.c_attn.bias[:n_embd] *= ratio
     return model.eval()

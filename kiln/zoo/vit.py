@@ -6,19 +6,18 @@ transformer blocks (attention through ``F.scaled_dot_product_attention``) and a 
 on the class token (or on the mean of the patch tokens, with ``pooling="mean"``).
 
 Inputs are channels_last like Keras, (B, H, W, C). ``load_hf_vit(folder)`` reads a Hugging Face
-``ViTForImageClassification`` checkpoint (``config.json`` + ``model.safetensors``) into this
-model. Hugging Face takes ``pixel_values`` channels_first (B, C, H, W): give kiln
+``ViTForImageClassification`` or ``ViTModel`` checkpoint (``config.json`` + safetensors) into
+this model. Hugging Face takes ``pixel_values`` channels_first (B, C, H, W): give kiln
 ``pixel_values.permute(0, 2, 3, 1)`` (NumPy: ``.transpose(0, 2, 3, 1)``) and the logits agree.
 
     model = kiln.zoo.vit_tiny(num_classes=10, input_shape=(32, 32, 3), patch_size=4)
-    model = kiln.zoo.load_hf_vit("path/to/vit-checkpoint")   # hypothetical local folder
+    model = kiln.zoo.vit.load_hf_vit("path/to/vit-checkpoint")   # hypothetical local folder
 """
 
 from __future__ import annotations
 
-import json
+import re
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -196,81 +195,153 @@ def vit_tiny(num_classes: int = 10, input_shape=(32, 32, 3), patch_size: int = 4
 
 # ---------------------------------------------------------------------- Hugging Face checkpoints
 _HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
+# transformers 5 names a layer's parts differently in memory (vit.layers.0.attention.q_proj ...) and
+# a file written from its state_dict has those names; save_pretrained writes the classic ones. Newer
+# names are rewritten to the classic ones before the table below is used.
+_QKV = {"q": "query", "k": "key", "v": "value"}
+_HF_NEW_NAMES = [
+    (re.compile(r"^layers\.(\d+)\."), r"encoder.layer.\1."),
+    (re.compile(r"\.attention\.([qkv])_proj\."), lambda m: f".attention.attention.{_QKV[m.group(1)]}."),
+    (re.compile(r"\.attention\.o_proj\."), ".attention.output.dense."),
+    (re.compile(r"\.mlp\.fc1\."), ".intermediate.dense."),
+    (re.compile(r"\.mlp\.fc2\."), ".output.dense."),
+]
+# Per block, kiln module (after "blocks.{i}.") -> Hugging Face module (after "encoder.layer.{i}.").
+_HF_BLOCK_NAMES = {
+    "ln1": "layernorm_before", "ln2": "layernorm_after", "attn.proj": "attention.output.dense",
+    "mlp.fc1": "intermediate.dense", "mlp.fc2": "output.dense",
+}
 
 
-def load_hf_vit(folder) -> ViT:
-    """Load a Hugging Face ``ViTForImageClassification`` checkpoint from a local folder.
+def load_hf_vit(folder, num_classes: int | None = None) -> ViT:
+    """Load a Hugging Face ViT checkpoint from a local folder into kiln's ViT, in eval mode.
 
-    Reads ``config.json`` and ``model.safetensors`` (safetensors only: no pickle is ever
-    loaded). The result takes channels_last images: ``model(pixel_values.permute(0, 2, 3, 1))``
-    equals Hugging Face's ``model(pixel_values).logits``.
+    Reads ``config.json`` and ``model.safetensors`` (or a sharded ``model.safetensors.index.json``);
+    never unpickles. kiln's ViT takes channels_last images: give it
+    ``pixel_values.permute(0, 2, 3, 1)`` for transformers' (B, C, H, W) ``pixel_values``.
 
-    Args:
-        folder: a directory written by ``save_pretrained`` (both layer-naming schemes of
-            transformers 4.x and 5.x are understood).
+    What the model outputs, by checkpoint and ``num_classes``:
+        - ``ViTForImageClassification``, ``num_classes=None``: its logits (B, num_labels), equal
+          to transformers' within float rounding.
+        - ``ViTModel``, ``num_classes=None``: the final [CLS] features (B, hidden_size), equal to
+          transformers' ``last_hidden_state[:, 0]`` (kiln's head is set to the identity). These
+          are what ``ViTForImageClassification`` classifies; the ``ViTModel`` pooler (dense +
+          tanh) has no place in kiln's ViT and is left out, with a warning.
+        - any checkpoint, ``num_classes=N``: the pretrained encoder with a new, randomly
+          initialised head of N classes, to fine-tune (a checkpoint's classifier is left out).
+
+    Supported: any ``image_size``, ``num_channels`` and square ``patch_size`` dividing the image,
+    ``qkv_bias`` True or False, ``hidden_act`` in {"gelu", "gelu_new", "gelu_pytorch_tanh"}, and
+    both layer-naming schemes of transformers 4.x and 5.x. Images must have exactly
+    ``image_size`` (kiln's ViT does not interpolate position embeddings). ``dropout`` is the
+    checkpoint's ``hidden_dropout_prob`` (used by ``fit`` only).
+
+    Example::
+
+        model = load_hf_vit("checkpoints/vit-base")          # a ViTForImageClassification folder
+        logits = model(pixel_values.permute(0, 2, 3, 1))     # (B, num_labels)
 
     Raises:
-        KilnValueError: missing files, a config kiln's ViT cannot express, or missing weights.
+        KilnValueError: missing files, another ``model_type``, a config kiln's ViT cannot
+            express, or tensors that are missing, unexpected or misshapen (each named).
     """
-    folder = Path(folder)
-    config_path, weights_path = folder / "config.json", folder / "model.safetensors"
-    missing = [p.name for p in (config_path, weights_path) if not p.is_file()]
-    if missing:
-        raise KilnValueError(f"load_hf_vit needs config.json and model.safetensors in {str(folder)!r}; "
-                             f"missing: {missing}. Save the model with save_pretrained(folder, safe_serialization=True).")
-    hf = json.loads(config_path.read_text())
-    if hf.get("model_type", "vit") != "vit":
-        raise KilnValueError(f"load_hf_vit reads ViT checkpoints; {str(folder)!r} holds model_type={hf['model_type']!r}.")
-    act = hf.get("hidden_act", "gelu")
-    if act not in _HF_ACTIVATIONS:
-        raise KilnValueError(f"kiln's ViT supports hidden_act in {sorted(_HF_ACTIVATIONS)}; the checkpoint has {act!r}.")
-    size, patch = hf.get("image_size", 224), hf.get("patch_size", 16)
-    size = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
-    patch = patch[0] if isinstance(patch, (list, tuple)) else patch
+    from kiln.zoo.hf_checkpoint import ConfigFields, concat, fit_state, read_config, read_weights, warn_ignored
 
-    from safetensors.torch import load_file
-    weights = {k: v.float() for k, v in load_file(str(weights_path)).items()}
-    if "classifier.weight" not in weights:
-        raise KilnValueError(f"{str(folder)!r} has no classifier weights: load_hf_vit needs a "
-                             f"ViTForImageClassification checkpoint, not a bare ViTModel.")
-    width = hf.get("hidden_size", 768)
-    model = ViT(num_classes=weights["classifier.weight"].shape[0], input_shape=(*size, hf.get("num_channels", 3)),
-                patch_size=patch, depth=hf.get("num_hidden_layers", 12), heads=hf.get("num_attention_heads", 12),
-                width=width, mlp_ratio=hf.get("intermediate_size", 4 * width) / width, pooling="cls", dropout=0.0,
-                layer_norm_eps=hf.get("layer_norm_eps", 1e-12), qkv_bias=hf.get("qkv_bias", True),
-                activation=_HF_ACTIVATIONS[act])
-    model.load_state_dict(_hf_to_kiln(weights, model.config.depth, hf.get("qkv_bias", True)), strict=True)
+    loader = "load_hf_vit"
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                                    or num_classes <= 0):
+        raise KilnValueError(f"`num_classes` must be None or a positive integer. Received: num_classes={num_classes!r}")
+    hf = read_config(folder, "vit", loader)
+    fields = ConfigFields(hf, loader, folder, "ViT")
+    width = fields.positive_int("hidden_size", 768)
+    heads = fields.positive_int("num_attention_heads", 12)
+    intermediate = fields.positive_int("intermediate_size", 3072)
+    channels = fields.positive_int("num_channels", 3)
+    size = _square("image_size", fields.get("image_size", 224), fields, square=False)
+    patch = _square("patch_size", fields.get("patch_size", 16), fields, square=True)
+    if width % heads:
+        fields.problem(f"`hidden_size` must be divisible by `num_attention_heads`. Received: hidden_size={width}, "
+                       f"num_attention_heads={heads}")
+    elif fields.get("head_dim", width // heads) != width // heads:
+        fields.problem(f"`head_dim`={hf['head_dim']!r} is not supported: kiln's ViT splits hidden_size evenly "
+                       f"among the heads. Supported: {width // heads}")
+    if any(d % patch for d in size):
+        fields.problem(f"`image_size`={list(size)} must be divisible by `patch_size`={patch}: kiln's ViT uses "
+                       f"every pixel")
+    act = fields.supported("hidden_act", "gelu", _HF_ACTIVATIONS, "kiln's ViT uses GELU, exact or tanh-approximated")
+    qkv_bias = fields.supported("qkv_bias", True, [True, False], "it must be true or false")
+    dropout = fields.fraction("hidden_dropout_prob", 0.0)
+    layer_norm_eps = fields.positive_float("layer_norm_eps", 1e-12)
+    depth = fields.positive_int("num_hidden_layers", 12)
+    architecture = (hf.get("architectures") or [None])[0]
+    if architecture == "ViTForMaskedImageModeling":
+        fields.problem("`architectures`=['ViTForMaskedImageModeling']: kiln's ViT has no pixel decoder. "
+                       "Supported: ViTForImageClassification, ViTModel")
+    fields.raise_problems()
+
+    weights = {}
+    for key, value in read_weights(folder, loader, hf).items():
+        key = key.removeprefix("vit.")
+        for pattern, replacement in _HF_NEW_NAMES:
+            key = pattern.sub(replacement, key)
+        weights[key] = value
+    has_classifier = "classifier.weight" in weights
+    head = "checkpoint" if has_classifier and num_classes is None else "identity" if num_classes is None else "new"
+    dropped: dict[str, list[str]] = {}  # why -> the tensors left out for that reason
+    for key in weights:
+        if key.startswith("pooler."):
+            why = ("kiln's ViT has no pooler; its output is the final [CLS] features, which "
+                   "ViTForImageClassification classifies")
+        elif key == "embeddings.mask_token":
+            why = "a mask token is used only for masked image modelling"
+        elif key.startswith("classifier.") and head == "new":
+            why = f"num_classes={num_classes} asks for a new head"
+        else:
+            continue
+        dropped.setdefault(why, []).append(key)
+    for why, names in dropped.items():
+        warn_ignored(loader, names, why + ".")
+        for name in names:
+            del weights[name]
+
+    if head == "checkpoint":
+        outputs = weights["classifier.weight"].shape[0]
+    else:
+        outputs = width if head == "identity" else num_classes
+    model = ViT(num_classes=outputs, input_shape=(*size, channels), patch_size=patch, depth=depth, heads=heads,
+                width=width, mlp_ratio=intermediate / width, pooling="cls", dropout=dropout,
+                layer_norm_eps=layer_norm_eps, qkv_bias=qkv_bias, activation=_HF_ACTIVATIONS[act])
+    plan = {"cls_token": (("embeddings.cls_token",), None), "pos_embed": (("embeddings.position_embeddings",), None),
+            "patch_embed.weight": (("embeddings.patch_embeddings.projection.weight",), None),
+            "patch_embed.bias": (("embeddings.patch_embeddings.projection.bias",), None),
+            "ln_f.weight": (("layernorm.weight",), None), "ln_f.bias": (("layernorm.bias",), None)}
+    if head == "checkpoint":
+        plan.update({"head.weight": (("classifier.weight",), None), "head.bias": (("classifier.bias",), None)})
+    for i in range(depth):
+        hf_layer = f"encoder.layer.{i}."
+        for kiln_module, hf_module in _HF_BLOCK_NAMES.items():
+            for param in ("weight", "bias"):
+                plan[f"blocks.{i}.{kiln_module}.{param}"] = ((f"{hf_layer}{hf_module}.{param}",), None)
+        for param in ("weight", "bias") if qkv_bias else ("weight",):
+            # kiln fuses q, k, v into one (3D, D) projection: q's rows, then k's, then v's
+            plan[f"blocks.{i}.attn.qkv.{param}"] = (
+                tuple(f"{hf_layer}attention.attention.{n}.{param}" for n in ("query", "key", "value")), concat)
+    fit_state(model, plan, weights, loader, folder, "ViT",
+              optional=() if head == "checkpoint" else ("head.weight", "head.bias"))
+    if head == "identity":  # the output is the [CLS] features themselves
+        with torch.no_grad():
+            model.head.weight.copy_(torch.eye(width))
+            model.head.bias.zero_()
     return model.eval()
 
 
-def _hf_to_kiln(w: dict, depth: int, qkv_bias: bool) -> dict:
-    """Rename a Hugging Face ViT state dict to kiln's; q, k, v are concatenated into one qkv."""
-    def take(*names):  # the first name present: transformers 4.x names, then 5.x names
-        for name in names:
-            if name in w:
-                return w[name]
-        raise KilnValueError(f"The checkpoint lacks the weight {names[0]!r} (nor {list(names[1:])}).")
-
-    e = "vit.embeddings."
-    out = {
-        "cls_token": take(e + "cls_token"),
-        "pos_embed": take(e + "position_embeddings"),
-        "patch_embed.weight": take(e + "patch_embeddings.projection.weight"),
-        "patch_embed.bias": take(e + "patch_embeddings.projection.bias"),
-        "ln_f.weight": take("vit.layernorm.weight"), "ln_f.bias": take("vit.layernorm.bias"),
-        "head.weight": take("classifier.weight"), "head.bias": take("classifier.bias"),
-    }
-    for i in range(depth):
-        old, new, k = f"vit.encoder.layer.{i}.", f"vit.layers.{i}.", f"blocks.{i}."
-        for p in ("weight", "bias"):
-            out[k + f"ln1.{p}"] = take(old + f"layernorm_before.{p}", new + f"layernorm_before.{p}")
-            out[k + f"ln2.{p}"] = take(old + f"layernorm_after.{p}", new + f"layernorm_after.{p}")
-            out[k + f"attn.proj.{p}"] = take(old + f"attention.output.dense.{p}", new + f"attention.o_proj.{p}")
-            out[k + f"mlp.fc1.{p}"] = take(old + f"intermediate.dense.{p}", new + f"mlp.fc1.{p}")
-            out[k + f"mlp.fc2.{p}"] = take(old + f"output.dense.{p}", new + f"mlp.fc2.{p}")
-            if p == "bias" and not qkv_bias:
-                continue
-            out[k + f"attn.qkv.{p}"] = torch.cat([
-                take(old + f"attention.attention.{hf}.{p}", new + f"attention.{hf[0]}_proj.{p}")
-                for hf in ("query", "key", "value")], dim=0)  # (3D, D) / (3D,): q rows, then k, then v
-    return out
+def _square(field: str, value, fields, square: bool):
+    """An int or [h, w] config value -> (h, w), or the int side when ``square``; problems recorded."""
+    sides = tuple(value) if isinstance(value, (list, tuple)) else (value, value)
+    if len(sides) != 2 or any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in sides):
+        fields.problem(f"`{field}` must be a positive integer or a pair of them. Received: {field}={value!r}")
+        return 1 if square else (1, 1)
+    if square and sides[0] != sides[1]:
+        fields.problem(f"`{field}`={value!r} is not supported: kiln's ViT uses square patches. Supported: one "
+                       f"integer, or a pair of equal ones")
+    return sides[0] if square else sides
