@@ -112,7 +112,9 @@ class NumericFeature(EdgeFeature):
         return 0.0, 1.0
 
     def _numbers(self, series):
-        if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+        if isinstance(series.dtype, np.dtype) and series.dtype.kind in "fiub":  # plain NumPy numbers: no pandas
+            values = np.asarray(series.to_numpy(), dtype=np.float64)               # astype (50 us a column)
+        elif pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
             values = series.astype("float64").to_numpy()
         else:
             values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")

@@ -65,7 +65,9 @@ class NumericFeature(Feature):
 
     def _numbers(self, series: pd.Series) -> np.ndarray:
         """The column as float64 with NaN where a value is missing; text is a DataError."""
-        if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+        if isinstance(series.dtype, np.dtype) and series.dtype.kind in "fiub":  # plain NumPy numbers: skip
+            values = np.asarray(series.to_numpy(), dtype=np.float64)               # pandas' astype (~50 us/column)
+        elif pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
             values = series.astype("float64").to_numpy()
         else:
             values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
