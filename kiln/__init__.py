@@ -28,10 +28,11 @@ __all__ = [
     "optimizers", "regularizers", "saving", "utils",
 ]
 
-# Public name -> the module that defines it. `training` is not in __all__ but was always reachable
-# as `kiln.training`, so it stays so.
+# Subpackages reachable as attributes, imported on first use. `training` and the lifecycle ones are
+# not in __all__ (a star-import stays the Keras surface) but `kiln.zoo.resnet18(...)` must work.
 _SUBMODULES = ("activations", "backend", "callbacks", "errors", "initializers", "layers", "losses", "metrics",
-               "models", "ops", "optimizers", "regularizers", "saving", "training", "utils")
+               "models", "ops", "optimizers", "regularizers", "saving", "training", "utils",
+               "config", "data", "explain", "export", "reports", "serve", "workflows", "zoo")
 _NAMES = {"Input": "kiln.layers.symbolic", "Model": "kiln.models", "Sequential": "kiln.models",
           "load_model": "kiln.models", "Trainer": "kiln.training"}
 

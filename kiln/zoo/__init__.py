@@ -10,6 +10,8 @@ and imported only when asked for, so ``import kiln`` stays light.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 
 from kiln.errors import unknown_name_error
 
@@ -37,8 +39,8 @@ def names() -> list[str]:
 def _import(module_name: str):
     """Import kiln/zoo/<module_name>.py and bind its builders as this package's attributes.
 
-    Why rebind: importing ``kiln.zoo.wavenet`` makes Python set the package attribute
-    ``wavenet`` to the *module*, which would shadow the builder of the same name."""
+    The builders are written into this module's namespace directly (``_ZooPackage`` refuses the
+    module the import system would set under the same name)."""
     module = importlib.import_module(f"kiln.zoo.{module_name}")
     for builder, target in BUILDERS.items():
         target_module, function = target.split(":")
@@ -68,3 +70,22 @@ def __getattr__(name: str):
     if name in BUILDERS:
         return get(name)
     raise AttributeError(f"module 'kiln.zoo' has no attribute {name!r}")
+
+
+class _ZooPackage(types.ModuleType):
+    """``kiln.zoo`` itself, keeping ``kiln.zoo.vit`` the *builder*.
+
+    Loading a submodule makes the import system set the package attribute of that name to the
+    module; ``from kiln.zoo.vit import load_hf_vit`` would then shadow the ``vit`` builder, and
+    ``kiln.zoo.vit(...)`` would fail with "'module' object is not callable" depending on what
+    was imported before. Such module assignments are dropped here (the submodule stays in
+    ``sys.modules`` and ``from kiln.zoo.vit import ...`` works as usual).
+    """
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in BUILDERS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _ZooPackage

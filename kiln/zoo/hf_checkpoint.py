@@ -34,8 +34,9 @@ INDEX_FILE = "model.safetensors.index.json"
 # Weights kiln will not read: pickles (torch.load runs arbitrary code) and other frameworks' formats.
 _OTHER_FORMATS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack")
 # model_type -> the kiln loader that reads it, to point a user at the right one.
-_LOADERS = {"bert": "kiln.zoo.bert.load_hf_bert", "gpt2": "kiln.zoo.gpt.load_hf_gpt2",
-            "vit": "kiln.zoo.vit.load_hf_vit"}
+_LOADERS = {"bert": "load_hf_bert (from kiln.zoo.bert import load_hf_bert)",
+            "gpt2": "load_hf_gpt2 (from kiln.zoo.gpt import load_hf_gpt2)",
+            "vit": "load_hf_vit (from kiln.zoo.vit import load_hf_vit)"}
 _LISTED = 8  # tensor names shown per kind of problem; the rest are counted
 
 

@@ -11,7 +11,8 @@ this model. Hugging Face takes ``pixel_values`` channels_first (B, C, H, W): giv
 ``pixel_values.permute(0, 2, 3, 1)`` (NumPy: ``.transpose(0, 2, 3, 1)``) and the logits agree.
 
     model = kiln.zoo.vit_tiny(num_classes=10, input_shape=(32, 32, 3), patch_size=4)
-    model = kiln.zoo.vit.load_hf_vit("path/to/vit-checkpoint")   # hypothetical local folder
+    from kiln.zoo.vit import load_hf_vit
+    model = load_hf_vit("path/to/vit-checkpoint")                 # hypothetical local folder
 """
 
 from __future__ import annotations

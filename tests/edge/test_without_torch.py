@@ -303,3 +303,15 @@ def test_real_env_without_torch_predicts_like_torch(run_dir, rows_csv, torch_pre
         server.terminate()
         server.communicate(timeout=30)
     print(f"env without torch: served after {time.monotonic() - started:.0f} s in all")
+
+
+def test_every_subpackage_is_an_attribute_after_import_kiln():
+    """`import kiln; kiln.zoo.resnet18(...)` (the zoo's documented spelling) and the lifecycle packages."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import kiln
+        assert kiln.zoo.resnet18(num_classes=3, input_shape=(16, 16, 1), stem="small", width=8) is not None
+        for name in ("config", "data", "explain", "export", "reports", "serve", "workflows", "zoo", "training"):
+            assert getattr(kiln, name).__name__ == f"kiln.{name}", name
+            assert name in dir(kiln), name
+    """)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -113,3 +113,17 @@ def test_onnx_export_matches_torch(name, tmp_path):
     # export_model_onnx runs onnxruntime on the inputs and raises if any output differs by > tolerance
     path = export_model_onnx(model, inputs, tmp_path / "m.onnx", tolerance=1e-4)
     assert path.is_file() and path.stat().st_size > 0
+
+
+def test_builders_stay_callable_after_their_module_is_imported():
+    """`from kiln.zoo.vit import load_hf_vit` must not turn `kiln.zoo.vit` into the module."""
+    import importlib
+    import sys
+
+    import kiln.zoo
+    for name, target in kiln.zoo.BUILDERS.items():
+        importlib.import_module(f"kiln.zoo.{target.split(':')[0]}")  # as `from kiln.zoo.<module> import ...` does
+        assert callable(getattr(kiln.zoo, name)), name
+        assert not isinstance(getattr(kiln.zoo, name), type(sys)), name
+    from kiln.zoo.vit import load_hf_vit  # the module is still importable as usual
+    assert callable(load_hf_vit) and sys.modules["kiln.zoo.vit"].vit is kiln.zoo.vit

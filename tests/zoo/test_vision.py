@@ -226,3 +226,32 @@ def test_resnet18_reaches_97_percent_on_mnist5k():
     accuracy = model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
     print(f"resnet18(width=16) on mnist5k: test accuracy {accuracy:.4f} in {time.perf_counter() - start:.0f} s")
     assert accuracy >= 0.97
+
+
+@pytest.mark.slow
+def test_vit_on_mnist5k_reports_test_accuracy():
+    """A small ViT from scratch (7x7 patches: 16 tokens, 4 blocks, width 64) behind kiln's
+    RandomTranslation on 4,000 MNIST digits. ViTs lack a CNN's locality prior, so on this little
+    data they trail the ResNet (98%); the figure is reported in docs/zoo.md and bench/RESULTS.md."""
+    sklearn = pytest.importorskip("sklearn.model_selection")
+    from kiln.data import load_bundled
+    df = load_bundled("mnist5k")
+    x = np.stack(df["image"].to_numpy()).astype("float32")[..., None] / 255.0  # (5000, 28, 28, 1)
+    y = df["label"].to_numpy().astype("int64")
+    x_train, x_test, y_train, y_test = sklearn.train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
+    epochs, batch_size = 30, 64
+    steps = epochs * int(np.ceil(len(x_train) / batch_size))
+    torch.manual_seed(0)
+    vit = kiln.zoo.vit(num_classes=10, input_shape=(28, 28, 1), patch_size=7, depth=4, heads=4, width=64,
+                       mlp_ratio=2.0, pooling="mean")
+    model = kiln.Sequential([kiln.Input((28, 28, 1)), kiln.layers.RandomTranslation(0.1, 0.1, seed=0), vit])
+    model.compile(optimizer=kiln.optimizers.AdamW(kiln.optimizers.schedules.CosineDecay(2e-3, steps),
+                                                  weight_decay=0.05),
+                  loss=kiln.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
+                  device="cpu")
+    start = time.perf_counter()
+    model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=0)
+    accuracy = model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
+    print(f"vit(patch 7, depth 4, width 64) on mnist5k: test accuracy {accuracy:.4f} in "
+          f"{time.perf_counter() - start:.0f} s")
+    assert accuracy >= 0.90  # measured 0.929 (1,000 held-out digits); chance 0.1
