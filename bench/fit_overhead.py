@@ -39,7 +39,6 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import kiln  # noqa: E402

@@ -2,7 +2,6 @@
 without ever importing torch."""
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -17,66 +16,13 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-CONFIG = """\
-    name: edge
-    seed: 0
-    output_dir: {out}
-    data:
-      source: {csv}
-      split: {{train: 0.7, validation: 0.15, test: 0.15}}
-    input_features:
-      - {{name: size, type: numeric}}
-      - {{name: colour, type: category}}
-      - {{name: note, type: text, preprocessing: {{max_length: 6}}}}
-    output_features:
-      - {{name: kind, type: category}}
-    training:
-      epochs: 2
-      batch_size: 16
-      optimizer: {{name: adam, learning_rate: 0.01}}
-      early_stopping: null
-"""
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def make_rows(n, seed=0):
-    rng = np.random.default_rng(seed)
-    size = rng.normal(size=n).round(3)
-    colour = rng.choice(["red", "green", "blue"], size=n)
-    note = rng.choice(["very big one", "small thing", "heavy, heavy!", "odd"], size=n)
-    kind = np.where(size + (colour == "red") > 0.5, "big", np.where(size < -0.5, "heavy", "small"))
-    return pd.DataFrame({"size": size, "colour": colour, "note": note, "kind": kind})
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    from kiln.config import load_config_text
-    from kiln.export.onnx import export_onnx
-    from kiln.workflows.run import load_run
-    from kiln.workflows.train import train
-    folder = tmp_path_factory.mktemp("edge")
-    make_rows(120).to_csv(folder / "data.csv", index=False)
-    config = load_config_text(textwrap.dedent(CONFIG.format(out=folder / "runs", csv=folder / "data.csv")))
-    path = Path(train(config, verbose=0).run_dir)
-    (path / "export").mkdir(exist_ok=True)
-    export_onnx(load_run(path), path / "export" / "model.onnx")
-    return path
-
-
-def raw_rows():
-    rows = make_rows(30, seed=7).drop(columns=["kind"])
-    rows.loc[3, "size"] = np.nan          # filled with the training mean
-    rows.loc[4, "colour"] = "purple"      # unseen -> <unk>
-    rows.loc[5, "note"] = None            # missing text -> ""
-    rows.loc[6, "note"] = "NEVER seen words"
-    return rows
-
-
-def test_onnx_run_matches_torch_run(run_dir):
+def test_onnx_run_matches_torch_run(run_dir, raw_rows):
     from kiln.workflows.run import load_run
     from kiln_edge import OnnxRun
-    frame = raw_rows()
+    frame = raw_rows
     expected = load_run(run_dir).predict_frame(frame)
     got = OnnxRun(run_dir).predict_frame(frame)
     assert list(got.columns) == list(expected.columns)
@@ -86,10 +32,10 @@ def test_onnx_run_matches_torch_run(run_dir):
         np.testing.assert_allclose(got[column].to_numpy(), expected[column].to_numpy(), atol=1e-5)
 
 
-def test_features_transform_like_kiln(run_dir):
+def test_features_transform_like_kiln(run_dir, raw_rows):
     from kiln.data.features import load_features as kiln_load
     from kiln_edge import load_features
-    frame = raw_rows()
+    frame = raw_rows
     ours, theirs = load_features(run_dir / "model"), kiln_load(run_dir / "model")
     for name in ("size", "colour", "note"):
         np.testing.assert_array_equal(ours[name].transform(frame), theirs[name].transform(frame).numpy())
@@ -133,8 +79,8 @@ def test_missing_onnx_file_names_the_export_command(run_dir, tmp_path):
         OnnxRun(run_dir, onnx_path=tmp_path / "nope.onnx")
 
 
-def test_predict_path_never_imports_torch(run_dir, tmp_path):
-    raw_rows().to_csv(tmp_path / "rows.csv", index=False)
+def test_predict_path_never_imports_torch(run_dir, tmp_path, raw_rows):
+    raw_rows.to_csv(tmp_path / "rows.csv", index=False)
     script = textwrap.dedent(f"""
         import sys
         import pandas as pd
@@ -149,9 +95,9 @@ def test_predict_path_never_imports_torch(run_dir, tmp_path):
     assert "no torch" in done.stdout
 
 
-def test_cli_predict_backend_onnx(run_dir, tmp_path):
+def test_cli_predict_backend_onnx(run_dir, tmp_path, raw_rows):
     from kiln.cli import main
-    raw_rows().to_csv(tmp_path / "rows.csv", index=False)
+    raw_rows.to_csv(tmp_path / "rows.csv", index=False)
     for backend in ("torch", "onnx"):
         assert main(["predict", str(run_dir), "--data", str(tmp_path / "rows.csv"),
                      "--output", str(tmp_path / f"{backend}.csv"), "--backend", backend]) == 0
@@ -161,7 +107,7 @@ def test_cli_predict_backend_onnx(run_dir, tmp_path):
     np.testing.assert_allclose(onnx_out.iloc[:, 2:].to_numpy(), torch_out.iloc[:, 2:].to_numpy(), atol=1e-5)
 
 
-def test_edge_server_subprocess_without_torch(run_dir):
+def test_edge_server_subprocess_without_torch(run_dir, raw_rows):
     pytest.importorskip("fastapi")
     pytest.importorskip("uvicorn")
     httpx = pytest.importorskip("httpx")
@@ -195,7 +141,7 @@ def test_edge_server_subprocess_without_torch(run_dir):
                 pass
             assert server.poll() is None and time.monotonic() < deadline, server.stderr.read() if server.poll() else ""
             time.sleep(0.2)
-        frame = raw_rows().head(4)
+        frame = raw_rows.head(4)
         records = json.loads(frame.to_json(orient="records"))
         answer = httpx.post(f"{url}/predict", json={"records": records}, timeout=30)
         assert answer.status_code == 200, answer.text

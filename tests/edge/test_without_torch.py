@@ -26,25 +26,6 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = """\
-    name: notorch
-    seed: 0
-    output_dir: {out}
-    data:
-      source: {csv}
-      split: {{train: 0.7, validation: 0.15, test: 0.15}}
-    input_features:
-      - {{name: size, type: numeric}}
-      - {{name: colour, type: category}}
-      - {{name: note, type: text, preprocessing: {{max_length: 6}}}}
-    output_features:
-      - {{name: kind, type: category}}
-    training:
-      epochs: 2
-      batch_size: 16
-      optimizer: {{name: adam, learning_rate: 0.01}}
-      early_stopping: null
-"""
 # Prepended to a subprocess script: from there on importing one of `blocked` (or a submodule) fails
 # exactly as it does where that package is not installed.
 BLOCKER = textwrap.dedent("""
@@ -64,47 +45,18 @@ NEEDS_TORCH = ("needs PyTorch, which is not installed here: pip install torch "
                "(or use --backend onnx for predict/serve)")
 
 
-def make_rows(n, seed=0):
-    rng = np.random.default_rng(seed)
-    size = rng.normal(size=n).round(3)
-    colour = rng.choice(["red", "green", "blue"], size=n)
-    note = rng.choice(["very big one", "small thing", "heavy, heavy!", "odd"], size=n)
-    kind = np.where(size + (colour == "red") > 0.5, "big", np.where(size < -0.5, "heavy", "small"))
-    return pd.DataFrame({"size": size, "colour": colour, "note": note, "kind": kind})
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A tiny trained tabular run with RUN/export/model.onnx (as in tests/edge/test_edge.py)."""
-    from kiln.config import load_config_text
-    from kiln.export.onnx import export_onnx
-    from kiln.workflows.run import load_run
-    from kiln.workflows.train import train
-    folder = tmp_path_factory.mktemp("notorch")
-    make_rows(120).to_csv(folder / "data.csv", index=False)
-    (folder / "config.yaml").write_text(textwrap.dedent(CONFIG.format(out=folder / "runs", csv=folder / "data.csv")))
-    config = load_config_text((folder / "config.yaml").read_text())
-    path = Path(train(config, verbose=0).run_dir)
-    (path / "export").mkdir(exist_ok=True)
-    export_onnx(load_run(path), path / "export" / "model.onnx")
+@pytest.fixture
+def rows_csv(raw_rows, tmp_path):
+    path = tmp_path / "rows.csv"
+    raw_rows.to_csv(path, index=False)
     return path
 
 
-@pytest.fixture(scope="module")
-def rows_csv(run_dir):
-    rows = make_rows(30, seed=7).drop(columns=["kind"])
-    rows.loc[3, "size"] = np.nan       # filled with the training mean
-    rows.loc[4, "colour"] = "purple"   # unseen -> <unk>
-    path = run_dir.parent / "rows.csv"
-    rows.to_csv(path, index=False)
-    return path
-
-
-@pytest.fixture(scope="module")
-def torch_predictions(run_dir, rows_csv):
+@pytest.fixture
+def torch_predictions(run_dir, rows_csv, tmp_path):
     """What the torch backend writes for rows.csv, computed in this (torch) process."""
     from kiln.cli import main
-    out = run_dir.parent / "torch.csv"
+    out = tmp_path / "torch.csv"
     assert main(["predict", str(run_dir), "--data", str(rows_csv), "--output", str(out), "--backend", "torch"]) == 0
     return pd.read_csv(out)
 
@@ -169,7 +121,7 @@ def test_cli_predict_onnx_without_torch_matches_torch(run_dir, rows_csv, torch_p
 
 
 def test_commands_that_need_torch_say_so_in_one_line(run_dir, rows_csv):
-    commands = {"train": ["train", str(run_dir.parent / "config.yaml")],
+    commands = {"train": ["train", str(run_dir / "config.yaml")],
                 "evaluate": ["evaluate", str(run_dir), "--data", str(rows_csv)],
                 "predict": ["predict", str(run_dir), "--data", str(rows_csv), "--output", os.devnull],
                 "info": ["info", str(run_dir)],
@@ -194,7 +146,7 @@ def test_commands_that_need_torch_say_so_in_one_line(run_dir, rows_csv):
 def test_missing_base_dependencies_are_named_together(run_dir):
     done = run_without(NOT_EDGE, f"""
         from kiln.cli import main
-        raise SystemExit(main(["train", {str(run_dir.parent / "config.yaml")!r}]))
+        raise SystemExit(main(["train", {str(run_dir / "config.yaml")!r}]))
     """)
     assert done.returncode == 1
     assert done.stderr == ("error: kiln train needs PyTorch, pyyaml, pydantic, tqdm, which are not installed here: "
@@ -259,7 +211,7 @@ def test_real_env_without_torch_predicts_like_torch(run_dir, rows_csv, torch_pre
     assert_same_predictions(pd.read_csv(out), torch_predictions)
 
     # Without torch (and kiln's other base dependencies), training says what to install, in one line.
-    train = subprocess.run([str(kiln), "train", str(run_dir.parent / "config.yaml")], capture_output=True,
+    train = subprocess.run([str(kiln), "train", str(run_dir / "config.yaml")], capture_output=True,
                            text=True, timeout=120, cwd=tmp_path)
     assert train.returncode == 1
     assert train.stderr.startswith("error: kiln train needs PyTorch") and train.stderr.count("\n") == 1, train.stderr

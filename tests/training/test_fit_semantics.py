@@ -1,6 +1,5 @@
 """Keras semantics of fit / evaluate / predict: History keys, validation_split, inputs, weights, logs."""
 
-import io
 import re
 
 import numpy as np

@@ -4,7 +4,6 @@ import textwrap
 
 import numpy as np
 import pandas as pd
-import pytest
 from PIL import Image
 
 from kiln.cli import main

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import torch
 
 import kiln
 from kiln.losses import SparseCategoricalCrossentropy
-from kiln.zoo.gpt import GPT, GPTConfig, gpt, gpt_tiny, load_hf_gpt2
+from kiln.zoo.gpt import GPT, GPTConfig, gpt, load_hf_gpt2
 
 
 def _next_token_batch(vocab=20, B=4, T=16, seed=0):
@@ -147,7 +146,7 @@ def test_gpt_matches_hf_gpt2(tmp_path):
 
 
 # ---------------------------------------------------------------------- BERT
-from kiln.zoo.bert import Bert, BertConfig, BertForClassification, BertForMaskedLM, bert, bert_tiny, load_hf_bert
+from kiln.zoo.bert import BertConfig, BertForClassification, BertForMaskedLM, bert, bert_tiny, load_hf_bert
 
 
 def test_bert_shapes_and_inputs():
