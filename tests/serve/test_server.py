@@ -225,3 +225,15 @@ def test_the_backends_data_errors_are_422_with_their_message(backend, serve):
 def _frame(records):
     import pandas as pd
     return pd.DataFrame(records)
+
+
+def test_objects_loaded_before_serving_are_kept_out_of_the_gc_while_it_runs(backend, serve):
+    """A full cyclic-GC pass over torch's objects took tens of ms mid-request (bench/RESULTS.md):
+    the server freezes what was loaded before it started, and unfreezes on shutdown."""
+    import gc
+    kind, model = backend
+    gc.unfreeze()  # whatever another server of this module froze: count from zero
+    with serve(make_app(kind, model, ServeSettings())) as server:
+        assert httpx.get(server.url + "/health").status_code == 200
+        assert gc.get_freeze_count() > 10_000
+    assert gc.get_freeze_count() == 0
