@@ -120,7 +120,7 @@ def create_app(backend, settings: ServeSettings | None = None, *, data_errors: t
         return Response(_json_bytes({"predictions": result}), media_type="application/json")
 
     @app.post("/predict", openapi_extra={"requestBody": _predict_body(inputs, settings.max_records)},
-              summary="Predict for JSON records (one object of raw feature values per row)")
+              responses=_ERROR_RESPONSES, summary="Predict for JSON records (one object of raw feature values per row)")
     async def predict(request: Request):
         try:
             body = _parse_json(await request.body())
@@ -142,7 +142,9 @@ def create_app(backend, settings: ServeSettings | None = None, *, data_errors: t
                 return refuse(err)
             return await answer(rows)
 
-    @app.post("/predict/file", summary="Predict for one uploaded image or WAV file (single-input runs)")
+    # Listed in the OpenAPI document only where it can answer: runs with one image or audio input.
+    @app.post("/predict/file", responses=_ERROR_RESPONSES, include_in_schema=len(inputs) == 1 and media,
+              summary="Predict for one uploaded image or WAV file (single-input runs)")
     async def predict_file(file: UploadFile = File(...)):
         if len(inputs) != 1 or inputs[0].type not in ("image", "audio"):
             kinds = ", ".join(f"{f.name} ({f.type})" for f in inputs)
@@ -182,13 +184,25 @@ def _metadata(backend, settings: ServeSettings, model_name: str, version: str, b
                        "timeout_ms": settings.timeout_ms}}
 
 
+_ERROR = {"content": {"application/json": {"schema": {
+    "type": "object", "required": ["error", "field"],
+    "properties": {"error": {"type": "string"}, "field": {"type": ["string", "null"]}}}}}}
+# What a request can get besides 200: each names the field at fault (docs/serving.md, "Errors").
+_ERROR_RESPONSES = {
+    400: {"description": "The body is not valid JSON (or not UTF-8).", **_ERROR},
+    413: {"description": "The body or the number of records is over the server's limits.", **_ERROR},
+    422: {"description": "A missing field, a wrong type, or a value the features refuse.", **_ERROR},
+    504: {"description": "The prediction took longer than --timeout-ms.", **_ERROR},
+}
+
+
 def _predict_body(inputs, max_records: int) -> dict:
     """The OpenAPI request body of /predict, from the run's input features."""
     record = {"type": "object", "required": [f.column for f in inputs],
               "properties": {f.column: json_type(f) for f in inputs}}
     return {"required": True, "content": {"application/json": {"schema": {
         "type": "object", "required": ["records"],
-        "properties": {"records": {"type": "array", "items": record, "maxItems": max_records}}}}}}
+        "properties": {"records": {"type": "array", "items": record, "minItems": 1, "maxItems": max_records}}}}}}
 
 
 def _feature_schema(feature) -> dict:

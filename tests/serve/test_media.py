@@ -112,6 +112,7 @@ def test_images_as_base64_nested_lists_and_uploads_equal_kiln_predict(kind, imag
     run_dir, files, expected = image_run
     with media_server(kind, run_dir, files, "image", serve) as server:
         client = Client(server.url)
+        assert "/predict/file" in httpx.get(server.url + "/openapi.json").json()["paths"]  # a single-image run
         same(client.predict([{"image": b64(p)} for p in files]), expected, "label")
         pixels = [np.asarray(Image.open(p)).tolist() for p in files]  # (8, 8) nested lists of 0..255
         same(client.predict([{"image": grid} for grid in pixels]), expected, "label")
