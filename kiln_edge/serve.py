@@ -55,7 +55,8 @@ def main(argv=None) -> int:
     try:
         import uvicorn
     except ImportError:
-        print("error: serving needs FastAPI and uvicorn: pip install 'kiln[serve,edge]'.", file=sys.stderr)
+        print("error: serving needs FastAPI and uvicorn: pip install fastapi uvicorn python-multipart "
+              "(the `serve` extra's packages; docs/edge.md lists them for a machine without torch).", file=sys.stderr)
         return 2
     from kiln_edge.run import OnnxRun
     from kiln_edge.server import ServeSettings, create_app
