@@ -5,6 +5,7 @@ and imported only when asked for, so ``import kiln`` stays light.
 
     kiln.zoo.get("resnet18")(num_classes=10)
     kiln.zoo.resnet18(num_classes=10)
+    kiln.zoo.load_hf_bert("checkpoints/bert-sst2")   # a Hugging Face folder (also load_hf_gpt2, load_hf_vit)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import types
 
 from kiln.errors import unknown_name_error
 
-__all__ = ["get", "names", "load_all", "BUILDERS"]
+__all__ = ["get", "names", "load_all", "BUILDERS", "LOADERS"]
 
 # name -> "module:function"; each module is kiln/zoo/<module>.py
 BUILDERS: dict[str, str] = {
@@ -66,9 +67,15 @@ def load_all() -> None:
             continue  # an architecture not written yet, or missing an optional dependency
 
 
+# Hugging Face checkpoint loaders, reachable as kiln.zoo.load_hf_bert(folder) etc.
+LOADERS: dict[str, str] = {"load_hf_bert": "bert", "load_hf_gpt2": "gpt", "load_hf_vit": "vit"}
+
+
 def __getattr__(name: str):
     if name in BUILDERS:
         return get(name)
+    if name in LOADERS:
+        return getattr(importlib.import_module(f"kiln.zoo.{LOADERS[name]}"), name)
     raise AttributeError(f"module 'kiln.zoo' has no attribute {name!r}")
 
 

@@ -127,3 +127,12 @@ def test_builders_stay_callable_after_their_module_is_imported():
         assert not isinstance(getattr(kiln.zoo, name), type(sys)), name
     from kiln.zoo.vit import load_hf_vit  # the module is still importable as usual
     assert callable(load_hf_vit) and sys.modules["kiln.zoo.vit"].vit is kiln.zoo.vit
+
+
+def test_hf_loaders_are_reachable_from_kiln_zoo():
+    import kiln
+    from kiln.zoo.bert import load_hf_bert
+    from kiln.zoo.gpt import load_hf_gpt2
+    from kiln.zoo.vit import load_hf_vit
+    assert (kiln.zoo.load_hf_bert, kiln.zoo.load_hf_gpt2, kiln.zoo.load_hf_vit) == (load_hf_bert, load_hf_gpt2,
+                                                                                   load_hf_vit)
