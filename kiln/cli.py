@@ -221,15 +221,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["onnx", "safetensors"], default="onnx")
     p = add("serve", cmd_serve)
     p.add_argument("run")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--max-batch-size", type=int, default=32, help="most records per forward pass (1: no batching)")
-    p.add_argument("--max-latency-ms", type=float, default=5.0, help="longest wait for a batch to fill")
-    p.add_argument("--timeout-ms", type=float, default=10_000.0, help="answer 504 after this long")
-    p.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024, help="larger bodies get 413")
-    p.add_argument("--max-records", type=int, default=1000, help="more records per request get 413")
-    p.add_argument("--threads", type=int, default=1,
-                   help="the model's intra-op threads while serving (default 1; 0: the library's default)")
+    from kiln_edge.serve import add_server_flags  # torch-free; the onnx server reads the same flags
+    add_server_flags(p)
     p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
                    help="onnx: a torch-free server (python -m kiln_edge.serve) on RUN/export/model.onnx")
     add("version", cmd_version)

@@ -12,9 +12,25 @@ server both backends share. Installing on a machine without torch: docs/edge.md 
 --no-deps kiln`` then the ``edge`` extra's packages; ``kiln[edge]`` alone would pull torch).
 """
 
+import importlib
+
 from kiln_edge.errors import EdgeDataError, EdgeError, UnsupportedFeatureError
-from kiln_edge.features import load_features
-from kiln_edge.run import OnnxRun, as_probabilities
 
 __all__ = ["OnnxRun", "load_features", "as_probabilities", "EdgeError", "EdgeDataError",
            "UnsupportedFeatureError"]
+
+# Imported on first use: `kiln serve --help` reads the server's flags from kiln_edge.serve, and
+# that must not load pandas/onnxruntime (or fail where they are not installed).
+_LAZY = {"OnnxRun": "kiln_edge.run", "as_probabilities": "kiln_edge.run", "load_features": "kiln_edge.features"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'kiln_edge' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -16,14 +16,14 @@ import sys
 
 from kiln_edge.errors import EdgeError
 
-__all__ = ["main", "command_line"]
+__all__ = ["main", "command_line", "add_server_flags"]
 
 
 def command_line(run, host: str, port: int, settings) -> list[str]:
     """The ``python -m kiln_edge.serve`` command serving ``run`` with ``settings`` (``ServeSettings``).
 
-    Why here: the flags are written next to the parser that reads them, so ``kiln serve --backend
-    onnx`` forwards every one of them.
+    Why here: the flags are written next to ``add_server_flags``, which declares them for both
+    commands, so ``kiln serve --backend onnx`` forwards every one of them.
     """
     return [sys.executable, "-m", "kiln_edge.serve", str(run), "--host", str(host), "--port", str(port),
             "--max-batch-size", str(settings.max_batch_size), "--max-latency-ms", repr(settings.max_latency_ms),
@@ -35,6 +35,12 @@ def command_line(run, host: str, port: int, settings) -> list[str]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m kiln_edge.serve", description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a run folder with export/model.onnx (kiln export RUN --format onnx)")
+    add_server_flags(parser)
+    return parser
+
+
+def add_server_flags(parser: argparse.ArgumentParser) -> None:
+    """The server's flags, shared by ``kiln serve`` (both backends) and ``python -m kiln_edge.serve``."""
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--max-batch-size", type=int, default=32, help="most records per forward pass (1: no batching)")
@@ -43,9 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024, help="larger bodies get 413")
     parser.add_argument("--max-records", type=int, default=1000, help="more records per request get 413")
     parser.add_argument("--threads", type=int, default=1,
-                        help="onnxruntime intra-op threads (default 1: the model thread and the event loop each "
-                             "get a core; 0: onnxruntime's default, every core)")
-    return parser
+                        help="the model's intra-op threads, torch's or onnxruntime's (default 1: the model thread "
+                             "and the event loop each get a core; 0: the library's default, every core)")
 
 
 def main(argv=None) -> int:

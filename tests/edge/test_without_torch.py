@@ -267,3 +267,16 @@ def test_every_subpackage_is_an_attribute_after_import_kiln():
             assert name in dir(kiln), name
     """)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_parsing_the_command_line_loads_no_heavy_package():
+    """`kiln --help`, `kiln version` and the serve flags (declared in kiln_edge.serve) stay light:
+    no torch, pandas or onnxruntime just to read the command line."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import sys
+        import kiln.cli
+        kiln.cli._parser().parse_args(["serve", "RUN", "--backend", "onnx", "--threads", "2"])
+        heavy = {"torch", "pandas", "onnxruntime"} & set(sys.modules)
+        assert not heavy, heavy
+    """)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
