@@ -20,3 +20,41 @@ def regression_data():
     x = g.random((96, 10)).astype("float32")
     y = (x @ g.random((10, 1)) + 0.05 * g.standard_normal((96, 1))).astype("float32")
     return x, y
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def port():
+    """``port()``: a free TCP port on 127.0.0.1 (for servers the tests start)."""
+    return _free_port
+
+
+def _wait_until_up(process, url: str, seconds: float = 60.0) -> None:
+    """Poll ``url``/health until it answers 200; fail with the process's output if it exits first."""
+    import time
+
+    import httpx
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process is not None and process.poll() is not None:
+            out = process.stdout.read() if process.stdout else ""
+            raise AssertionError(f"the server exited with {process.returncode} before answering /health:\n{out}")
+        assert time.monotonic() < deadline, f"{url} did not answer /health within {seconds:g} s"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def wait_until_up():
+    """``wait_until_up(process, url)``: block until a server process answers /health (or fail)."""
+    return _wait_until_up

@@ -1,12 +1,9 @@
 """The torch-free path (kiln_edge): NumPy features + onnxruntime give what Run.predict_frame gives,
 without ever importing torch."""
 
-import json
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -105,51 +102,3 @@ def test_cli_predict_backend_onnx(run_dir, tmp_path, raw_rows):
     assert list(onnx_out.columns) == list(torch_out.columns)
     assert onnx_out["kind"].tolist() == torch_out["kind"].tolist()
     np.testing.assert_allclose(onnx_out.iloc[:, 2:].to_numpy(), torch_out.iloc[:, 2:].to_numpy(), atol=1e-5)
-
-
-def test_edge_server_subprocess_without_torch(run_dir, raw_rows):
-    pytest.importorskip("fastapi")
-    pytest.importorskip("uvicorn")
-    httpx = pytest.importorskip("httpx")
-    from kiln_edge import OnnxRun
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    # The server process reports whether torch got imported once it has served a prediction.
-    code = textwrap.dedent(f"""
-        import sys
-        from kiln_edge.run import OnnxRun
-        predict = OnnxRun.predict_frame
-        def checked(self, frame, *args, **kwargs):
-            out = predict(self, frame, *args, **kwargs)
-            print('TORCH', 'torch' in sys.modules, flush=True)
-            return out
-        OnnxRun.predict_frame = checked
-        from kiln_edge.serve import main
-        main([{str(run_dir)!r}, '--port', '{port}'])
-    """)
-    server = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, server.stderr.read() if server.poll() else ""
-            time.sleep(0.2)
-        frame = raw_rows.head(4)
-        records = json.loads(frame.to_json(orient="records"))
-        answer = httpx.post(f"{url}/predict", json={"records": records}, timeout=30)
-        assert answer.status_code == 200, answer.text
-        expected = OnnxRun(run_dir).predict_frame(frame)
-        assert [p["kind"] for p in answer.json()["predictions"]] == expected["kind"].tolist()
-        bad = httpx.post(f"{url}/predict", json={"records": [{"size": 1.0}]}, timeout=30)
-        assert bad.status_code == 422
-    finally:
-        server.terminate()
-        out, _ = server.communicate(timeout=30)
-    assert "TORCH False" in out

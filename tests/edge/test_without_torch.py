@@ -10,7 +10,6 @@ import json
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -177,14 +176,9 @@ def _pip(python: Path, *args: str) -> None:
         raise AssertionError(f"pip install {' '.join(args)} failed:\n{output[-4000:]}")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
-def test_real_env_without_torch_predicts_like_torch(run_dir, rows_csv, torch_predictions, tmp_path):
+def test_real_env_without_torch_predicts_like_torch(run_dir, rows_csv, torch_predictions, tmp_path, port,
+                                                    wait_until_up):
     started = time.monotonic()
     # A copy of the package sources, so pip's build leaves nothing (build/, egg-info) in the checkout.
     source = tmp_path / "src"
@@ -225,22 +219,13 @@ def test_real_env_without_torch_predicts_like_torch(run_dir, rows_csv, torch_pre
         return
     httpx = pytest.importorskip("httpx")
     _pip(python, *extras["serve"])
-    port = _free_port()
+    free = port()
     # As a user would start it: the kiln command (it execs `python -m kiln_edge.serve`, all flags forwarded).
-    server = subprocess.Popen([str(kiln), "serve", str(run_dir), "--port", str(port), "--backend", "onnx"],
+    server = subprocess.Popen([str(kiln), "serve", str(run_dir), "--port", str(free), "--backend", "onnx"],
                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, server.stdout.read()
-            assert time.monotonic() < deadline, "the torch-free server did not answer /health within 60 s"
-            time.sleep(0.2)
+        url = f"http://127.0.0.1:{free}"
+        wait_until_up(server, url)
         rows = pd.read_csv(rows_csv).head(5)
         answer = httpx.post(f"{url}/predict", json={"records": json.loads(rows.to_json(orient="records"))},
                             timeout=30)

@@ -3,10 +3,8 @@
 real uvicorn server on a free port, and the check that answers equal the reference."""
 
 import json
-import socket
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -49,12 +47,6 @@ def make_rows(n, seed=0):
     return pd.DataFrame({"size": size, "weight": weight, "colour": colour, "kind": kind})
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def kiln_predict(run_dir, data_file, out_file) -> pd.DataFrame:
     """`kiln predict RUN --data FILE` (the torch backend, the reference every answer is held to)."""
     from kiln.cli import main
@@ -73,25 +65,19 @@ def assert_same(predictions, expected, label, atol=1e-5):
 
 
 class Server:
-    """A real uvicorn server for ``app`` on 127.0.0.1 and a free port, in a background thread."""
+    """A real uvicorn server for ``app`` on 127.0.0.1 and ``port``, in a background thread."""
 
-    def __init__(self, app):
+    def __init__(self, app, port: int, wait_until_up):
         import uvicorn
-        self.port = free_port()
+        self.port, self.wait_until_up = port, wait_until_up
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self):
         self.thread.start()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError("the server did not start")
+        self.wait_until_up(None, self.url, seconds=20)
+        return self
 
     def __exit__(self, *exc):
         self.server.should_exit = True
@@ -127,21 +113,15 @@ def reference(tabular_run, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def serve():
+def serve(port, wait_until_up):
     """``with serve(app) as server:`` a real uvicorn server (``server.url``) for the block."""
-    return Server
+    return lambda app: Server(app, port(), wait_until_up)
 
 
 @pytest.fixture(scope="session")
 def same():
     """``same(predictions, expected_frame, label, atol=1e-5)``: JSON answers equal `kiln predict`'s."""
     return assert_same
-
-
-@pytest.fixture(scope="session")
-def port():
-    """``port()``: a free TCP port on 127.0.0.1."""
-    return free_port
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ predict` writes, takes every flag, and with --backend onnx never loads torch whe
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,26 +20,15 @@ def start(run, port, *flags):
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def wait_until_up(process, url):
-    client, deadline = Client(url, timeout=5), time.monotonic() + 60
-    while True:
-        try:
-            assert client.health()["status"] == "ok"
-            return client
-        except httpx.HTTPError:
-            assert process.poll() is None, process.stdout.read()
-            assert time.monotonic() < deadline, "the server did not start within 60 s"
-            time.sleep(0.2)
-
-
 @pytest.mark.parametrize("kind", ["torch", "onnx"])
-def test_kiln_serve_answers_like_kiln_predict(kind, tabular_run, reference, same, port):
+def test_kiln_serve_answers_like_kiln_predict(kind, tabular_run, reference, same, port, wait_until_up):
     records, expected = reference
     free = port()
     process = start(tabular_run, free, "--backend", kind, "--max-batch-size", "4", "--max-latency-ms", "2.5",
                     "--timeout-ms", "3000", "--max-body-bytes", "100000", "--max-records", "20")
     try:
-        client = wait_until_up(process, f"http://127.0.0.1:{free}")
+        wait_until_up(process, f"http://127.0.0.1:{free}")
+        client = Client(f"http://127.0.0.1:{free}", timeout=5)
         same(client.predict(records[:20]), expected.iloc[:20], "kind")
         too_many = httpx.post(f"http://127.0.0.1:{free}/predict", json={"records": records[:21]})
         assert too_many.status_code == 413 and too_many.json()["field"] == "records"
