@@ -115,8 +115,6 @@ def create_app(backend, settings: ServeSettings | None = None, *, data_errors: t
             return refuse(RequestError(422, str(err)))
         except Exception as err:
             return JSONResponse({"error": f"internal error: {type(err).__name__}: {err}", "field": None}, 500)
-        if not isinstance(result, list):  # a DataFrame (no converter in the batcher)
-            result = _predictions(result)
         return Response(_json_bytes({"predictions": result}), media_type="application/json")
 
     @app.post("/predict", openapi_extra={"requestBody": _predict_body(inputs, settings.max_records)},

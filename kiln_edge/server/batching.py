@@ -98,19 +98,6 @@ class MicroBatcher:
         return await future
 
     # ---- the worker --------------------------------------------------------------------------
-    async def _next(self, timeout: float | None) -> _Item | None:
-        if self._held is not None:
-            item, self._held = self._held, None
-            return item
-        if timeout is None:
-            return await self._queue.get()
-        if timeout <= 0:
-            return self._queue.get_nowait() if not self._queue.empty() else None
-        try:
-            return await asyncio.wait_for(self._queue.get(), timeout)
-        except asyncio.TimeoutError:
-            return None
-
     def _take_now(self) -> _Item | None:
         if self._held is not None:
             item, self._held = self._held, None
@@ -118,7 +105,9 @@ class MicroBatcher:
         return self._queue.get_nowait() if not self._queue.empty() else None
 
     async def _collect(self) -> list[_Item]:
-        first = await self._next(None)
+        first = self._take_now()
+        if first is None:
+            first = await self._queue.get()
         batch, rows = [first], first.rows
         deadline = time.monotonic() + self.max_latency
         while rows < self.max_batch_size:
@@ -163,14 +152,8 @@ class MicroBatcher:
             except Exception:
                 return [self._run_one(item) for item in batch]  # find whose rows failed
             outcomes, start = [], 0
-            if self.convert is not None:
-                for item in batch:
-                    outcomes.append((result[start:start + item.rows], None))
-                    start += item.rows
-                return outcomes
             for item in batch:
-                part = result.iloc[start:start + item.rows].reset_index(drop=True)
-                outcomes.append((part, None))
+                outcomes.append((_rows_of(result, start, start + item.rows), None))
                 start += item.rows
             return outcomes
         return [self._run_one(batch[0])]
@@ -186,6 +169,13 @@ class MicroBatcher:
             self.on_batch(len(frame))
         result = self.predict_frame(frame)
         return self.convert(result) if self.convert is not None else result
+
+
+def _rows_of(result, start: int, stop: int):
+    """A caller's share of a batch result: a list slice (converted rows) or DataFrame rows 0..n-1."""
+    if isinstance(result, list):
+        return result[start:stop]
+    return result.iloc[start:stop].reset_index(drop=True)
 
 
 def _join(frames: list):
