@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from kiln.errors import KilnTypeError, KilnValueError, ShapeError
+from kiln.layers.conv import pad_or_torch_padding, same_padding
 from kiln.layers.symbolic import KerasTensor, call_symbolically, contains_symbolic
 
 __all__ = [
@@ -1409,11 +1410,7 @@ def _image_args(inputs: Any, data_format: Any, padding: Any, op: str) -> tuple[t
 
 def _same_pads(sizes: Sequence[int], windows: Sequence[int], strides: Sequence[int]) -> list[tuple[int, int]]:
     """TensorFlow's "same" padding per axis: ``ceil(n / stride)`` outputs, an odd extra one at the end."""
-    pads = []
-    for n, window, stride in zip(sizes, windows, strides):
-        total = builtins.max((-(-n // stride) - 1) * stride + window - n, 0)
-        pads.append((total // 2, total - total // 2))
-    return pads
+    return [same_padding(n, window, stride) for n, window, stride in zip(sizes, windows, strides)]
 
 
 def _flat_pads(pads: list[tuple[int, int]]) -> list[int]:
@@ -1423,11 +1420,7 @@ def _flat_pads(pads: list[tuple[int, int]]) -> list[int]:
 def _conv(x, weight, rank, strides, pad_mode, dilation, groups, channels_last):
     if pad_mode == "same":
         windows = [(k - 1) * d + 1 for k, d in zip(weight.shape[2:], dilation)]
-        pads = _same_pads(x.shape[2:], windows, strides)
-        if builtins.all(b == a for b, a in pads):
-            padding = tuple(b for b, _ in pads)  # symmetric: fused into the convolution
-        else:
-            x, padding = F.pad(x, _flat_pads(pads)), 0
+        x, padding = pad_or_torch_padding(x, _same_pads(x.shape[2:], windows, strides))
     else:
         padding = 0
     y = _CONV[rank](x, weight, None, strides, padding, dilation, groups)

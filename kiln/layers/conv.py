@@ -120,6 +120,38 @@ def describe_layout(rank: int, data_format: str) -> str:
     return f"(batch, {spatial}, channels)" if data_format == "channels_last" else f"(batch, channels, {spatial})"
 
 
+def build_channels(layer: Layer, input_shape, rank: int) -> int:
+    """The channel count of a conv layer's ``build`` shape; a ``ShapeError`` for a wrong rank or unknown channels."""
+    if len(input_shape) != rank + 2:
+        raise ShapeError(f"Layer '{layer.name}' ({type(layer).__name__}) expects inputs of rank {rank + 2}, "
+                         f"{describe_layout(rank, layer.data_format)}, but received shape {input_shape}.")
+    channels = input_shape[-1 if layer.data_format == "channels_last" else 1]
+    if channels is None:
+        raise ShapeError(f"Layer '{layer.name}' ({type(layer).__name__}) needs a known channel axis; "
+                         f"received shape {input_shape} with data_format={layer.data_format!r}.")
+    return channels
+
+
+def conv_pads(layer: Layer, inputs: torch.Tensor, spatial) -> list[tuple[int, int]]:
+    """``(before, after)`` per spatial axis for ``layer.padding`` ("valid", "same" or "causal").
+
+    Reads the layer's ``kernel_size``, ``strides`` and ``dilation_rate``; a ``ShapeError`` when
+    an axis is shorter than the (dilated) kernel even after padding.
+    """
+    windows = [(k - 1) * d + 1 for k, d in zip(layer.kernel_size, layer.dilation_rate)]
+    if layer.padding == "same":
+        pads = [same_padding(n, w, s) for n, w, s in zip(spatial, windows, layer.strides)]
+    elif layer.padding == "causal":
+        pads = [(windows[0] - 1, 0)]  # only the past: output t sees inputs <= t
+    else:
+        pads = [(0, 0)] * len(windows)
+    if any(n + b + a < w for n, (b, a), w in zip(spatial, pads, windows)):
+        raise ShapeError(f"Layer '{layer.name}' ({type(layer).__name__}) received an input of shape "
+                         f"{tuple(inputs.shape)}, smaller than its (dilated) kernel {tuple(windows)} with "
+                         f"padding={layer.padding!r}. Use padding='same' or a larger input.")
+    return pads
+
+
 # ---------------------------------------------------------------------- convolution
 class _Conv(Layer):
     """Shared code of Conv1D/2D/3D; ``rank`` is the number of spatial axes."""
@@ -150,17 +182,8 @@ class _Conv(Layer):
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
 
-    def _channel_axis(self) -> int:
-        return -1 if self.data_format == "channels_last" else 1
-
     def build(self, input_shape):
-        if len(input_shape) != self.rank + 2:
-            raise ShapeError(f"Layer '{self.name}' ({type(self).__name__}) expects inputs of rank {self.rank + 2}, "
-                             f"{describe_layout(self.rank, self.data_format)}, but received shape {input_shape}.")
-        channels = input_shape[self._channel_axis()]
-        if channels is None:
-            raise ShapeError(f"Layer '{self.name}' ({type(self).__name__}) needs a known channel axis; "
-                             f"received shape {input_shape} with data_format={self.data_format!r}.")
+        channels = build_channels(self, input_shape, self.rank)
         if channels % self.groups:
             raise ShapeError("The number of input channels must be evenly divisible by the number of groups. "
                              f"Received groups={self.groups}, but the input has {channels} channels "
@@ -183,18 +206,7 @@ class _Conv(Layer):
             raise ShapeError(f"Layer '{self.name}' ({type(self).__name__}) was built for {expected} input channels, "
                              f"but received shape {tuple(inputs.shape)} ({x.shape[1]} channels on the "
                              f"{'last' if channels_last else 'second'} axis).")
-        windows = [(k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate)]
-        if self.padding == "same":
-            pads = [same_padding(n, w, s) for n, w, s in zip(x.shape[2:], windows, self.strides)]
-        elif self.padding == "causal":
-            pads = [(windows[0] - 1, 0)]  # only the past: output t sees inputs <= t
-        else:
-            pads = [(0, 0)] * self.rank
-        if any(n + b + a < w for n, (b, a), w in zip(x.shape[2:], pads, windows)):
-            raise ShapeError(f"Layer '{self.name}' ({type(self).__name__}) received an input of shape "
-                             f"{tuple(inputs.shape)}, smaller than its (dilated) kernel {tuple(windows)} with "
-                             f"padding={self.padding!r}. Use padding='same' or a larger input.")
-        x, padding = pad_or_torch_padding(x, pads)
+        x, padding = pad_or_torch_padding(x, conv_pads(self, inputs, x.shape[2:]))
         y = _CONV[self.rank](x, self.kernel, self.bias, self.strides, padding, self.dilation_rate, self.groups)
         y = y.movedim(1, -1) if channels_last else y  # back to (B, *spatial, filters)
         return self.activation(y)
@@ -353,13 +365,7 @@ class _ConvTranspose(Layer):
         self.bias_regularizer = regularizers.get(bias_regularizer)
 
     def build(self, input_shape):
-        if len(input_shape) != self.rank + 2:
-            raise ShapeError(f"Layer '{self.name}' ({type(self).__name__}) expects inputs of rank {self.rank + 2}, "
-                             f"{describe_layout(self.rank, self.data_format)}, but received shape {input_shape}.")
-        channels = input_shape[-1 if self.data_format == "channels_last" else 1]
-        if channels is None:
-            raise ShapeError(f"Layer '{self.name}' ({type(self).__name__}) needs a known channel axis; "
-                             f"received shape {input_shape} with data_format={self.data_format!r}.")
+        channels = build_channels(self, input_shape, self.rank)
         # torch's transposed layout (in, out, *k): dim 0 is what the forward conv would output, so
         # layout="torch" computes fan_in = filters * prod(k), fan_out = in * prod(k), as Keras does.
         self.kernel = self.add_weight("kernel", (channels, self.filters) + self.kernel_size,

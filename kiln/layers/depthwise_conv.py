@@ -22,9 +22,9 @@ import torch.nn.functional as F
 
 from kiln import activations, initializers, regularizers
 from kiln.errors import ShapeError
-from kiln.layers.conv import (check_no_constraint, check_rank, describe_layout, normalize_data_format,
-                              normalize_padding, normalize_positive_int, normalize_tuple, pad_or_torch_padding,
-                              same_padding)
+from kiln.layers.conv import (build_channels, check_no_constraint, check_rank, conv_pads, describe_layout,
+                              normalize_data_format, normalize_padding, normalize_positive_int, normalize_tuple,
+                              pad_or_torch_padding)
 from kiln.layers.layer import Layer
 
 __all__ = ["DepthwiseConv2D", "SeparableConv2D"]
@@ -43,16 +43,6 @@ class _DepthwiseBase(Layer):
         self.dilation_rate = normalize_tuple(dilation_rate, 2, "dilation_rate")
         self.depthwise_initializer = initializers.get(depthwise_initializer)
         self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
-
-    def _input_channels(self, input_shape) -> int:
-        if len(input_shape) != 4:
-            raise ShapeError(f"Layer '{self.name}' ({type(self).__name__}) expects inputs of rank 4, "
-                             f"{describe_layout(2, self.data_format)}, but received shape {input_shape}.")
-        channels = input_shape[-1 if self.data_format == "channels_last" else 1]
-        if channels is None:
-            raise ShapeError(f"Layer '{self.name}' ({type(self).__name__}) needs a known channel axis; "
-                             f"received shape {input_shape} with data_format={self.data_format!r}.")
-        return channels
 
     def _add_depthwise_kernel(self, name: str, channels: int) -> torch.nn.Parameter:
         kh, kw = self.kernel_size
@@ -73,16 +63,7 @@ class _DepthwiseBase(Layer):
         if x.shape[1] != channels:
             raise ShapeError(f"Layer '{self.name}' ({type(self).__name__}) was built for {channels} input channels, "
                              f"but received shape {tuple(inputs.shape)}.")
-        windows = [(k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate)]
-        if self.padding == "same":
-            pads = [same_padding(n, w, s) for n, w, s in zip(x.shape[2:], windows, self.strides)]
-        else:
-            pads = [(0, 0), (0, 0)]
-        if any(n + b + a < w for n, (b, a), w in zip(x.shape[2:], pads, windows)):
-            raise ShapeError(f"Layer '{self.name}' ({type(self).__name__}) received an input of shape "
-                             f"{tuple(inputs.shape)}, smaller than its (dilated) kernel {tuple(windows)} with "
-                             f"padding={self.padding!r}. Use padding='same' or a larger input.")
-        x, padding = pad_or_torch_padding(x, pads)
+        x, padding = pad_or_torch_padding(x, conv_pads(self, inputs, x.shape[2:]))
         return F.conv2d(x, kernel, bias, self.strides, padding, self.dilation_rate, groups=channels)
 
     def _to_data_format(self, y: torch.Tensor) -> torch.Tensor:
@@ -140,7 +121,7 @@ class DepthwiseConv2D(_DepthwiseBase):
         self.bias_regularizer = regularizers.get(bias_regularizer)
 
     def build(self, input_shape):
-        channels = self._input_channels(input_shape)
+        channels = build_channels(self, input_shape, 2)
         self.kernel = self._add_depthwise_kernel("kernel", channels)  # (C * dm, 1, kh, kw)
         if self.use_bias:
             self.bias = self.add_weight("bias", (channels * self.depth_multiplier,), self.bias_initializer,
@@ -214,7 +195,7 @@ class SeparableConv2D(_DepthwiseBase):
         self.bias_regularizer = regularizers.get(bias_regularizer)
 
     def build(self, input_shape):
-        channels = self._input_channels(input_shape)
+        channels = build_channels(self, input_shape, 2)
         self.depthwise_kernel = self._add_depthwise_kernel("depthwise_kernel", channels)  # (C * dm, 1, kh, kw)
         # torch layout (filters, C * dm, 1, 1): layout="torch" gives Keras's fans (C * dm in, filters out).
         self.pointwise_kernel = self.add_weight("pointwise_kernel",

@@ -15,14 +15,14 @@ import numbers
 import torch
 import torch.nn.functional as F
 
-from kiln.errors import KilnTypeError, KilnValueError, ShapeError
+from kiln.errors import KilnValueError, ShapeError
 from kiln.layers.conv import check_rank, normalize_data_format
-from kiln.layers.layer import Layer
+from kiln.layers.random_base import RandomLayer
 
 __all__ = ["Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D"]
 
 
-class Dropout(Layer):
+class Dropout(RandomLayer):
     """Set a random fraction ``rate`` of the inputs to 0 in training and scale the rest up.
 
     Args:
@@ -41,7 +41,7 @@ class Dropout(Layer):
     """
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
             raise KilnValueError("Invalid value received for argument `rate`. Expected a float value between 0 "
                                  f"and 1 (1 excluded: nothing would be kept). Received: rate={rate!r}")
@@ -53,12 +53,8 @@ class Dropout(Layer):
                 raise KilnValueError("Received an invalid value for `noise_shape`, expected a tuple of positive "
                                      f"integers or None. Received: noise_shape={noise_shape!r}")
             noise_shape = tuple(None if d is None else int(d) for d in noise_shape)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-            raise KilnTypeError(f"Expected `seed` to be an int or None. Received: seed={seed!r}")
         self.rate = float(rate)
         self.noise_shape = noise_shape
-        self.seed = None if seed is None else int(seed)
-        self._generators: dict[str, torch.Generator] = {}
 
     def _noise_shape(self, inputs) -> tuple[int, ...] | None:
         """The shape of the keep-mask, broadcast over the inputs (None: the inputs' own shape)."""
@@ -74,17 +70,8 @@ class Dropout(Layer):
                              "None or the input's size on that axis.")
         return shape
 
-    def _generator(self, device: torch.device) -> torch.Generator | None:
-        if self.seed is None:
-            return None
-        key = str(device)
-        if key not in self._generators:
-            self._generators[key] = torch.Generator(device=device).manual_seed(self.seed)
-        return self._generators[key]
-
     def call(self, inputs, training=None):
-        training = self.training if training is None else bool(training)
-        if not training or self.rate == 0:
+        if not self._is_training(training) or self.rate == 0:
             return inputs
         shape = self._noise_shape(inputs)
         if shape is None and self.seed is None:
@@ -96,8 +83,7 @@ class Dropout(Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(rate=self.rate, noise_shape=None if self.noise_shape is None else list(self.noise_shape),
-                      seed=self.seed)
+        config.update(rate=self.rate, noise_shape=None if self.noise_shape is None else list(self.noise_shape))
         return config
 
     def extra_repr(self):

@@ -419,7 +419,29 @@ class RandomCrop(_ImageLayer):
 
 
 # ---------------------------------------------------------------------- colour
-class RandomContrast(_ImageLayer):
+class _ColourLayer(_ImageLayer):
+    """Shared code of RandomContrast and RandomBrightness: ``factor`` (read by ``_bounds``) and ``value_range``."""
+
+    def __init__(self, factor, value_range=(0, 255), seed=None, data_format=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.lower, self.upper = self._bounds(factor)
+        self.factor = config_factor(factor)
+        self.value_range = check_value_range(value_range)
+
+    def _bounds(self, factor) -> tuple[float, float]:
+        """The constructor's ``factor`` -> ``(lower, upper)``; a ``KilnValueError`` when invalid."""
+        raise NotImplementedError
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(factor=self.factor, value_range=self.value_range)
+        return config
+
+    def extra_repr(self):
+        return f"name={self.name!r}, factor={self.factor}"
+
+
+class RandomContrast(_ColourLayer):
     """Scale each image's deviation from its per-channel mean by a random factor in training.
 
     Each output value is ``(x - mean) * c + mean`` with ``mean`` the mean of its image's
@@ -440,16 +462,13 @@ class RandomContrast(_ImageLayer):
         RandomContrast(0.2, value_range=(0, 1))
     """
 
-    def __init__(self, factor, value_range=(0, 255), seed=None, data_format=None, **kwargs):
-        super().__init__(seed=seed, data_format=data_format, **kwargs)
+    def _bounds(self, factor):
         bounds = list(factor) if isinstance(factor, (tuple, list)) else [factor, factor]
         if len(bounds) != 2 or not all(isinstance(f, numbers.Real) and not isinstance(f, bool) and 0 <= f <= 1
                                        for f in bounds):
             raise KilnValueError("Received an invalid value for `factor`, expected a number or a list of two "
                                  f"numbers in the range [0, 1]. Received: factor={factor!r}")
-        self.lower, self.upper = float(bounds[0]), float(bounds[1])
-        self.factor = config_factor(factor)
-        self.value_range = check_value_range(value_range)
+        return float(bounds[0]), float(bounds[1])
 
     def _augment(self, images):
         contrast = self._uniform((images.shape[0], 1, 1, 1), 1.0 - self.lower, 1.0 + self.upper, images.device)
@@ -457,16 +476,8 @@ class RandomContrast(_ImageLayer):
         out = (images - mean) * contrast.to(images.dtype) + mean
         return out.clamp(self.value_range[0], self.value_range[1])
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(factor=self.factor, value_range=self.value_range)
-        return config
 
-    def extra_repr(self):
-        return f"name={self.name!r}, factor={self.factor}"
-
-
-class RandomBrightness(_ImageLayer):
+class RandomBrightness(_ColourLayer):
     """Add a random offset to each image in training, as a fraction of ``value_range``.
 
     Each image gets one offset ``d * (high - low)`` with ``d`` drawn from ``[lower, upper]``
@@ -485,21 +496,10 @@ class RandomBrightness(_ImageLayer):
         RandomBrightness(0.2, value_range=(0, 1))
     """
 
-    def __init__(self, factor, value_range=(0, 255), seed=None, data_format=None, **kwargs):
-        super().__init__(seed=seed, data_format=data_format, **kwargs)
-        self.lower, self.upper = check_range_factor(factor, "factor")
-        self.factor = config_factor(factor)
-        self.value_range = check_value_range(value_range)
+    def _bounds(self, factor):
+        return check_range_factor(factor, "factor")
 
     def _augment(self, images):
         low, high = self.value_range
         delta = self._uniform((images.shape[0], 1, 1, 1), self.lower, self.upper, images.device) * (high - low)
         return (images + delta.to(images.dtype)).clamp(low, high)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(factor=self.factor, value_range=self.value_range)
-        return config
-
-    def extra_repr(self):
-        return f"name={self.name!r}, factor={self.factor}"

@@ -256,14 +256,17 @@ class Layer(nn.Module):
 
     def build_for(self, inputs) -> None:
         """Build from example inputs, then move new weights to the inputs' device."""
-        shape = _shape_tree(inputs)
+        self._build_from_shape(_shape_tree(inputs))
+        example = _first_tensor(inputs)
+        if example is not None:
+            self.to(example.device)
+
+    def _build_from_shape(self, shape) -> None:
+        """Check ``shape`` against the declared ``input_shape``, build, and remember the shape."""
         self._check_declared_shape(shape)
         self.build(shape)
         self.built = True
         self._build_input_shape = shape
-        example = _first_tensor(inputs)
-        if example is not None:
-            self.to(example.device)
 
     def _check_declared_shape(self, shape) -> None:
         declared = self._input_shape_arg

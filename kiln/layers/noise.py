@@ -17,35 +17,20 @@ import numbers
 import torch
 
 from kiln import regularizers
-from kiln.errors import KilnTypeError, KilnValueError
+from kiln.errors import KilnValueError
 from kiln.layers.layer import Layer
+from kiln.layers.random_base import RandomLayer
 
 __all__ = ["GaussianNoise", "GaussianDropout", "ActivityRegularization"]
 
 
-def _check_seed(seed):
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise KilnTypeError(f"Expected `seed` to be an int or None. Received: seed={seed!r}")
-    return None if seed is None else int(seed)
-
-
-class _SeededNoise(Layer):
-    """Shared code: the seed and one generator per device."""
-
-    def __init__(self, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        self.seed = _check_seed(seed)
-        self._generators: dict[str, torch.Generator] = {}
+class _SeededNoise(RandomLayer):
+    """Shared code: standard normal noise from the layer's generator (see ``random_base.py``)."""
 
     def _normal_like(self, inputs: torch.Tensor) -> torch.Tensor:
         """Standard normal noise of the inputs' shape, dtype and device."""
-        generator = None
-        if self.seed is not None:
-            key = str(inputs.device)
-            if key not in self._generators:
-                self._generators[key] = torch.Generator(device=inputs.device).manual_seed(self.seed)
-            generator = self._generators[key]
-        return torch.randn(inputs.shape, generator=generator, dtype=inputs.dtype, device=inputs.device)
+        return torch.randn(inputs.shape, generator=self._generator(inputs.device), dtype=inputs.dtype,
+                           device=inputs.device)
 
 
 class GaussianNoise(_SeededNoise):
@@ -70,14 +55,13 @@ class GaussianNoise(_SeededNoise):
         self.stddev = float(stddev)
 
     def call(self, inputs, training=None):
-        training = self.training if training is None else bool(training)
-        if not training or self.stddev == 0:
+        if not self._is_training(training) or self.stddev == 0:
             return inputs
         return inputs + self.stddev * self._normal_like(inputs)
 
     def get_config(self):
         config = super().get_config()
-        config.update(stddev=self.stddev, seed=self.seed)
+        config["stddev"] = self.stddev
         return config
 
     def extra_repr(self):
@@ -106,15 +90,14 @@ class GaussianDropout(_SeededNoise):
         self.rate = float(rate)
 
     def call(self, inputs, training=None):
-        training = self.training if training is None else bool(training)
-        if not training or self.rate == 0:
+        if not self._is_training(training) or self.rate == 0:
             return inputs
         stddev = math.sqrt(self.rate / (1.0 - self.rate))
         return inputs * (1.0 + stddev * self._normal_like(inputs))
 
     def get_config(self):
         config = super().get_config()
-        config.update(rate=self.rate, seed=self.seed)
+        config["rate"] = self.rate
         return config
 
     def extra_repr(self):

@@ -1,4 +1,4 @@
-"""RandomLayer: the shared base of kiln's training-only augmentation layers.
+"""RandomLayer: the shared base of kiln's training-only random layers (augmentation, Dropout, noise).
 
 What they share: the mode (the ``training`` argument when given, else the module's
 ``self.training``, as Dropout does), and where randomness comes from. With ``seed=None`` a

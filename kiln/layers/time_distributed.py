@@ -54,10 +54,7 @@ class TimeDistributed(Layer):
         self._check_rank(input_shape)
         step_shape = (None,) + tuple(input_shape[2:])  # what the inner layer sees: one step of each sample
         if not self.layer.built:
-            self.layer._check_declared_shape(step_shape)
-            self.layer.build(step_shape)
-            self.layer.built = True
-            self.layer._build_input_shape = step_shape
+            self.layer._build_from_shape(step_shape)
         self.built = True
 
     def call(self, inputs, training=None):
