@@ -138,9 +138,9 @@ def one_thread(fn):
 
 
 def compare(name, make_model, kiln_run, hand_run, repeats):
-    repeats = repeats * 3 if name in ("W3", "P1") else repeats
     """Median seconds of kiln, the hand-written loop (torch's default threads), and the
     hand-written loop on one thread; ratios against both."""
+    repeats = repeats * 3 if name in ("W3", "P1") else repeats
     kiln.utils.set_random_seed(0)
     base = make_model()
     k_times, h_times, h1_times = [], [], []
@@ -213,8 +213,8 @@ def main():
                                   lambda m: kiln_fit(m, x1, y1, epochs=3, batch_size=32, loss="mse", metric="mae", jit=True),
                                   lambda m: hand_fit(m, x1, y1, epochs=3, batch_size=32, loss_fn=mse, metric_fn=mae_sum, seed=0),
                                   args.repeats),
+        "W1-jit-steady": lambda: compare_steady("W1-jit-steady", mlp, x1, y1, args.repeats),
     }
-    runs["W1-jit-steady"] = lambda: compare_steady("W1-jit-steady", mlp, x1, y1, args.repeats)
     for name, run in runs.items():
         if args.only is None or name in args.only:
             run()

@@ -105,7 +105,8 @@ class Sequential(Model):
             for name in self._layer_names:
                 x = self._modules[name](x)
             return x
-        for layer in self.layers:
+        for name in self._layer_names:
+            layer = self._modules[name]
             x = layer(x, training=training) if getattr(layer, "_accepts_training", False) else layer(x)
         return x
 

@@ -26,6 +26,7 @@ class DirectFusedStep:
     def __init__(self, optimizer: torch.optim.Optimizer):
         self.optimizer = optimizer
         self._groups: list[tuple[dict, dict]] | None = None
+        self._update = self._sgd if isinstance(optimizer, torch.optim.SGD) else self._adam
 
     @staticmethod
     def supports(optimizer: torch.optim.Optimizer) -> bool:
@@ -54,22 +55,23 @@ class DirectFusedStep:
             needs_state = not (isinstance(self.optimizer, torch.optim.SGD) and group["momentum"] == 0)
             if needs_state and any(not s for s in states):
                 return False  # torch creates the state on its first step
-            groups.append((group, self._lists(group, params, states)))
+            lists = self._lists(group, params, states)
+            if any(b is None for b in lists.get("momentum_buffers", ())):
+                return False
+            groups.append((group, lists))
         self._groups = groups
         return True
 
     def _lists(self, group: dict, params: list, states: list) -> dict:
         if isinstance(self.optimizer, torch.optim.SGD):
             momentum = group["momentum"] != 0
-            buffers = [s.get("momentum_buffer") for s in states] if momentum else []
-            return {"params": params, "momentum_buffers": buffers, "ok": not momentum or all(b is not None for b in buffers)}
+            return {"params": params, "momentum_buffers": [s.get("momentum_buffer") for s in states] if momentum else []}
         return {
             "params": params,
             "exp_avgs": [s["exp_avg"] for s in states],
             "exp_avg_sqs": [s["exp_avg_sq"] for s in states],
             "max_exp_avg_sqs": [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else [],
             "steps": [s["step"] for s in states],
-            "ok": True,
         }
 
     @torch.no_grad()
@@ -79,17 +81,12 @@ class DirectFusedStep:
             return False
         all_grads = []
         for group, lists in self._groups:
-            if not lists["ok"]:
-                return False
             grads = [p.grad for p in lists["params"]]
             if any(g is None for g in grads):
                 return False
             all_grads.append(grads)
         for (group, lists), grads in zip(self._groups, all_grads):
-            if isinstance(self.optimizer, torch.optim.SGD):
-                self._sgd(group, lists, grads)
-            else:
-                self._adam(group, lists, grads)
+            self._update(group, lists, grads)
         return True
 
     def _adam(self, group, lists, grads) -> None:

@@ -158,6 +158,7 @@ class StreamData:
             return None
 
     def batches(self, batch_size=None, shuffle=False, generator=None, device=None) -> Iterator[tuple]:
+        move = lambda t: to_tensor(t).to(device, non_blocking=True)  # noqa: E731
         for batch in self._raw_batches(shuffle, generator):
             if isinstance(batch, (list, tuple)) and 2 <= len(batch) <= 3:
                 x, y = batch[0], batch[1]
@@ -166,13 +167,12 @@ class StreamData:
                 x, y, sw = batch[0], None, None  # e.g. a TensorDataset of inputs only
             else:
                 x, y, sw = batch, None, None
-            move = lambda t: to_tensor(t).to(device, non_blocking=True)  # noqa: E731
             yield (map_structure(move, x), None if y is None else map_structure(move, y),
                    None if sw is None else move(sw))
 
     def _raw_batches(self, shuffle, generator):
         source = self.loader
-        if isinstance(source, PyDataset) or _is_batch_sequence(source):
+        if _is_batch_sequence(source):
             order = torch.randperm(len(source), generator=generator).tolist() if shuffle else range(len(source))
             for index in order:
                 yield source[index]
@@ -185,7 +185,10 @@ class StreamData:
 
 
 def _is_batch_sequence(value) -> bool:
-    """A Keras-style batch sequence: indexable by batch number, with a length, not array data."""
+    """A Keras ``PyDataset`` or any batch sequence like it: indexable by batch number, with a
+    length, not array data."""
+    if isinstance(value, PyDataset):
+        return True
     return (hasattr(value, "__getitem__") and hasattr(value, "__len__") and not isinstance(value, (list, tuple, dict))
             and not _is_array_like(value) and not isinstance(value, (Dataset, DataLoader)))
 
@@ -201,7 +204,7 @@ def adapt(x, y=None, sample_weight=None, *, batch_size: int = 32, shuffle: bool 
     if isinstance(x, Dataset) and not torch.is_tensor(x):
         _no_y_for_streams(y, what)
         return StreamData(DataLoader(x, batch_size=batch_size, shuffle=shuffle))
-    if isinstance(x, PyDataset) or _is_batch_sequence(x) or inspect.isgenerator(x) or \
+    if _is_batch_sequence(x) or inspect.isgenerator(x) or \
             (isinstance(x, Iterator) and not _is_array_like(x)):
         _no_y_for_streams(y, what)
         return StreamData(x)

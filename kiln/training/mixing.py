@@ -69,9 +69,11 @@ def to_soft_labels(y, num_classes: int | None, dtype: torch.dtype = torch.float3
             if num_classes is None:
                 raise KilnValueError("Integer class ids need `num_classes` to become soft labels: pass e.g. "
                                      "MixUp(num_classes=10), or pass one-hot labels (batch, classes).")
-            if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-                raise KilnValueError(f"Class ids must lie in [0, {num_classes}); received ids from "
-                                     f"{int(y.min())} to {int(y.max())}. Check `num_classes`.")
+            if y.numel():
+                low, high = torch.stack(torch.aminmax(y)).tolist()  # one reduction, one device sync per batch
+                if low < 0 or high >= num_classes:
+                    raise KilnValueError(f"Class ids must lie in [0, {num_classes}); received ids from "
+                                         f"{low} to {high}. Check `num_classes`.")
             return F.one_hot(y.long(), num_classes).to(dtype)
     if y.ndim != 2:
         raise ShapeError(f"Expected labels of shape (batch,) (class ids) or (batch, classes) (one-hot). "

@@ -15,7 +15,7 @@ import torch
 from kiln import losses as losses_mod
 from kiln import metrics as metrics_mod
 from kiln.errors import KilnValueError
-from kiln.layers.symbolic import flatten
+from kiln.layers.symbolic import flatten, map_structure
 
 __all__ = ["Objectives"]
 
@@ -154,16 +154,9 @@ class Objectives:
         return [metric._state for _, metric, _ in self.metrics]
 
     def load_metric_states(self, states: list, device) -> None:
-        def to_device(value):
-            if torch.is_tensor(value):
-                return value.to(device)
-            if isinstance(value, dict):
-                return {k: to_device(v) for k, v in value.items()}
-            if isinstance(value, (list, tuple)):
-                return type(value)(to_device(v) for v in value)
-            return value
+        to_device = lambda v: v.to(device) if torch.is_tensor(v) else v  # noqa: E731
         for (_, metric, _), state in zip(self.metrics, states):
-            metric._state = to_device(state)
+            metric._state = map_structure(to_device, state)
             metric._device = torch.device(device) if state is not None else None
 
     def reset(self) -> None:

@@ -18,6 +18,19 @@ def regressor(**compile_kwargs):
     return model
 
 
+def twin_regressors(seed=3):
+    """Two regressors with the same initial weights."""
+    kiln.utils.set_random_seed(seed)
+    a = regressor()
+    kiln.utils.set_random_seed(seed)
+    return a, regressor()
+
+
+def assert_same_weights(a, b):
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(wa, wb, atol=1e-7)
+
+
 def test_history_has_keras_keys(regression_data):
     x, y = regression_data
     history = regressor().fit(x, y, epochs=3, batch_size=16, validation_split=0.25, verbose=0)
@@ -39,14 +52,10 @@ def test_validation_split_takes_the_last_fraction_before_shuffling(regression_da
 def test_trained_on_first_part_only(regression_data):
     """Training on x[:72] with validation_split equals training on x[:72] alone (no shuffle)."""
     x, y = regression_data
-    kiln.utils.set_random_seed(3)
-    a = regressor()
-    kiln.utils.set_random_seed(3)
-    b = regressor()
+    a, b = twin_regressors()
     a.fit(x, y, epochs=2, batch_size=16, validation_split=0.25, shuffle=False, verbose=0)
     b.fit(x[:72], y[:72], epochs=2, batch_size=16, shuffle=False, verbose=0)
-    for wa, wb in zip(a.get_weights(), b.get_weights()):
-        np.testing.assert_allclose(wa, wb, atol=1e-7)
+    assert_same_weights(a, b)
 
 
 def test_validation_data_tuple(regression_data):
@@ -309,12 +318,8 @@ def test_unknown_precision_is_refused():
 def test_validation_data_wins_over_validation_split(regression_data):
     """Keras: with both given, validation_data is used and every row is trained on."""
     x, y = regression_data
-    kiln.utils.set_random_seed(3)
-    a = regressor()
-    kiln.utils.set_random_seed(3)
-    b = regressor()
+    a, b = twin_regressors()
     a.fit(x, y, epochs=1, batch_size=16, shuffle=False, validation_split=0.5, validation_data=(x[:8], y[:8]),
           verbose=0)
     b.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
-    for wa, wb in zip(a.get_weights(), b.get_weights()):
-        np.testing.assert_allclose(wa, wb, atol=1e-7)
+    assert_same_weights(a, b)
