@@ -28,12 +28,9 @@ def cmd_train(args) -> int:
     """Train from a YAML config; writes a run folder (model, metrics, report)."""
     from kiln.config import load_config
     from kiln.workflows.train import train
-    if args.resume:
-        config = load_config(Path(args.resume) / "config.yaml", args.set)
-    else:
-        if not args.config:
-            raise _UsageError("kiln train needs a CONFIG file (or --resume RUN).")
-        config = load_config(args.config, args.set)
+    if not (args.resume or args.config):
+        raise _UsageError("kiln train needs a CONFIG file (or --resume RUN).")
+    config = load_config(Path(args.resume) / "config.yaml" if args.resume else args.config, args.set)
     result = train(config, output_dir=args.output, resume=args.resume, verbose=0 if args.quiet else 1)
     print(f"run: {result.run_dir}")
     return 0
@@ -72,7 +69,7 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     """Predict labels/values for the rows of a data file; writes a CSV."""
     from kiln.data import read_source
-    if getattr(args, "backend", "torch") == "onnx":
+    if args.backend == "onnx":
         from kiln_edge import EdgeError, OnnxRun  # NumPy features + onnxruntime (RUN/export/model.onnx)
         try:
             run = OnnxRun(args.run)

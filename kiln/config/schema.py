@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -67,7 +67,7 @@ __all__ = [
 ]
 
 FeatureType = Literal["numeric", "category", "binary", "text", "image", "audio", "sequence"]
-FEATURE_TYPES: tuple[str, ...] = ("numeric", "category", "binary", "text", "image", "audio", "sequence")
+FEATURE_TYPES: tuple[str, ...] = get_args(FeatureType)
 
 # Which augmentation keys apply to which input type; any other type takes none.
 AUGMENTATIONS_BY_TYPE: dict[str, tuple[str, ...]] = {

@@ -3,7 +3,8 @@
 Each starter opens with the command that runs it, comments every key, uses a dataset bundled
 with an installed package (so it runs with no download) and validates as it is (the tests
 check that). The text is written out here, not generated, so that what a user gets is what a
-reader of this file sees.
+reader of this file sees; only the closing evaluation/export sections, the same in every
+starter, are written once.
 
 Example:
     >>> text = starter_config("tabular", filename="cancer.yaml")
@@ -16,6 +17,16 @@ from __future__ import annotations
 from kiln.errors import unknown_name_error
 
 __all__ = ["starter_config", "STARTER_KINDS"]
+
+# The same in every starter: the final evaluation and the exported files.
+_EVALUATION_AND_EXPORT = """\
+evaluation:                  # the final evaluation
+  metrics: null              # null: per output type (accuracy for a category)
+  split: test                # the split evaluated at the end
+
+export:                      # the files written for the trained model
+  formats: [safetensors]     # safetensors and/or onnx
+"""
 
 _IMAGE = """\
 name: mnist-cnn              # the run folder is <output_dir>/<name>-<timestamp>
@@ -72,13 +83,7 @@ training:                    # how the model is fitted
   checkpoint_every_steps: 200   # besides a checkpoint at each epoch end; null: epoch ends only
   seed: null                 # null: the top-level seed
 
-evaluation:                  # the final evaluation
-  metrics: null              # null: per output type (accuracy for a category)
-  split: test                # the split evaluated at the end
-
-export:                      # the files written for the trained model
-  formats: [safetensors]     # safetensors and/or onnx
-"""
+""" + _EVALUATION_AND_EXPORT
 
 _TABULAR = """\
 name: breast-cancer          # the run folder is <output_dir>/<name>-<timestamp>
@@ -129,13 +134,7 @@ training:                    # how the model is fitted
   checkpoint_every_steps: 200   # besides a checkpoint at each epoch end; null: epoch ends only
   seed: null                 # null: the top-level seed
 
-evaluation:                  # the final evaluation
-  metrics: null              # null: per output type (accuracy for a category)
-  split: test                # the split evaluated at the end
-
-export:                      # the files written for the trained model
-  formats: [safetensors]     # safetensors and/or onnx
-"""
+""" + _EVALUATION_AND_EXPORT
 
 _TEXT = """\
 name: polarity               # the run folder is <output_dir>/<name>-<timestamp>
@@ -181,13 +180,7 @@ training:                    # how the model is fitted
   checkpoint_every_steps: 200   # besides a checkpoint at each epoch end; null: epoch ends only
   seed: null                 # null: the top-level seed
 
-evaluation:                  # the final evaluation
-  metrics: null              # null: per output type (accuracy for a category)
-  split: test                # the split evaluated at the end
-
-export:                      # the files written for the trained model
-  formats: [safetensors]     # safetensors and/or onnx
-"""
+""" + _EVALUATION_AND_EXPORT
 
 _STARTERS = {"image": _IMAGE, "tabular": _TABULAR, "text": _TEXT}
 STARTER_KINDS: tuple[str, ...] = tuple(_STARTERS)

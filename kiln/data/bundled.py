@@ -15,13 +15,12 @@ Columns (docs/design/lifecycle.md, "The table"):
 
 from __future__ import annotations
 
-import difflib
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kiln.data.sources import require
-from kiln.errors import DataError
+from kiln.errors import DataError, closest_match
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -70,8 +69,8 @@ def load_bundled(name: str) -> pd.DataFrame:
         "gensim:newsgroups": _newsgroups,
     }
     if name not in loaders:
-        hint = difflib.get_close_matches(str(name).lower(), list(BUNDLED), n=1, cutoff=0.5)
-        raise DataError(f"Unknown bundled dataset {name!r}." + (f" Did you mean {hint[0]!r}?" if hint else "")
+        hint = closest_match(name, BUNDLED)
+        raise DataError(f"Unknown bundled dataset {name!r}." + (f" Did you mean {hint!r}?" if hint else "")
                         + f" Bundled datasets: {', '.join(BUNDLED)}. For your own data, give a file or folder path.")
     return loaders[name]()
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kiln.errors import DataError, KilnTypeError
+from kiln.errors import DataError, KilnTypeError, closest_match
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,8 +93,8 @@ def read_source(source: str | os.PathLike | pd.DataFrame | dict, *, format: str 
         >>> frame = read_source("sklearn:iris")   # 150 rows, 4 features + "target"
     """
     if format not in _FORMATS:
-        hint = difflib.get_close_matches(str(format), _FORMATS, n=1)
-        raise DataError(f"Unknown data format {format!r}." + (f" Did you mean {hint[0]!r}?" if hint else "")
+        hint = closest_match(format, _FORMATS)
+        raise DataError(f"Unknown data format {format!r}." + (f" Did you mean {hint!r}?" if hint else "")
                         + f" Valid formats: {', '.join(_FORMATS)}.")
     pd = require("pandas")
     if isinstance(source, pd.DataFrame):
@@ -155,8 +155,7 @@ def _from_dict(data: dict) -> pd.DataFrame:
             if value.ndim == 0:
                 raise DataError(f"Column {key!r} of the dict is a scalar, not one value per row. "
                                 "Give an array or list.")
-            # (N, ...) -> N rows of one (...) array each: the table holds media as arrays.
-            column = pd.Series(list(value), dtype=object) if value.ndim > 1 else pd.Series(value)
+            column = _as_column(value)
         elif isinstance(value, (list, tuple, pd.Series)):
             column = pd.Series(list(value)) if not isinstance(value, pd.Series) else value.reset_index(drop=True)
         else:
@@ -239,7 +238,7 @@ def _read_npy(path: Path) -> pd.DataFrame:
         return pd.DataFrame({"x": array})
     if array.ndim == 2:
         return pd.DataFrame(array, columns=[f"f{i}" for i in range(array.shape[1])])
-    return pd.DataFrame({"x": pd.Series(list(array), dtype=object)})  # (N, ...) -> N arrays
+    return pd.DataFrame({"x": _as_column(array)})
 
 
 def _read_npz(path: Path) -> pd.DataFrame:
@@ -262,13 +261,20 @@ def _read_npz(path: Path) -> pd.DataFrame:
             if array.ndim == 0:
                 raise DataError(f"Array {key!r} of {path} is a single scalar, not one value per row. "
                                 "Save an array of shape (rows, ...).")
-            columns[key] = pd.Series(list(array), dtype=object) if array.ndim > 1 else pd.Series(array)
+            columns[key] = _as_column(array)
     lengths = {key: len(column) for key, column in columns.items()}
     if len(set(lengths.values())) > 1:
         sizes = ", ".join(f"{k!r}: {n}" for k, n in lengths.items())
         raise DataError(f"The arrays in {path} have different numbers of rows ({sizes}). "
                         "Every array needs the same first dimension: one entry per example.")
     return pd.DataFrame(columns)
+
+
+def _as_column(array: np.ndarray) -> pd.Series:
+    """One value per row: (N,) -> N scalars; (N, ...) -> N rows of one (...) array each (the
+    table holds media as arrays)."""
+    pd = require("pandas")
+    return pd.Series(list(array), dtype=object) if array.ndim > 1 else pd.Series(array)
 
 
 def _pickle_error(path: Path, key: str | None = None) -> DataError:

@@ -221,13 +221,16 @@ def _allocate(counts: np.ndarray, ratios: np.ndarray, sizes: np.ndarray) -> np.n
     return table + extra
 
 
-def _class_codes(frame: pd.DataFrame, column: str, *, need: int, why: str) -> tuple[np.ndarray, list]:
-    pd = require("pandas")
+def _require_column(frame: pd.DataFrame, column: str, what: str) -> None:
     if column not in frame.columns:
         hint = closest_match(column, map(str, frame.columns))
-        raise DataError(f"The stratify column {column!r} is not in the frame."
-                        + (f" Did you mean {hint!r}?" if hint else "")
+        raise DataError(f"{what} is not in the frame." + (f" Did you mean {hint!r}?" if hint else "")
                         + f" Columns: {', '.join(map(str, frame.columns))}.")
+
+
+def _class_codes(frame: pd.DataFrame, column: str, *, need: int, why: str) -> tuple[np.ndarray, list]:
+    pd = require("pandas")
+    _require_column(frame, column, f"The stratify column {column!r}")
     values = frame[column]
     if values.map(lambda v: isinstance(v, np.ndarray)).any():
         raise DataError(f"The stratify column {column!r} holds arrays; stratify by a column of class labels.")
@@ -247,11 +250,7 @@ def _class_codes(frame: pd.DataFrame, column: str, *, need: int, why: str) -> tu
 
 
 def _split_by_column(frame: pd.DataFrame, column: str) -> dict[str, pd.DataFrame]:
-    if column not in frame.columns:
-        hint = closest_match(column, map(str, frame.columns))
-        raise DataError(f"The split column {column!r} (by_column) is not in the frame."
-                        + (f" Did you mean {hint!r}?" if hint else "")
-                        + f" Columns: {', '.join(map(str, frame.columns))}.")
+    _require_column(frame, column, f"The split column {column!r} (by_column)")
     names = frame[column].map(lambda v: _SPLIT_NAMES.get(str(v).strip().lower()) if isinstance(v, str) else None)
     bad = frame[column][names.isna()]
     if len(bad):

@@ -88,9 +88,8 @@ def load_run(path) -> Run:
     features = load_features(model_dir)
     described = json.loads((model_dir / "roles.json").read_text())
     roles = described["roles"]
-    by_name = features if isinstance(features, dict) else {f.name: f for f in features}
-    inputs = [by_name[n] for n, r in roles.items() if r == "input"]
-    outputs = [by_name[n] for n, r in roles.items() if r == "output"]
+    inputs = [features[n] for n, r in roles.items() if r == "input"]
+    outputs = [features[n] for n, r in roles.items() if r == "output"]
     config_file = path / "config.yaml"
     return Run(path, model, inputs, outputs, config_file.read_text() if config_file.exists() else "",
                output_kinds=described.get("outputs", {}))

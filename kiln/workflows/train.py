@@ -123,7 +123,8 @@ def train(config, *, output_dir=None, resume=None, verbose: int = 1) -> RunResul
     seed = config.training.seed if config.training.seed is not None else config.seed
     kiln.utils.set_random_seed(seed)
     run_dir = _run_dir(config, output_dir, resume)
-    (run_dir / "config.yaml").write_text(dump_config(config))
+    config_yaml = dump_config(config)
+    (run_dir / "config.yaml").write_text(config_yaml)
     if verbose:
         print(f"run folder: {run_dir}", flush=True)
 
@@ -141,8 +142,8 @@ def train(config, *, output_dir=None, resume=None, verbose: int = 1) -> RunResul
         from kiln.export.onnx import export_onnx
         from kiln.workflows.run import load_run
         export_onnx(load_run(run_dir), run_dir / "export" / "model.onnx")
-    report_path = _write_report(config, run_dir, model, features, output_kinds, splits, encoded, history.history,
-                                test_metrics, seed, time.time() - started)
+    report_path = _write_report(config, config_yaml, run_dir, model, features, output_kinds, splits, encoded,
+                                history.history, test_metrics, seed, time.time() - started)
     if verbose:
         headline = test_metrics.get(config.evaluation.split) or {}
         print("test metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in headline.items()), flush=True)
@@ -324,9 +325,8 @@ def _save_model(model, features, output_kinds, run_dir: Path) -> None:
         {"roles": {n: role for n, (role, _) in features.items()}, "outputs": output_kinds}, indent=2))
 
 
-def _write_report(config, run_dir, model, features, output_kinds, splits, encoded, history, test_metrics, seed,
-                  seconds):
-    from kiln.config import dump_config
+def _write_report(config, config_yaml, run_dir, model, features, output_kinds, splits, encoded, history,
+                  test_metrics, seed, seconds):
     from kiln.reports import ReportContext, write_report
     outputs = [(name, f) for name, (role, f) in features.items() if role == "output"]
     lines = []
@@ -338,7 +338,7 @@ def _write_report(config, run_dir, model, features, output_kinds, splits, encode
         history=[{"epoch": i + 1, **{k: v[i] for k, v in history.items() if i < len(v)}} for i in range(epochs)],
         final_metrics=test_metrics, model_summary="\n".join(lines),
         data_summary=_data_summary(features, splits), environment=_environment(model, seed, seconds),
-        config_yaml=dump_config(config))
+        config_yaml=config_yaml)
     split = config.evaluation.split if config.evaluation.split in encoded else "validation"
     if split in encoded and len(outputs) == 1:
         name, feature = outputs[0]

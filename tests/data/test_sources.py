@@ -159,16 +159,14 @@ def test_empty_file(tmp_path):
         read_source(tmp_path / "h.csv")
 
 
-def test_unreadable_csv_names_the_file(tmp_path):
-    (tmp_path / "bad.csv").write_text('a,b\n1,2\n3,4,5,6\n"7,8\n')
-    with pytest.raises(DataError, match=r"bad\.csv as CSV"):
-        read_source(tmp_path / "bad.csv")
-
-
-def test_broken_parquet(tmp_path):
-    (tmp_path / "d.parquet").write_bytes(b"not parquet at all")
-    with pytest.raises(DataError, match=r"d\.parquet as Parquet"):
-        read_source(tmp_path / "d.parquet")
+@pytest.mark.parametrize("name, content, match", [
+    ("bad.csv", b'a,b\n1,2\n3,4,5,6\n"7,8\n', r"bad\.csv as CSV"),
+    ("d.parquet", b"not parquet at all", r"d\.parquet as Parquet"),
+])
+def test_unreadable_file_is_named(tmp_path, name, content, match):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(DataError, match=match):
+        read_source(tmp_path / name)
 
 
 def test_jsonl_bad_line_is_named(tmp_path):
