@@ -130,8 +130,9 @@ class DataConfig(_Section):
 
     source: str = Field(min_length=1)
     """A file or folder path, or a bundled dataset name (sklearn:iris, mnist5k, gensim:polarity, ...)."""
-    format: Literal["auto", "csv", "parquet", "jsonl", "npy", "npz", "images", "text", "audio"] = "auto"
-    """How to read ``source``; auto: from the file extension or the folder's contents."""
+    format: Literal["auto", "csv", "tsv", "parquet", "jsonl", "npy", "npz", "image_folder", "text_folder",
+                    "audio_folder", "bundled"] = "auto"
+    """How to read ``source`` (``kiln.data.read_source``'s formats); auto: from the file extension or the folder's contents."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Keyword arguments passed to the reader as they are (e.g. ``sep: ";"`` for a CSV)."""
     split: SplitConfig = Field(default_factory=SplitConfig)

@@ -312,6 +312,7 @@ def _callbacks(config, run_dir: Path) -> list:
     if t.early_stopping is not None:
         es = t.early_stopping
         callbacks.append(kiln.callbacks.EarlyStopping(monitor=es.monitor, patience=es.patience,
+                                                      min_delta=es.min_delta, mode=es.mode,
                                                       restore_best_weights=es.restore_best_weights))
     return callbacks
 

@@ -153,3 +153,21 @@ def test_export_formats_unique_and_run_name_fits_a_folder():
         KilnConfig.model_validate(minimal(export={"formats": ["onnx", "onnx"]}))
     with pytest.raises(ValidationError, match="names the run folder"):
         KilnConfig.model_validate(minimal(name="../etc"))
+
+
+def test_every_data_format_the_config_allows_is_one_read_source_reads():
+    """A config that validates must not fail later with 'format not recognised'."""
+    import typing
+
+    from kiln.config.schema import DataConfig
+    from kiln.data import sources
+    allowed = set(typing.get_args(DataConfig.model_fields["format"].annotation))
+    assert allowed == set(sources._FORMATS)
+
+
+def test_early_stopping_settings_reach_the_callback(tmp_path):
+    from kiln.workflows.train import _callbacks
+    config = KilnConfig(**minimal(training={"early_stopping": {"monitor": "val_accuracy", "patience": 2,
+                                                               "min_delta": 0.05, "mode": "max"}}))
+    stopper = next(c for c in _callbacks(config, tmp_path) if type(c).__name__ == "EarlyStopping")
+    assert (stopper.monitor, stopper.patience, stopper.min_delta, stopper.mode) == ("val_accuracy", 2, 0.05, "max")
