@@ -8,8 +8,8 @@ or zero-pads it to ``duration``, then in torch::
     power = re**2 + im**2 -> @ mel_filterbank(...) -> log(mel + 1e-6)
 
 and standardises with the fitted scalar mean and std. The filterbank is not saved with the run
-(it follows from the options), so ``mel_filterbank`` here is a line-for-line port and gives the
-same float32 matrix, bit for bit. The window is built the way torch builds it (float32
+(it follows from the options); kiln builds it with ``mel_filterbank`` here, and reads its clips
+with ``read_wave`` here, so both sides have the same matrix and waveforms, bit for bit. The window is built the way torch builds it (float32
 ``arange * 2pi/N``, cos, ``* -0.5 + 0.5``); torch's vectorised cos may still differ by one ulp
 at a few points.
 
@@ -30,7 +30,7 @@ import os
 import numpy as np
 
 from kiln_edge.errors import EdgeDataError, EdgeError
-from kiln_edge.image import file_label
+from kiln_edge.image import file_label, is_missing
 
 __all__ = ["hz_to_mel", "mel_to_hz", "mel_filterbank", "hann_window", "read_wave", "spectrogram"]
 
@@ -38,13 +38,7 @@ _LOG_OFFSET = np.float32(1e-6)  # kiln's: torch adds the Python float 1e-6 to a 
 _CHUNK = 128  # clips per FFT call: bounds the float64 complex spectrogram's memory
 
 
-def _is_missing(value) -> bool:
-    if value is None:
-        return True
-    return isinstance(value, (float, np.floating)) and math.isnan(value)
-
-
-# ---- the mel filterbank (port of kiln.data.features.audio, which is NumPy float64 already) ------------
+# ---- the mel filterbank (kiln.data.features.audio uses these; NumPy float64, then float32) ------------
 def hz_to_mel(hz, scale: str = "htk"):
     """Frequency in Hz -> mel: "htk" ``2595 log10(1 + f / 700)`` or "slaney" (linear below 1 kHz)."""
     hz = np.asarray(hz, dtype=np.float64)
@@ -72,7 +66,7 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0
 
     Example::
 
-        fb = mel_filterbank(16000, 400, 64)  # (201, 64), equal to kiln's mel_filterbank(...).numpy()
+        fb = mel_filterbank(16000, 400, 64)  # (201, 64); fb[:, m].max() is 1 for every m
     """
     f_max = sample_rate / 2 if f_max is None else f_max
     bins = np.arange(n_fft // 2 + 1) * sample_rate / n_fft                        # (n_freqs,) Hz
@@ -111,7 +105,7 @@ def read_wave(value, samples: int, sample_rate: int, row, where: str) -> np.ndar
         sample_rate: the rate a file must have (kiln never resamples).
         row, where: for errors.
     """
-    if _is_missing(value):
+    if is_missing(value):
         raise EdgeDataError(f"{where}: row {row} has no audio (NaN/None). Drop the row or fill it.")
     if isinstance(value, (str, os.PathLike)):
         wave = _read_file(value, sample_rate, row, where)

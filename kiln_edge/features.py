@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import pandas as pd
 
 from kiln_edge import audio, image
 from kiln_edge.errors import EdgeDataError, EdgeError
+from kiln_edge.image import is_missing
 
 __all__ = ["EdgeFeature", "load_features", "FEATURE_TYPES"]
 
@@ -33,16 +33,54 @@ _FORMAT, _FORMAT_VERSION = "kiln.features", 1
 _WORD = re.compile(r"\w+|[^\w\s]")
 
 
-def _is_missing(value) -> bool:
-    if value is None:
-        return True
-    return isinstance(value, (float, np.floating)) and math.isnan(value)
-
-
-def _rows(index, limit: int = 5) -> str:
+# ---- array helpers kiln's features use too (kiln may import kiln_edge; never the other way) ----------
+def row_list(index, limit: int = 5) -> str:
+    """'rows 3, 8, 9' (the index labels), shortened to ``limit`` with the total count."""
     rows = list(index)
     more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
     return f"row{'s' if len(rows) > 1 else ''} {', '.join(str(r) for r in rows[:limit])}{more}"
+
+
+def numeric_values(series: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:
+    """A column as float64 ``(rows,)`` with NaN where a value is missing, and the mask of non-numbers.
+
+    Blank strings are missing values (a hand-edited CSV cell), not text. The mask is None for a
+    numeric dtype (nothing to check); the caller raises its own error for a True in it.
+    """
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind in "fiub":  # plain NumPy numbers: skip
+        return np.asarray(series.to_numpy(), dtype=np.float64), None          # pandas' astype (~50 us/column)
+    if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+        return series.astype("float64").to_numpy(), None
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
+    bad = np.isnan(values) & ~series.isna().to_numpy()
+    for i in np.flatnonzero(bad):
+        value = series.iloc[i]
+        bad[i] = not (isinstance(value, str) and not value.strip())
+    return values, bad
+
+
+def pad_ids(rows: list, max_length: int, padding: str, truncation: str) -> np.ndarray:
+    """Token id lists -> int64 ``(rows, max_length)``, cut and 0-padded ("post" or "pre" each)."""
+    out = np.zeros((len(rows), max_length), dtype=np.int64)  # 0 = <pad>
+    for r, ids in enumerate(rows):
+        ids = ids[:max_length] if truncation == "post" else ids[-max_length:]
+        if ids:
+            if padding == "post":
+                out[r, :len(ids)] = ids
+            else:
+                out[r, max_length - len(ids):] = ids
+    return out
+
+
+def pad_sequences(sequences: list, length: int, padding_value: float, mean: float, std: float) -> np.ndarray:
+    """float64 sequences (each at most ``length`` long) -> float32 ``(rows, length)``: ``(x - mean) / std``,
+    then ``padding_value`` after each sequence's end."""
+    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+    out = np.full((len(sequences), length), padding_value, dtype=np.float32)  # (rows, length)
+    mask = np.arange(length)[None, :] < lengths[:, None]                      # real positions
+    if sequences:
+        out[mask] = (np.concatenate(sequences) - mean) / std  # row-major mask order = concatenation order
+    return out
 
 
 class EdgeFeature:
@@ -112,28 +150,19 @@ class NumericFeature(EdgeFeature):
         return 0.0, 1.0
 
     def _numbers(self, series):
-        if isinstance(series.dtype, np.dtype) and series.dtype.kind in "fiub":  # plain NumPy numbers: no pandas
-            values = np.asarray(series.to_numpy(), dtype=np.float64)               # astype (50 us a column)
-        elif pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
-            values = series.astype("float64").to_numpy()
-        else:
-            values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
-            bad = np.isnan(values) & ~series.isna().to_numpy()
-            for i in np.flatnonzero(bad):
-                value = series.iloc[i]
-                bad[i] = not (isinstance(value, str) and not value.strip())
-            if bad.any():
-                first = int(np.flatnonzero(bad)[0])
-                raise EdgeDataError(f"{self._where()}: row {series.index[first]} holds {series.iloc[first]!r}, "
-                                    f"which is not a number ({_rows(series.index[bad])}).")
+        values, bad = numeric_values(series)
+        if bad is not None and bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            raise EdgeDataError(f"{self._where()}: row {series.index[first]} holds {series.iloc[first]!r}, "
+                                f"which is not a number ({row_list(series.index[bad])}).")
         if np.isinf(values).any():
-            raise EdgeDataError(f"{self._where()}: infinite values in {_rows(series.index[np.isinf(values)])}.")
+            raise EdgeDataError(f"{self._where()}: infinite values in {row_list(series.index[np.isinf(values)])}.")
         return values
 
     def _transform(self, series):
         values = self._numbers(series)
         if self.output and np.isnan(values).any():
-            raise EdgeDataError(f"{self._where()}: no target value in {_rows(series.index[np.isnan(values)])}.")
+            raise EdgeDataError(f"{self._where()}: no target value in {row_list(series.index[np.isnan(values)])}.")
         values = np.where(np.isnan(values), self.fill_value, values)
         shift, divisor = self._scale()
         return ((values - shift) / divisor).astype(np.float32).reshape(-1, 1)
@@ -193,7 +222,7 @@ class BinaryFeature(EdgeFeature):
         is_negative = series.isin([negative]).to_numpy()
         missing = series.isna().to_numpy()
         if self.output and missing.any():
-            raise EdgeDataError(f"{self._where()}: no label (NaN/None) in {_rows(series.index[missing])}.")
+            raise EdgeDataError(f"{self._where()}: no label (NaN/None) in {row_list(series.index[missing])}.")
         odd = ~(is_positive | is_negative | missing)
         if odd.any():
             first = int(np.flatnonzero(odd)[0])
@@ -234,7 +263,7 @@ class TextFeature(EdgeFeature):
         self._ids = {token: i for i, token in enumerate(self.vocabulary)}
 
     def encode(self, texts) -> list[list[int]]:
-        texts = ["" if _is_missing(v) else str(v) for v in list(texts)]
+        texts = ["" if is_missing(v) else str(v) for v in list(texts)]
         if self.lowercase and self.tokenizer != "bpe":
             texts = [t.lower() for t in texts]
         if self.tokenizer == "bpe":
@@ -244,16 +273,7 @@ class TextFeature(EdgeFeature):
         return [[ids.get(token, 1) for token in split(text)] for text in texts]
 
     def _transform(self, series):
-        rows = self.encode(series.tolist())
-        out = np.zeros((len(rows), self.max_length), dtype=np.int64)
-        for r, ids in enumerate(rows):
-            ids = ids[:self.max_length] if self.truncation == "post" else ids[-self.max_length:]
-            if ids:
-                if self.padding == "post":
-                    out[r, :len(ids)] = ids
-                else:
-                    out[r, self.max_length - len(ids):] = ids
-        return out
+        return pad_ids(self.encode(series.tolist()), self.max_length, self.padding, self.truncation)
 
     def decode(self, outputs):
         values = np.asarray(outputs)
@@ -286,7 +306,7 @@ class SequenceFeature(EdgeFeature):
             except ValueError:
                 raise EdgeDataError(f"{self._where()}: row {row} holds {value!r}, which is not numbers separated "
                                     f"by spaces or commas.") from None
-        elif _is_missing(value):
+        elif is_missing(value):
             numbers = np.zeros(0)
         else:
             try:
@@ -300,12 +320,7 @@ class SequenceFeature(EdgeFeature):
 
     def _transform(self, series):
         sequences = [self._parse(v, row)[:self.length] for v, row in zip(series.tolist(), series.index)]
-        lengths = np.array([len(s) for s in sequences], dtype=np.int64)
-        out = np.full((len(sequences), self.length), self.padding_value, dtype=np.float32)
-        mask = np.arange(self.length)[None, :] < lengths[:, None]
-        if sequences:
-            out[mask] = (np.concatenate(sequences) - self.mean) / self.std
-        return out
+        return pad_sequences(sequences, self.length, self.padding_value, self.mean, self.std)
 
     def decode(self, outputs):
         return np.asarray(outputs, dtype=np.float64) * self.std + self.mean

@@ -1,7 +1,7 @@
 """Image values decoded exactly as ``kiln.data.features.image`` decodes them, with Pillow and NumPy only.
 
-kiln's ``ImageFeature.transform`` is already NumPy + Pillow up to its last line
-(``torch.from_numpy``), so these functions repeat its steps one for one and give the same bytes:
+kiln's ``ImageFeature`` decodes with these very functions (it only adds ``torch.from_numpy``
+and re-raises their errors as kiln's ``DataError``), so both sides give the same bytes:
 
     read_image(value)   a path (anything Pillow reads) or an array (H, W) / (H, W, 1|3|4)
                         -> (H, W, C) in its own dtype, C = 1 ("L", or a 16/32-bit mode) or 3
@@ -11,20 +11,21 @@ kiln's ``ImageFeature.transform`` is already NumPy + Pillow up to its last line
                         "L"/"RGB" images, others plane by plane as 32-bit float images), divided
                         by the fitted divisor
 
-Bytes are not accepted (kiln takes them for a 0-d array and refuses them, and so do we). Errors
-are ``EdgeDataError`` with kiln's wording: the column, the row, the file, and the fix.
+Bytes are not accepted (a 0-d array is refused). Errors are ``EdgeDataError`` with kiln's
+wording: the column, the row, the file, and the fix.
 Pillow is imported when an image is first decoded, so the rest of kiln_edge does not need it.
 """
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
 
 from kiln_edge.errors import EdgeDataError, EdgeError
 
-__all__ = ["read_image", "conform", "file_label"]
+__all__ = ["read_image", "conform", "file_label", "is_missing"]
 
 _GRAY_MODES = ("1", "L", "LA", "La")
 _WIDE_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")  # 16/32-bit single-channel images
@@ -40,10 +41,11 @@ def pillow():
     return Image
 
 
-def _is_missing(value) -> bool:
+def is_missing(value) -> bool:
+    """None or a float NaN (arrays and strings are never missing), as kiln decides it."""
     if value is None:
         return True
-    return isinstance(value, (float, np.floating)) and np.isnan(value)
+    return isinstance(value, (float, np.floating)) and math.isnan(value)
 
 
 def file_label(value) -> str:
@@ -66,7 +68,7 @@ def read_image(value, row, where: str) -> np.ndarray:
         row: the row label, for errors.
         where: the start of every error, e.g. "Column 'image' (input image feature 'image')".
     """
-    if _is_missing(value):
+    if is_missing(value):
         raise EdgeDataError(f"{where}: row {row} has no image (NaN/None). Drop the row or fill it.")
     if isinstance(value, (str, os.PathLike)):
         return _read_file(value, row, where)

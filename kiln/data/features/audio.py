@@ -21,15 +21,16 @@ above, librosa's default scale); no area normalisation (peaks are 1).
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import pandas as pd
 import torch
 
-from kiln.data.features.base import (Feature, check_bool, check_choice, check_int, check_number, file_label,
-                                     is_missing, progress)
+from kiln.data.features.base import Feature, check_bool, check_choice, check_int, check_number, progress
 from kiln.errors import DataError, KilnValueError
+from kiln_edge import audio as edge_audio
+from kiln_edge.audio import hz_to_mel, mel_to_hz  # noqa: F401  (re-exported: kiln's public names)
+from kiln_edge.errors import EdgeDataError
 
 __all__ = ["AudioFeature", "mel_filterbank", "hz_to_mel", "mel_to_hz"]
 
@@ -38,43 +39,17 @@ _LOG_OFFSET = 1e-6
 _CHUNK = 256  # clips per STFT call: bounds the complex spectrogram's memory
 
 
-def hz_to_mel(hz, scale: str = "htk"):
-    """Frequency in Hz -> mel (numpy arrays or floats)."""
-    hz = np.asarray(hz, dtype=np.float64)
-    if scale == "htk":
-        return 2595.0 * np.log10(1.0 + hz / 700.0)
-    f_sp, min_log_hz, logstep = 200.0 / 3, 1000.0, math.log(6.4) / 27.0  # Slaney's Auditory Toolbox
-    linear = hz / f_sp
-    log = min_log_hz / f_sp + np.log(np.maximum(hz, min_log_hz) / min_log_hz) / logstep
-    return np.where(hz >= min_log_hz, log, linear)
-
-
-def mel_to_hz(mel, scale: str = "htk"):
-    """Inverse of ``hz_to_mel``."""
-    mel = np.asarray(mel, dtype=np.float64)
-    if scale == "htk":
-        return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
-    f_sp, min_log_hz, logstep = 200.0 / 3, 1000.0, math.log(6.4) / 27.0
-    min_log_mel = min_log_hz / f_sp
-    return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
-
-
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0, f_max: float | None = None,
                    scale: str = "htk") -> torch.Tensor:
     """Triangular mel filters as a float32 matrix ``(n_fft // 2 + 1, n_mels)``: power spectrum @ it = mel.
+
+    kiln_edge's NumPy construction as a tensor, so the torch-free path has the same filters, bit for bit.
 
     Example::
 
         fb = mel_filterbank(16000, 400, 64)  # (201, 64); fb[:, m].max() is 1 for every m
     """
-    f_max = sample_rate / 2 if f_max is None else f_max
-    bins = np.arange(n_fft // 2 + 1) * sample_rate / n_fft                        # (n_freqs,) Hz
-    points = mel_to_hz(np.linspace(hz_to_mel(f_min, scale), hz_to_mel(f_max, scale), n_mels + 2), scale)
-    widths = np.diff(points)                                                      # (n_mels + 1,)
-    offsets = points[None, :] - bins[:, None]                                     # (n_freqs, n_mels + 2)
-    rising = -offsets[:, :-2] / widths[:-1]                                       # (n_freqs, n_mels)
-    falling = offsets[:, 2:] / widths[1:]
-    return torch.from_numpy(np.maximum(0.0, np.minimum(rising, falling))).float()
+    return torch.from_numpy(edge_audio.mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max, scale))
 
 
 class AudioFeature(Feature):
@@ -132,38 +107,11 @@ class AudioFeature(Feature):
 
     # ---- waveforms -----------------------------------------------------------------------------------
     def _read(self, value, row) -> np.ndarray:
-        """One clip as float32 mono ``(samples,)``, cut or padded to ``duration``."""
-        if is_missing(value):
-            raise DataError(f"{self._where()}: row {row} has no audio (NaN/None). Drop the row or fill it.")
-        if isinstance(value, (str, os.PathLike)):
-            wave = self._read_file(value, row)
-        else:
-            wave = np.asarray(value)
-            if wave.ndim != 1 or not np.issubdtype(wave.dtype, np.number):
-                raise DataError(f"{self._where()}: row {row} holds a {wave.dtype} array of shape {wave.shape}; a "
-                                f"waveform is a 1-D numeric array (or a WAV file path).")
-            if np.issubdtype(wave.dtype, np.integer):  # PCM integers -> [-1, 1)
-                wave = wave / float(np.iinfo(wave.dtype).max + 1)
-            wave = wave.astype(np.float32)
-        out = np.zeros(self.samples, dtype=np.float32)
-        out[:min(len(wave), self.samples)] = wave[:self.samples]
-        return out
-
-    def _read_file(self, path, row) -> np.ndarray:
-        import soundfile
-        where = f"{self._where()}, row {row} ({file_label(path)})"
-        if not os.path.exists(path):
-            raise DataError(f"{where}: the file does not exist. Fix the path (relative paths are read from "
-                            f"{os.getcwd()!r}).")
+        """One clip as float32 mono ``(samples,)``, cut or padded to ``duration`` (kiln_edge reads it)."""
         try:
-            data, rate = soundfile.read(os.fspath(path), dtype="float32", always_2d=True)  # (samples, channels)
-        except Exception as err:  # soundfile raises LibsndfileError/RuntimeError for unreadable files
-            raise DataError(f"{where}: cannot be read as audio ({err}). Replace or remove the file.") from err
-        if rate != self.sample_rate:
-            raise DataError(f"{where}: the file's sample rate is {rate} Hz, but the feature expects "
-                            f"{self.sample_rate} Hz. Resample the file to {self.sample_rate} Hz, or set "
-                            f"`sample_rate` to {rate} if every file has that rate.")
-        return data.mean(axis=1)  # mono
+            return edge_audio.read_wave(value, self.samples, self.sample_rate, row, self._where())
+        except EdgeDataError as err:
+            raise DataError(str(err)) from err.__cause__
 
     def waveforms(self, column) -> torch.Tensor:
         """The column's clips as float32 ``(rows, samples)``, mono, cut/padded to ``duration``."""
@@ -190,15 +138,19 @@ class AudioFeature(Feature):
 
     # ---- the protocol -----------------------------------------------------------------------------------
     def _fit(self, series: pd.Series) -> None:
-        self._fit_transform(series)
+        self._fit_statistics(self.spectrogram(self.waveforms(series)))
 
     def _fit_transform(self, series: pd.Series) -> torch.Tensor:
-        mel = self.spectrogram(self.waveforms(series))
+        mel = self.spectrogram(self.waveforms(series))  # decoded once, for both fit and transform
+        self._fit_statistics(mel)
+        self.fitted = True
+        return self._standardise(mel)
+
+    def _fit_statistics(self, mel: torch.Tensor) -> None:
+        """The scalar mean and population std of every training log-mel value (float64 sums)."""
         self.mean = float(mel.mean(dtype=torch.float64))
         std = math.sqrt(float(((mel - self.mean) ** 2).sum(dtype=torch.float64)) / max(mel.numel(), 1))
         self.std = std if std > 0 else 1.0
-        self.fitted = True
-        return self._standardise(mel)
 
     def _standardise(self, mel: torch.Tensor) -> torch.Tensor:
         return ((mel - self.mean) / self.std).unsqueeze(-1)  # (rows, frames, n_mels, 1)

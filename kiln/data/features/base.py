@@ -24,7 +24,6 @@ import inspect
 import json
 import math
 import numbers
-import os
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -35,6 +34,10 @@ import pandas as pd
 import torch
 
 from kiln.errors import DataError, KilnValueError, SerializationError, closest_match, unknown_name_error
+# row_list and is_missing are kiln_edge's (torch-free, and installed with kiln), so that
+# both packages word errors and treat missing values alike; the feature modules import them from here.
+from kiln_edge.features import row_list  # noqa: F401
+from kiln_edge.image import is_missing  # noqa: F401
 
 __all__ = ["Feature", "build_feature", "save_features", "load_features", "FEATURES_JSON", "FEATURES_SAFETENSORS"]
 
@@ -248,26 +251,11 @@ def sort_key(value):
     return (2, 0.0, str(value))
 
 
-def row_list(index: Iterable, limit: int = 5) -> str:
-    """'rows 3, 8, 9' (the index labels), shortened to ``limit`` with the total count."""
-    rows = list(index)
-    shown = ", ".join(str(r) for r in rows[:limit])
-    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
-    return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
-
-
 def progress(iterable: Iterable, total: int, desc: str):
     """A tqdm bar on stderr for slow decoding loops: at once for > 500 items, else after 1 s."""
     from tqdm import tqdm
     return tqdm(iterable, total=total, desc=desc, file=sys.stderr, unit="item", leave=False,
                 delay=0.0 if total > _PROGRESS_ITEMS else 1.0)
-
-
-def is_missing(value) -> bool:
-    """None or a float NaN (arrays and strings are never missing)."""
-    if value is None:
-        return True
-    return isinstance(value, (float, np.floating)) and math.isnan(value)
 
 
 # ---- construction and storage ---------------------------------------------------------------------
@@ -384,10 +372,3 @@ def load_features(folder) -> dict[str, Feature]:
         config = {k: v for k, v in record.items() if k != "tensors"}
         loaded[record["name"]] = types[record["type"]].from_state(config, own)
     return loaded
-
-
-def file_label(value) -> str:
-    """How an error names a media value: the file path, or 'an in-memory array'."""
-    if isinstance(value, (str, os.PathLike)):
-        return f"file {os.fspath(value)!r}"
-    return f"an in-memory {type(value).__name__}"

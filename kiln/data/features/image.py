@@ -14,21 +14,19 @@ training maximum when it is above 1, otherwise 1. Output is channels-last, as in
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pandas as pd
 import torch
 
-from kiln.data.features.base import Feature, check_choice, check_int, file_label, is_missing, progress
+from kiln.data.features.base import Feature, check_choice, check_int, is_missing, progress
 from kiln.errors import DataError, KilnValueError
+from kiln_edge import image as edge_image
+from kiln_edge.errors import EdgeDataError
 
 __all__ = ["ImageFeature"]
 
 _SCALES = ("unit", "none")
 _RESAMPLING = ("bilinear", "nearest", "bicubic", "lanczos")
-_GRAY_MODES = ("1", "L", "LA", "La")
-_WIDE_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")  # 16/32-bit single-channel images
 
 
 class ImageFeature(Feature):
@@ -75,78 +73,21 @@ class ImageFeature(Feature):
         return {"height": self.height, "width": self.width, "channels": self.channels, "scale": self.scale,
                 "resize": self.resize}
 
-    # ---- decoding ----------------------------------------------------------------------------------
-    def _where_row(self, row, value) -> str:
-        label = f"row {row}" if not isinstance(value, (str, os.PathLike)) else f"row {row} ({file_label(value)})"
-        return f"{self._where()}, {label}"
-
+    # ---- decoding (kiln_edge.image's NumPy + Pillow code, so both packages give the same bytes) ---------
     def _read(self, value, row) -> np.ndarray:
         """One image as ``(H, W, C)`` in its own dtype, C = 1 or 3 (alpha dropped)."""
-        if is_missing(value):
-            raise DataError(f"{self._where()}: row {row} has no image (NaN/None). Drop the row or fill it.")
-        if isinstance(value, (str, os.PathLike)):
-            return self._read_file(value, row)
-        array = np.asarray(value)
-        if array.ndim == 3 and array.shape[2] in (1, 3, 4):
-            array = array[:, :, :3]
-        elif array.ndim == 2:
-            array = array[:, :, None]
-        else:
-            raise DataError(f"{self._where()}: row {row} holds an array of shape {array.shape}; an image is "
-                            f"(height, width) or (height, width, 1|3|4).")
-        if array.dtype == bool or not np.issubdtype(array.dtype, np.number):
-            raise DataError(f"{self._where()}: row {row} holds a {array.dtype} array; images are numeric arrays.")
-        return np.ascontiguousarray(array)
-
-    def _read_file(self, path, row) -> np.ndarray:
-        from PIL import Image
         try:
-            with Image.open(path) as image:
-                image.load()  # decode now, so a corrupt file fails here, named
-                if image.mode in _WIDE_MODES:
-                    array = np.asarray(image)
-                elif image.mode in _GRAY_MODES:
-                    array = np.asarray(image.convert("L"))
-                else:
-                    array = np.asarray(image.convert("RGB"))
-        except FileNotFoundError as err:
-            raise DataError(f"{self._where_row(row, path)}: the file does not exist. Fix the path (relative "
-                            f"paths are read from {os.getcwd()!r}).") from err
-        except Exception as err:  # Pillow raises many types for a broken or foreign file
-            raise DataError(f"{self._where_row(row, path)}: cannot be read as an image ({type(err).__name__}: "
-                            f"{err}). Replace or remove the file.") from err
-        return array if array.ndim == 3 else array[:, :, None]
+            return edge_image.read_image(value, row, self._where())
+        except EdgeDataError as err:
+            raise DataError(str(err)) from err.__cause__
 
     def _conform(self, array: np.ndarray, row, value) -> np.ndarray:
         """``(H, W, c)`` -> ``(height, width, channels)`` float32 in [0, 1] ("unit")."""
-        from PIL import Image
-        height, width, channels = self.shape
-        if array.shape[2] != channels:
-            if channels == 3:
-                array = np.repeat(array, 3, axis=2)
-            elif array.dtype == np.uint8:
-                array = np.asarray(Image.fromarray(array).convert("L"))[:, :, None]
-            else:  # Pillow's "L" weights, on non-8-bit data
-                array = (array.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))[:, :, None]
-        if array.shape[:2] != (height, width):
-            if self.height is None:
-                raise DataError(f"{self._where_row(row, value)}: the image is {array.shape[0]}x{array.shape[1]} "
-                                f"(height x width), but the first training image is {height}x{width}. Set `height` "
-                                f"and `width` on the image feature to resize every image to one size.")
-            array = self._resized(array)
-        return array.astype(np.float32) / np.float32(self.divisor)
-
-    def _resized(self, array: np.ndarray) -> np.ndarray:
-        from PIL import Image
-        height, width, channels = self.shape
-        method = getattr(Image.Resampling, self.resize.upper())
-        if array.dtype == np.uint8:
-            image = Image.fromarray(array[:, :, 0] if channels == 1 else array)  # mode "L" or "RGB"
-            resized = np.asarray(image.resize((width, height), method))
-            return resized if resized.ndim == 3 else resized[:, :, None]
-        planes = [np.asarray(Image.fromarray(array[:, :, c].astype(np.float32)).resize((width, height), method))
-                  for c in range(channels)]
-        return np.stack(planes, axis=2)
+        try:
+            return edge_image.conform(array, self.shape, self.divisor, self.resize, self.height is not None, row,
+                                      value, self._where())
+        except EdgeDataError as err:
+            raise DataError(str(err)) from err.__cause__
 
     # ---- the protocol ----------------------------------------------------------------------------
     def _fit(self, series: pd.Series) -> None:
@@ -169,8 +110,10 @@ class ImageFeature(Feature):
         if first.dtype == np.uint16:
             return 65535.0
         # Float or wide-int images: the training maximum (arrays are in memory; files are decoded).
-        iterator = progress(present, len(present), f"{self.name}: scanning images") if len(present) > 1 else present
-        peak = max(float(np.max(self._read(values[i], rows[i]))) for i in iterator)
+        # `first` is present[0], decoded already: the scan reads only the rest.
+        rest = present[1:]
+        iterator = progress(rest, len(rest), f"{self.name}: scanning images") if rest else rest
+        peak = max([float(np.max(first))] + [float(np.max(self._read(values[i], rows[i]))) for i in iterator])
         return peak if peak > 1 else 1.0
 
     def _transform(self, series: pd.Series) -> torch.Tensor:

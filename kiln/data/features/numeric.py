@@ -19,6 +19,7 @@ import torch
 
 from kiln.data.features.base import Feature, check_choice, row_list
 from kiln.errors import DataError, KilnValueError, ShapeError
+from kiln_edge.features import numeric_values
 
 __all__ = ["NumericFeature"]
 
@@ -65,22 +66,12 @@ class NumericFeature(Feature):
 
     def _numbers(self, series: pd.Series) -> np.ndarray:
         """The column as float64 with NaN where a value is missing; text is a DataError."""
-        if isinstance(series.dtype, np.dtype) and series.dtype.kind in "fiub":  # plain NumPy numbers: skip
-            values = np.asarray(series.to_numpy(), dtype=np.float64)               # pandas' astype (~50 us/column)
-        elif pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
-            values = series.astype("float64").to_numpy()
-        else:
-            values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
-            bad = np.isnan(values) & ~series.isna().to_numpy()
-            # Blank strings are missing values (a hand-edited CSV cell), not text.
-            for i in np.flatnonzero(bad):
-                value = series.iloc[i]
-                bad[i] = not (isinstance(value, str) and not value.strip())
-            if bad.any():
-                first = int(np.flatnonzero(bad)[0])
-                raise DataError(f"{self._where()}: row {series.index[first]} holds {series.iloc[first]!r}, which is "
-                                f"not a number ({int(bad.sum())} such rows: {row_list(series.index[bad])}). Fix "
-                                f"those values, or declare the column as a category or text feature.")
+        values, bad = numeric_values(series)  # kiln_edge's parsing: blank strings are missing, not text
+        if bad is not None and bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{self._where()}: row {series.index[first]} holds {series.iloc[first]!r}, which is "
+                            f"not a number ({int(bad.sum())} such rows: {row_list(series.index[bad])}). Fix "
+                            f"those values, or declare the column as a category or text feature.")
         infinite = np.isinf(values)
         if infinite.any():
             raise DataError(f"{self._where()}: infinite values in {row_list(series.index[infinite])}. Replace "

@@ -16,6 +16,7 @@ import torch
 
 from kiln.data.features.base import Feature, check_choice, check_int, check_number, is_missing
 from kiln.errors import DataError, ShapeError
+from kiln_edge.features import pad_sequences
 
 __all__ = ["SequenceFeature"]
 
@@ -92,13 +93,8 @@ class SequenceFeature(Feature):
 
     def _transform(self, series: pd.Series) -> torch.Tensor:
         sequences = [s[:self.length] for s in self._sequences(series)]
-        lengths = np.array([len(s) for s in sequences], dtype=np.int64)
-        out = np.full((len(sequences), self.length), self.padding_value, dtype=np.float32)  # (rows, length)
-        mask = np.arange(self.length)[None, :] < lengths[:, None]                           # real positions
-        if sequences:
-            values = np.concatenate(sequences)
-            out[mask] = (values - self.mean) / self.std  # row-major mask order = concatenation order
-        return torch.from_numpy(out)
+        return torch.from_numpy(pad_sequences(sequences, self.length, self.padding_value, self.mean,
+                                              self.std))  # (rows, length)
 
     def decode(self, outputs) -> np.ndarray:
         """Outputs ``(rows, max_length)`` -> values with the normalisation undone, float64."""

@@ -25,6 +25,7 @@ import torch
 
 from kiln.data.features.base import Feature, check_bool, check_choice, check_int, is_missing
 from kiln.errors import ShapeError
+from kiln_edge.features import pad_ids
 
 __all__ = ["TextFeature", "PAD", "UNK"]
 
@@ -104,16 +105,8 @@ class TextFeature(Feature):
         return [[ids.get(token, 1) for token in self._split(text)] for text in texts]
 
     def _transform(self, series: pd.Series) -> torch.Tensor:
-        rows = self.encode(series.tolist())
-        out = np.zeros((len(rows), self.max_length), dtype=np.int64)  # (rows, max_length), 0 = <pad>
-        for r, ids in enumerate(rows):
-            ids = ids[:self.max_length] if self.truncation == "post" else ids[-self.max_length:]
-            if ids:
-                if self.padding == "post":
-                    out[r, :len(ids)] = ids
-                else:
-                    out[r, self.max_length - len(ids):] = ids
-        return torch.from_numpy(out)
+        ids = pad_ids(self.encode(series.tolist()), self.max_length, self.padding, self.truncation)
+        return torch.from_numpy(ids)  # (rows, max_length), 0 = <pad>
 
     def tokens(self, ids) -> list[list[str]]:
         """Id rows ``(rows, length)`` -> their tokens, padding dropped."""
