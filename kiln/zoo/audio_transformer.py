@@ -28,6 +28,7 @@ from kiln.errors import KilnValueError, ShapeError
 from kiln.models.model import Model
 from kiln.saving.serialization import register_serializable
 from kiln.zoo.audio_frontend import LogMel
+from kiln.zoo.common import single_input
 
 __all__ = ["AudioTransformerConfig", "AudioTransformer", "audio_transformer", "Block"]
 
@@ -140,7 +141,7 @@ class AudioTransformer(Model):
     def call(self, x: torch.Tensor) -> torch.Tensor:
         c = self.config
         pf, pm = c.patch
-        mel = self._log_mel(_single_input(x))
+        mel = self._log_mel(single_input(x))
         B, frames, mels = mel.shape
         if frames > c.max_frames:
             raise ShapeError(f"AudioTransformer: {frames} frames is more than max_frames={c.max_frames} its "
@@ -159,15 +160,6 @@ class AudioTransformer(Model):
         config = asdict(self.config)
         config["patch"] = list(config["patch"])
         return {**super().get_config(), **config}
-
-
-def _single_input(inputs) -> torch.Tensor:
-    """The tensor itself, or the only value of a one-entry dict (as ONNX export and run configs pass)."""
-    if isinstance(inputs, dict):
-        if len(inputs) != 1:
-            raise KilnValueError(f"This model takes one input; received a dict with keys {sorted(inputs)}.")
-        inputs = next(iter(inputs.values()))
-    return inputs
 
 
 def audio_transformer(num_classes: int, sample_rate: int = 16000, n_mels: int = 64, patch=(8, 8), depth: int = 4,

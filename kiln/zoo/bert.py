@@ -291,16 +291,13 @@ def pretrain_mlm(model_or_config, texts, tokenizer, steps=1000, seq_len=64, batc
     g = torch.Generator().manual_seed(seed)
     V = model.config.vocab_size
 
-    def sample():
-        rows = windows[torch.randint(0, n, (batch_size,), generator=g)]
-        ids, labels = mask_tokens(rows, torch.ones_like(rows), V, mask_id, generator=g, mask_prob=mask_prob)
-        return ids, labels
+    def masked_batch(generator):
+        """A random batch of windows -> (corrupted ids, labels), each (batch_size, seq_len)."""
+        rows = windows[torch.randint(0, n, (batch_size,), generator=generator)]
+        return mask_tokens(rows, torch.ones_like(rows), V, mask_id, generator=generator, mask_prob=mask_prob)
 
     eval_g = torch.Generator().manual_seed(seed + 12345)
-    eval_set = []
-    for _ in range(eval_batches):
-        rows = windows[torch.randint(0, n, (batch_size,), generator=eval_g)]
-        eval_set.append(mask_tokens(rows, torch.ones_like(rows), V, mask_id, generator=eval_g, mask_prob=mask_prob))
+    eval_set = [masked_batch(eval_g) for _ in range(eval_batches)]
 
     def evaluate():
         model.eval()
@@ -320,7 +317,7 @@ def pretrain_mlm(model_or_config, texts, tokenizer, steps=1000, seq_len=64, batc
     for step in range(steps):
         if max_seconds is not None and time.perf_counter() - start > max_seconds:
             break
-        ids, labels = sample()
+        ids, labels = masked_batch(g)
         loss = F.cross_entropy(model(ids).flatten(0, 1), labels.flatten(), ignore_index=-100)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -28,12 +28,12 @@ Example::
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 
-from kiln.errors import KilnValueError, ShapeError
+from kiln.errors import KilnValueError, ShapeError, closest_match
 from kiln.models.model import Model
 from kiln.saving.serialization import register_serializable
 from kiln.zoo.audio_frontend import LogMel
@@ -70,7 +70,6 @@ class FusionConfig:
                 problems.append(f"{where}: the name is used by more than one input")
             kind = spec.get("type")
             if kind not in _TYPES:
-                from kiln.errors import closest_match
                 hint = closest_match(str(kind), _TYPES)
                 problems.append(f"{where}: `type` must be one of {_TYPES}; received {kind!r}"
                                 + (f" (did you mean {hint!r}?)" if hint else ""))
@@ -240,9 +239,7 @@ class Fusion(Model):
         return self.combine(self.ln(h).mean(dim=1))                  # (B, out)
 
     def get_config(self) -> dict:
-        c = self.config
-        return {**super().get_config(), "inputs": copy.deepcopy(c.inputs), "num_classes": c.num_classes,
-                "combiner": c.combiner, "hidden": c.hidden, "heads": c.heads, "dropout": c.dropout}
+        return {**super().get_config(), **asdict(self.config)}  # asdict copies the input specs
 
 
 def fusion(inputs: list, num_classes: int | None, combiner: str = "concat", hidden: int = 128, **fields) -> Fusion:

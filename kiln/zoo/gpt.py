@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 import kiln
 from kiln.errors import KilnValueError
+from kiln.zoo.common import single_input
 
 __all__ = ["GPTConfig", "GPT", "gpt", "gpt_tiny", "load_hf_gpt2"]
 
@@ -153,7 +154,7 @@ class GPT(kiln.Model):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def call(self, idx):
-        logits, _ = self._forward(_single_input(idx))
+        logits, _ = self._forward(single_input(idx))
         return logits
 
     def _forward(self, idx, past=None):
@@ -241,15 +242,6 @@ class GPT(kiln.Model):
         return cls(GPTConfig(**config.pop("config")), **config)
 
 
-def _single_input(inputs) -> torch.Tensor:
-    """The tensor itself, or the only value of a one-entry dict (as ONNX export and run configs pass)."""
-    if isinstance(inputs, dict):
-        if len(inputs) != 1:
-            raise KilnValueError(f"This model takes one input; received a dict with keys {sorted(inputs)}.")
-        inputs = next(iter(inputs.values()))
-    return inputs
-
-
 def _pick(logits, temperature, top_k, top_p, generator):
     """logits (B, V) -> chosen token ids (B, 1)."""
     if temperature == 0:
@@ -260,9 +252,9 @@ def _pick(logits, temperature, top_k, top_p, generator):
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None:
         sorted_logits, order = torch.sort(logits, descending=True)
-        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        sorted_probs = sorted_logits.softmax(dim=-1)
         # Drop a token when the ones before it already reach top_p; the first always stays.
-        drop_sorted = (cumulative - sorted_logits.softmax(dim=-1)) >= top_p
+        drop_sorted = (sorted_probs.cumsum(dim=-1) - sorted_probs) >= top_p
         drop = drop_sorted.scatter(1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
     probs = logits.softmax(dim=-1)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import torch
 from torch import nn
 
 import kiln
 from kiln.errors import KilnValueError
+from kiln.zoo.common import single_input
 
 __all__ = ["MLPConfig", "MLP", "mlp"]
 
@@ -69,22 +69,13 @@ class MLP(kiln.Model):
         self.head = nn.Linear(width, c.num_classes)
 
     def call(self, inputs):
-        x = _single_input(inputs)    # (B, input_dim)
+        x = single_input(inputs)     # (B, input_dim)
         return self.head(self.body(x))  # (B, num_classes)
 
     def get_config(self) -> dict:
         config = asdict(self.config)
         config["hidden"] = list(config["hidden"])
         return {**super().get_config(), **config}
-
-
-def _single_input(inputs) -> torch.Tensor:
-    """The tensor itself, or the only value of a one-entry dict (as ONNX export and run configs pass)."""
-    if isinstance(inputs, dict):
-        if len(inputs) != 1:
-            raise KilnValueError(f"This model takes one input; received a dict with keys {sorted(inputs)}.")
-        inputs = next(iter(inputs.values()))
-    return inputs
 
 
 def mlp(input_dim: int, num_classes: int | None = None, units: int | None = None, hidden=(64, 64),

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import torch
 from torch import nn
 
 import kiln
 from kiln.errors import KilnValueError
+from kiln.zoo.common import single_input
 
 __all__ = ["ResNetConfig", "ResNet", "BasicBlock", "Bottleneck", "resnet18", "resnet34", "resnet50"]
 
@@ -143,7 +143,7 @@ class ResNet(kiln.Model):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def call(self, inputs):
-        x = _single_input(inputs)       # (B, H, W, C) channels_last
+        x = single_input(inputs)        # (B, H, W, C) channels_last
         x = x.permute(0, 3, 1, 2)       # (B, C, H, W) for nn.Conv2d
         x = self.stages(self.stem(x))   # (B, 8*width*expansion, H/8, W/8) with the small stem
         x = self.pool(x).flatten(1)     # (B, 8*width*expansion)
@@ -153,15 +153,6 @@ class ResNet(kiln.Model):
         config = asdict(self.config)
         config["input_shape"], config["layers"] = list(config["input_shape"]), list(config["layers"])
         return {**super().get_config(), **config}
-
-
-def _single_input(inputs) -> torch.Tensor:
-    """The tensor itself, or the only value of a one-entry dict (as ONNX export and run configs pass)."""
-    if isinstance(inputs, dict):
-        if len(inputs) != 1:
-            raise KilnValueError(f"This model takes one input; received a dict with keys {sorted(inputs)}.")
-        inputs = next(iter(inputs.values()))
-    return inputs
 
 
 def resnet18(num_classes: int = 10, input_shape=(28, 28, 1), stem: str = "small", width: int = 64) -> ResNet:

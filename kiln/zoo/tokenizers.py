@@ -21,7 +21,19 @@ SPECIAL_TOKENS = ["<pad>", "<unk>", "<bos>", "<eos>"]
 _FILE = "tokenizer.json"
 
 
-class CharTokenizer:
+class _Tokenizer:
+    """What both tokenizers share: the ids of ``SPECIAL_TOKENS`` and ``encode``'s <bos> / <eos>."""
+
+    pad_id, bos_id, eos_id = 0, 2, 3  # positions in SPECIAL_TOKENS
+
+    def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
+        return ([self.bos_id] if add_bos else []) + self._encode(text) + ([self.eos_id] if add_eos else [])
+
+    def _encode(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+
+class CharTokenizer(_Tokenizer):
     """One id per character seen in ``fit``; unseen characters map to ``<unk>`` (id 1).
 
     Ids: ``<pad>``=0, ``<unk>``=1, ``<bos>``=2, ``<eos>``=3, then the characters in sorted order.
@@ -46,21 +58,8 @@ class CharTokenizer:
     def vocab_size(self) -> int:
         return len(self.itos)
 
-    @property
-    def pad_id(self) -> int:
-        return 0
-
-    @property
-    def bos_id(self) -> int:
-        return 2
-
-    @property
-    def eos_id(self) -> int:
-        return 3
-
-    def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
-        ids = [self.stoi.get(c, 1) for c in text]
-        return ([self.bos_id] if add_bos else []) + ids + ([self.eos_id] if add_eos else [])
+    def _encode(self, text: str) -> list[int]:
+        return [self.stoi.get(c, 1) for c in text]
 
     def decode(self, ids, skip_special_tokens: bool = True) -> str:
         out = []
@@ -88,7 +87,7 @@ class CharTokenizer:
         return cls(data["chars"])
 
 
-class BPETokenizer:
+class BPETokenizer(_Tokenizer):
     """Byte-level BPE trained with Hugging Face ``tokenizers``; saved as that library's own JSON.
 
     Args:
@@ -127,21 +126,8 @@ class BPETokenizer:
     def vocab_size(self) -> int:
         return self._require().get_vocab_size()
 
-    @property
-    def pad_id(self) -> int:
-        return 0
-
-    @property
-    def bos_id(self) -> int:
-        return 2
-
-    @property
-    def eos_id(self) -> int:
-        return 3
-
-    def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
-        ids = self._require().encode(text).ids
-        return ([self.bos_id] if add_bos else []) + ids + ([self.eos_id] if add_eos else [])
+    def _encode(self, text: str) -> list[int]:
+        return self._require().encode(text).ids
 
     def decode(self, ids, skip_special_tokens: bool = True) -> str:
         return self._require().decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
@@ -155,7 +141,11 @@ class BPETokenizer:
     def load(cls, folder) -> "BPETokenizer":
         from tokenizers import Tokenizer
 
-        tokenizer = Tokenizer.from_file(str(Path(folder) / _FILE))
+        return cls._wrap(Tokenizer.from_file(str(Path(folder) / _FILE)))
+
+    @classmethod
+    def _wrap(cls, tokenizer) -> "BPETokenizer":
+        """A BPETokenizer around a trained ``tokenizers.Tokenizer``."""
         self = cls(vocab_size=max(tokenizer.get_vocab_size(), len(SPECIAL_TOKENS) + 1))
         self._tokenizer = tokenizer
         return self
@@ -171,9 +161,9 @@ def tokenizer_to_bytes(tokenizer) -> bytes:
 
 def tokenizer_from_bytes(data: bytes):
     """Rebuild a CharTokenizer or BPETokenizer from ``tokenizer_to_bytes``' output."""
-    import tempfile
-    parsed = json.loads(data.decode("utf-8"))
-    kind = CharTokenizer if isinstance(parsed, dict) and parsed.get("type") == "char" else BPETokenizer
-    with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / _FILE).write_bytes(data)
-        return kind.load(folder)
+    text = data.decode("utf-8")
+    parsed = json.loads(text)
+    if isinstance(parsed, dict) and parsed.get("type") == "char":
+        return CharTokenizer(parsed["chars"])
+    from tokenizers import Tokenizer
+    return BPETokenizer._wrap(Tokenizer.from_str(text))

@@ -23,6 +23,7 @@ from torch import nn
 
 import kiln
 from kiln.errors import KilnValueError
+from kiln.zoo.common import single_input
 
 __all__ = ["UNetConfig", "UNet", "DiceLoss", "unet"]
 
@@ -96,7 +97,7 @@ class UNet(kiln.Model):
         self.head = nn.Conv2d(chans[0], c.num_classes, 1)  # per-pixel linear classifier
 
     def call(self, inputs):
-        x = _single_input(inputs)                 # (B, H, W, C) channels_last
+        x = single_input(inputs)                  # (B, H, W, C) channels_last
         x = x.permute(0, 3, 1, 2)                 # (B, C, H, W)
         skips = []
         for down in self.down:
@@ -112,15 +113,6 @@ class UNet(kiln.Model):
         config = asdict(self.config)
         config["input_shape"] = list(config["input_shape"])
         return {**super().get_config(), **config}
-
-
-def _single_input(inputs) -> torch.Tensor:
-    """The tensor itself, or the only value of a one-entry dict (as ONNX export and run configs pass)."""
-    if isinstance(inputs, dict):
-        if len(inputs) != 1:
-            raise KilnValueError(f"This model takes one input; received a dict with keys {sorted(inputs)}.")
-        inputs = next(iter(inputs.values()))
-    return inputs
 
 
 def unet(num_classes: int = 2, input_shape=(64, 64, 1), depth: int = 3, width: int = 16) -> UNet:

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import torch
 from torch import nn
 
 import kiln
 from kiln.errors import KilnValueError
+from kiln.zoo.common import single_input
 
 __all__ = ["VGGConfig", "VGG", "LAYOUTS", "vgg11", "vgg13", "vgg16", "vgg19"]
 
@@ -105,7 +105,7 @@ class VGG(kiln.Model):
                 nn.Linear(ch, 512), nn.ReLU(inplace=True), nn.Dropout(c.dropout), nn.Linear(512, c.num_classes))
 
     def call(self, inputs):
-        x = _single_input(inputs)      # (B, H, W, C) channels_last
+        x = single_input(inputs)       # (B, H, W, C) channels_last
         x = x.permute(0, 3, 1, 2)      # (B, C, H, W) for nn.Conv2d
         x = self.features(x)           # (B, 8*width, H/32, W/32)
         x = self.pool(x).flatten(1)    # (B, 8*width) small, (B, 8*width*49) imagenet
@@ -115,15 +115,6 @@ class VGG(kiln.Model):
         config = asdict(self.config)
         config["input_shape"] = list(config["input_shape"])
         return {**super().get_config(), **config}
-
-
-def _single_input(inputs) -> torch.Tensor:
-    """The tensor itself, or the only value of a one-entry dict (as ONNX export and run configs pass)."""
-    if isinstance(inputs, dict):
-        if len(inputs) != 1:
-            raise KilnValueError(f"This model takes one input; received a dict with keys {sorted(inputs)}.")
-        inputs = next(iter(inputs.values()))
-    return inputs
 
 
 def vgg11(num_classes: int = 10, input_shape=(32, 32, 3), width: int = 64, batch_norm: bool = True,

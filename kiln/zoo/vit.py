@@ -26,6 +26,7 @@ from torch import nn
 
 import kiln
 from kiln.errors import KilnValueError
+from kiln.zoo.common import single_input
 
 __all__ = ["ViTConfig", "ViT", "vit", "vit_tiny", "load_hf_vit"]
 
@@ -154,7 +155,7 @@ class ViT(kiln.Model):
         self.head = nn.Linear(c.width, c.num_classes)
 
     def call(self, inputs):
-        x = _single_input(inputs)                            # (B, H, W, C) channels_last
+        x = single_input(inputs)                             # (B, H, W, C) channels_last
         x = self.patch_embed(x.permute(0, 3, 1, 2))          # (B, D, H/P, W/P)
         x = x.flatten(2).transpose(1, 2)                     # (B, N, D), N = HW/P^2
         if self.cls_token is not None:
@@ -170,15 +171,6 @@ class ViT(kiln.Model):
         config = asdict(self.config)
         config["input_shape"] = list(config["input_shape"])
         return {**super().get_config(), **config}
-
-
-def _single_input(inputs) -> torch.Tensor:
-    """The tensor itself, or the only value of a one-entry dict (as ONNX export and run configs pass)."""
-    if isinstance(inputs, dict):
-        if len(inputs) != 1:
-            raise KilnValueError(f"This model takes one input; received a dict with keys {sorted(inputs)}.")
-        inputs = next(iter(inputs.values()))
-    return inputs
 
 
 def vit(num_classes: int = 10, input_shape=(32, 32, 3), patch_size: int = 4, depth: int = 6, heads: int = 4,

@@ -38,6 +38,7 @@ from kiln.errors import KilnValueError, ShapeError
 from kiln.models.model import Model
 from kiln.saving.serialization import register_serializable
 from kiln.zoo.audio_frontend import LogMel
+from kiln.zoo.common import single_input
 
 __all__ = ["WaveNetConfig", "WaveNet", "wavenet", "mu_law_encode", "mu_law_decode"]
 
@@ -190,7 +191,7 @@ class WaveNet(Model):
         return self.input_conv(x.float().transpose(1, 2))          # (B, C, T) -> (B, R, T)
 
     def call(self, x: torch.Tensor) -> torch.Tensor:
-        h = self._features(_single_input(x))
+        h = self._features(single_input(x))
         skips = 0
         for block in self.blocks:
             h, skip = block(h)
@@ -248,15 +249,6 @@ class WaveNet(Model):
 
     def get_config(self) -> dict:
         return {**super().get_config(), **asdict(self.config)}
-
-
-def _single_input(inputs) -> torch.Tensor:
-    """The tensor itself, or the only value of a one-entry dict (as ONNX export and run configs pass)."""
-    if isinstance(inputs, dict):
-        if len(inputs) != 1:
-            raise KilnValueError(f"This model takes one input; received a dict with keys {sorted(inputs)}.")
-        inputs = next(iter(inputs.values()))
-    return inputs
 
 
 def wavenet(task: str = "classification", num_classes: int | None = None, layers: int = 8, stacks: int = 2,

@@ -59,6 +59,14 @@ def _load_quietly(loader, folder, **kwargs):
         return loader(folder, **kwargs)
 
 
+def _load_noting(loader, folder, note):
+    """Load ``folder``: with no warning when ``note`` is None, else with a warning matching ``note``."""
+    if note is None:
+        return _load_quietly(loader, folder)
+    with pytest.warns(UserWarning, match=note):
+        return loader(folder)
+
+
 def _fits_and_round_trips(model, x, y, loss, tmp_path):
     """One training step runs, and kiln's save / load_model gives back the same outputs."""
     model.compile(optimizer="adam", loss=loss, num_threads=None)
@@ -113,11 +121,7 @@ def test_bert_variant_matches_transformers(variant, tmp_path):
     torch.manual_seed(0)
     hf = build().eval()
     folder = _save(hf, tmp_path / "hf")
-    if note is None:
-        model = _load_quietly(load_hf_bert, folder)
-    else:
-        with pytest.warns(UserWarning, match=note):
-            model = load_hf_bert(folder)
+    model = _load_noting(load_hf_bert, folder, note)
     assert type(model) is kiln_cls and not model.training
     inputs = _bert_inputs(hf.config.type_vocab_size)
     with torch.no_grad():
@@ -324,11 +328,7 @@ def test_vit_variant_matches_transformers(variant, tmp_path):
     torch.manual_seed(0)
     hf = build().eval()
     folder = _save(hf, tmp_path / "hf")
-    if note is None:
-        model = _load_quietly(load_hf_vit, folder)
-    else:
-        with pytest.warns(UserWarning, match=note):
-            model = load_hf_vit(folder)
+    model = _load_noting(load_hf_vit, folder, note)
     assert type(model) is ViT and not model.training
     c = hf.config
     pixel_values = torch.randn(4, c.num_channels, c.image_size, c.image_size,

@@ -410,7 +410,6 @@ def test_bert_pretrained_with_mlm_classifies_gensim_polarity():
     # examples/text_classification_cv.py); test_bert_recipe_classifies_newsgroup_posts is the learning check.
     # Measured on the 40 stratified test sentences: 0.475, 0.45, 0.525 (mean 0.48) after 1500 MLM steps;
     # 0.625, 0.575, 0.5 (mean 0.57) after 519 time-capped steps -- within the noise of 40 sentences.
-    assert all(0.0 <= a <= 1.0 for a in accuracies)
 
 
 @pytest.mark.slow

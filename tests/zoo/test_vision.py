@@ -207,14 +207,19 @@ def test_load_hf_vit_names_missing_files(tmp_path):
         load_hf_vit(tmp_path)
 
 
-@pytest.mark.slow
-def test_resnet18_reaches_97_percent_on_mnist5k():
+def _mnist5k_split():
+    """The bundled 5,000 MNIST digits, (N, 28, 28, 1) in [0, 1], split 80/20 stratified with seed 0."""
     sklearn = pytest.importorskip("sklearn.model_selection")
     from kiln.data import load_bundled
     df = load_bundled("mnist5k")
     x = np.stack(df["image"].to_numpy()).astype("float32")[..., None] / 255.0  # (5000, 28, 28, 1)
     y = df["label"].to_numpy().astype("int64")
-    x_train, x_test, y_train, y_test = sklearn.train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
+    return sklearn.train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
+
+
+@pytest.mark.slow
+def test_resnet18_reaches_97_percent_on_mnist5k():
+    x_train, x_test, y_train, y_test = _mnist5k_split()
     epochs, batch_size = 6, 64
     steps = epochs * int(np.ceil(len(x_train) / batch_size))
     model = kiln.zoo.get("resnet18")(num_classes=10, input_shape=(28, 28, 1), stem="small", width=16)
@@ -233,12 +238,7 @@ def test_vit_on_mnist5k_reports_test_accuracy():
     """A small ViT from scratch (7x7 patches: 16 tokens, 4 blocks, width 64) behind kiln's
     RandomTranslation on 4,000 MNIST digits. ViTs lack a CNN's locality prior, so on this little
     data they trail the ResNet (98%); the figure is reported in docs/zoo.md and bench/RESULTS.md."""
-    sklearn = pytest.importorskip("sklearn.model_selection")
-    from kiln.data import load_bundled
-    df = load_bundled("mnist5k")
-    x = np.stack(df["image"].to_numpy()).astype("float32")[..., None] / 255.0  # (5000, 28, 28, 1)
-    y = df["label"].to_numpy().astype("int64")
-    x_train, x_test, y_train, y_test = sklearn.train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
+    x_train, x_test, y_train, y_test = _mnist5k_split()
     epochs, batch_size = 30, 64
     steps = epochs * int(np.ceil(len(x_train) / batch_size))
     torch.manual_seed(0)
