@@ -23,7 +23,7 @@ import kiln
 from kiln.errors import KilnTypeError, KilnValueError
 
 __all__ = ["BertConfig", "Bert", "BertForClassification", "BertForMaskedLM", "bert", "bert_tiny",
-           "load_hf_bert", "pretrain_mlm"]
+           "load_hf_bert"]
 
 
 @dataclass
@@ -100,8 +100,9 @@ class SelfAttention(nn.Module):
         return self.proj(y)
 
 
-class Layer(nn.Module):
-    """One post-LN encoder block, as in BERT."""
+class EncoderBlock(nn.Module):
+    """One post-LN encoder block, as in BERT. (Not named ``Layer``: that would shadow
+    ``kiln.layers.Layer`` for a reader; the state-dict keys, ``encoder.{i}.*``, do not name the class.)"""
 
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -132,7 +133,7 @@ class Bert(kiln.Model):
             config = BertConfig(**config)
         self.config = config = config or BertConfig()
         self.embeddings = Embeddings(config)
-        self.encoder = nn.ModuleList([Layer(config) for _ in range(config.layers)])
+        self.encoder = nn.ModuleList([EncoderBlock(config) for _ in range(config.layers)])
         self.pooler = nn.Linear(config.hidden, config.hidden)
         self.apply(_init_weights)
 
@@ -186,8 +187,9 @@ class BertForClassification(Bert):
                                 **kwargs) -> "BertForClassification":
         """A classifier whose encoder (embeddings, layers, pooler) is copied from ``encoder``.
 
-        ``encoder`` is any ``Bert`` (typically a ``BertForMaskedLM`` from ``pretrain_mlm``); the
-        classification head is freshly initialised for ``num_classes`` classes.
+        ``encoder`` is any ``Bert`` (typically a ``BertForMaskedLM`` from
+        ``kiln.workflows.pretrain_mlm.pretrain_mlm``); the classification head is freshly
+        initialised for ``num_classes`` classes.
         """
         if not isinstance(encoder, Bert):
             raise KilnTypeError(f"`encoder` must be a kiln BERT model. Received: {type(encoder).__name__}")
@@ -220,119 +222,6 @@ class BertForMaskedLM(Bert):
         x, _ = self.encode(inputs)
         x = self.transform_ln(F.gelu(self.transform(x)))
         return F.linear(x, self.embeddings.word.weight, self.decoder_bias)  # (B, T, V), tied weights
-
-
-def mask_tokens(input_ids, attention_mask, vocab_size, mask_id, generator=None, mask_prob=0.15,
-                special_ids=(0, 1, 2, 3)):
-    """BERT's masking: pick ``mask_prob`` of the real tokens; of those 80% -> ``mask_id``,
-    10% -> a random token, 10% unchanged. Returns (corrupted ids, labels with -100 where not picked)."""
-    ids = input_ids.clone()
-    special = torch.zeros_like(ids, dtype=torch.bool)
-    for i in special_ids:
-        special |= ids == i
-    candidates = attention_mask.bool() & ~special
-    picked = (torch.rand(ids.shape, generator=generator) < mask_prob) & candidates
-    labels = torch.where(picked, input_ids, torch.full_like(input_ids, -100))
-    roll = torch.rand(ids.shape, generator=generator)
-    ids[picked & (roll < 0.8)] = mask_id
-    random_slots = picked & (roll >= 0.8) & (roll < 0.9)
-    ids[random_slots] = torch.randint(len(special_ids), vocab_size, ids.shape, generator=generator)[random_slots]
-    return ids, labels
-
-
-def pretrain_mlm(model_or_config, texts, tokenizer, steps=1000, seq_len=64, batch_size=32,
-                 learning_rate=1e-3, mask_prob=0.15, mask_id=None, max_seconds=None, seed=0,
-                 eval_batches=4, log_every=0):
-    """Pre-train a BERT with the masked-LM objective on unlabelled ``texts``; returns (model, history).
-
-    The texts are tokenized, joined into one stream (``<eos>`` between texts) and cut into
-    windows of ``seq_len`` tokens, each starting with ``<bos>`` (BERT's [CLS]). Each step masks
-    ``mask_prob`` of the tokens of a random batch of windows with BERT's 80/10/10 rule (see
-    ``mask_tokens``) and takes an AdamW step (linear warm-up over the first 5% of steps, then
-    linear decay) on the cross-entropy at the masked positions.
-
-    Args:
-        model_or_config: a ``BertForMaskedLM`` to continue training, or a ``BertConfig`` / dict for a
-            new one (``vocab_size`` is taken from the tokenizer when they disagree).
-        texts: iterable of strings.
-        tokenizer: a fitted ``BPETokenizer`` or ``CharTokenizer`` (ids 0-3 are <pad>, <unk>, <bos>, <eos>).
-        steps: optimisation steps; ``max_seconds`` stops earlier when the wall clock runs out.
-        mask_id: the id used as [MASK]; default ``<unk>`` (id 1), which real text rarely produces.
-        eval_batches: fixed masked batches (drawn from the same texts, with their own seed) on which
-            ``loss_before`` and ``loss_after`` are measured, so the two figures are comparable.
-
-    Returns:
-        (model in eval mode, ``{"loss_before", "loss_after", "steps", "seconds", "losses"}``).
-    """
-    import time
-
-    if isinstance(model_or_config, BertForMaskedLM):
-        model = model_or_config
-    else:
-        fields = asdict(model_or_config) if isinstance(model_or_config, BertConfig) else dict(model_or_config or {})
-        fields["vocab_size"] = tokenizer.vocab_size
-        fields["max_length"] = max(fields.get("max_length", seq_len), seq_len)
-        torch.manual_seed(seed)
-        model = BertForMaskedLM(BertConfig(**fields))
-    if model.config.vocab_size < tokenizer.vocab_size or model.config.max_length < seq_len:
-        raise KilnValueError(f"The model (vocab_size={model.config.vocab_size}, max_length="
-                             f"{model.config.max_length}) is too small for the tokenizer "
-                             f"(vocab_size={tokenizer.vocab_size}) or seq_len={seq_len}.")
-    mask_id = 1 if mask_id is None else mask_id
-    stream = []
-    for text in texts:
-        stream.extend(tokenizer.encode(text, add_eos=True))
-    width = seq_len - 1
-    n = len(stream) // width
-    if n < 1:
-        raise KilnValueError(f"The texts give {len(stream)} tokens, fewer than one window of {seq_len}.")
-    windows = torch.tensor(stream[:n * width], dtype=torch.long).view(n, width)
-    windows = torch.cat([torch.full((n, 1), tokenizer.bos_id, dtype=torch.long), windows], dim=1)  # (n, T)
-    g = torch.Generator().manual_seed(seed)
-    V = model.config.vocab_size
-
-    def masked_batch(generator):
-        """A random batch of windows -> (corrupted ids, labels), each (batch_size, seq_len)."""
-        rows = windows[torch.randint(0, n, (batch_size,), generator=generator)]
-        return mask_tokens(rows, torch.ones_like(rows), V, mask_id, generator=generator, mask_prob=mask_prob)
-
-    eval_g = torch.Generator().manual_seed(seed + 12345)
-    eval_set = [masked_batch(eval_g) for _ in range(eval_batches)]
-
-    def evaluate():
-        model.eval()
-        with torch.no_grad():
-            losses = [F.cross_entropy(model(ids).flatten(0, 1), labels.flatten(), ignore_index=-100)
-                      for ids, labels in eval_set]
-        model.train()
-        return float(torch.stack(losses).mean())
-
-    loss_before = evaluate()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
-    warmup = max(1, steps // 20)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))))
-    model.train()
-    start, losses, done = time.perf_counter(), [], 0
-    for step in range(steps):
-        if max_seconds is not None and time.perf_counter() - start > max_seconds:
-            break
-        ids, labels = masked_batch(g)
-        loss = F.cross_entropy(model(ids).flatten(0, 1), labels.flatten(), ignore_index=-100)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        losses.append(float(loss.detach()))
-        done = step + 1
-        if log_every and done % log_every == 0:
-            print(f"mlm step {done}: loss {sum(losses[-log_every:]) / log_every:.3f} "
-                  f"({time.perf_counter() - start:.0f} s)")
-    seconds = time.perf_counter() - start
-    history = {"loss_before": loss_before, "loss_after": evaluate(), "steps": done, "seconds": seconds,
-               "losses": losses}
-    return model.eval(), history
 
 
 def _init_weights(module):
