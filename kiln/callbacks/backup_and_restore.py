@@ -55,17 +55,19 @@ class BackupAndRestore(Callback):
     def path(self) -> Path:
         return self.backup_dir / _FILE
 
-    def _trainer(self):
-        trainer = getattr(self.model, "_trainer", None) or self.model
-        if not hasattr(trainer, "training_state"):
-            raise KilnValueError("BackupAndRestore works with kiln models and kiln.Trainer.")
-        return trainer
+    def _model(self):
+        """The model (a kiln Model or Trainer): both offer ``training_state()`` and
+        ``restore_training_state()``, the public checkpoint API."""
+        if not hasattr(self.model, "training_state"):
+            raise KilnValueError(f"BackupAndRestore works with kiln models and kiln.Trainer; received "
+                                 f"{type(self.model).__name__}.")
+        return self.model
 
     def on_train_begin(self, logs=None):
         from kiln.training.checkpoint import load_checkpoint
         self._first_epoch = None
         if self.path.exists():
-            self._trainer().restore_training_state(load_checkpoint(self.path))
+            self._model().restore_training_state(load_checkpoint(self.path))
             self.restored_from = self.path
 
     def _maybe_backup_on_batch(self, batch, logs=None):
@@ -89,4 +91,4 @@ class BackupAndRestore(Callback):
         from kiln.training.checkpoint import save_checkpoint
         if self.double_checkpoint and self.path.exists():
             self.path.replace(self.backup_dir / "previous.ckpt")
-        save_checkpoint(self.path, self._trainer().training_state())
+        save_checkpoint(self.path, self._model().training_state())

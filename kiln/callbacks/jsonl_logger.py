@@ -29,7 +29,8 @@ class JSONLLogger(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         from kiln.saving.weights_io import atomic_write_bytes
-        history = getattr(getattr(self.model, "_trainer", self.model), "_live_history", None)
+        state = getattr(self.model, "fit_state", None)
+        history = None if state is None else state.history
         rows = []
         if history is not None:
             for i, past in enumerate(history.epoch):

@@ -45,7 +45,7 @@ class Model(Layer):
     def __init__(self, *args, **kwargs):
         super().__init__(**kwargs)
         self._trainer = None
-        self.stop_training = False
+        self._stop_requested = False  # the stop flag before compile (afterwards the trainer's fit_state holds it)
         self.history = None
         self._example_input = None  # a small real batch, recorded for summary() and export
         self.built = True  # a subclassed model builds its layers lazily, one by one
@@ -73,7 +73,10 @@ class Model(Layer):
             mixed_precision: None, "bfloat16" or "float16" (autocast; float16 adds loss scaling).
             num_threads: "auto" (default) guesses from the model's size, then times the first
                 training steps on one CPU thread and on torch's setting and keeps the faster;
-                an int fixes it; None leaves torch's setting alone. Restored after each run.
+                an int fixes it; None leaves torch's setting alone. This changes process-wide
+                torch state: ``torch.set_num_threads`` holds for every torch op in the process
+                while ``fit``/``evaluate``/``predict`` runs; the previous
+                ``torch.get_num_threads()`` is put back when the run returns or raises.
         """
         from kiln.training.trainer import Trainer
         self._trainer = Trainer(self, host=self)
@@ -106,6 +109,33 @@ class Model(Layer):
     @property
     def metrics_names(self) -> list[str]:
         return self._require_trainer("metrics_names").metrics_names
+
+    @property
+    def fit_state(self):
+        """Where the running (or last) ``fit`` is: a ``kiln.training.FitState`` (epoch, step,
+        history, resume point, stop flag), for callbacks; None before the first fit."""
+        return None if self._trainer is None else self._trainer.fit_state
+
+    @property
+    def stop_training(self):
+        """Keras's flag: a callback sets it to True to end ``fit`` after the current step."""
+        return self._stop_requested if self._trainer is None else self._trainer.stop_training
+
+    @stop_training.setter
+    def stop_training(self, value) -> None:
+        if self._trainer is None:
+            self._stop_requested = value
+        else:
+            self._trainer.stop_training = value
+
+    def training_state(self) -> dict:
+        """Weights, optimizer, random generators and fit position: a checkpoint of the running
+        fit (see ``kiln.training.checkpoint``), as BackupAndRestore writes it."""
+        return self._require_trainer("training_state").training_state()
+
+    def restore_training_state(self, state: dict) -> None:
+        """Load a ``training_state()``; the running fit continues from its position."""
+        self._require_trainer("restore_training_state").restore_training_state(state)
 
     @property
     def device(self) -> torch.device:

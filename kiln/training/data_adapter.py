@@ -4,13 +4,21 @@ Two kinds of data:
 - **In memory** (NumPy, torch tensors, pandas, lists/dicts of those): converted once,
   moved to the device once, shuffled once per epoch with one gather, then batched by
   slicing — no per-sample collation, no copies per step.
-- **Streams** (a torch ``Dataset`` or ``DataLoader``): iterated as they are, each batch
-  moved to the device as it comes.
+- **Streams** (a torch ``Dataset`` or ``DataLoader``, a Keras ``PyDataset``, a generator):
+  iterated as they are, each batch moved to the device as it comes.
+
+Both answer the same questions, so the trainer never asks which kind it holds:
+``to(device)``, ``num_batches(batch_size)`` (None for a stream of unknown length),
+``batches(batch_size, shuffle, generator, start_step)`` yielding ``(x, y, sample_weight)``,
+``needs_steps_per_epoch`` (a generator has no end of epoch), ``example()`` (two samples to build the model on before training, when they can be read
+without consuming the data), ``split_last(fraction)`` and ``with_class_weight(weights)``
+(in-memory only; a stream says why not).
 """
 
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 from dataclasses import dataclass
 from collections.abc import Iterator
@@ -95,7 +103,14 @@ class ArrayData:
     def size(self) -> int:
         return first_tensor(self.x).shape[0]
 
+    needs_steps_per_epoch = False  # an epoch ends when the samples do
+
+    def example(self) -> tuple:
+        """``(x, y)`` of the first two samples: enough to build lazy layers and check shapes."""
+        return map_structure(lambda t: t[:2], self.x), None if self.y is None else map_structure(lambda t: t[:2], self.y)
+
     def to(self, device) -> "ArrayData":
+        """The data on ``device``, moved once (batches are then views of it)."""
         move = lambda t: t.to(device, non_blocking=True) if torch.is_tensor(t) else t  # noqa: E731
         return ArrayData(map_structure(move, self.x), map_structure(move, self.y),
                          None if self.sample_weight is None else self.sample_weight.to(device))
@@ -117,6 +132,10 @@ class ArrayData:
 
     def num_batches(self, batch_size: int) -> int:
         return math.ceil(self.size / batch_size)
+
+    def with_class_weight(self, class_weight: dict) -> "ArrayData":
+        """The data with each sample weighted by its class's weight (times its own sample weight)."""
+        return ArrayData(self.x, self.y, _class_weighted(self.y, self.sample_weight, class_weight))
 
     def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
                 start_step: int = 0) -> Iterator[tuple]:
@@ -147,9 +166,27 @@ class StreamData:
 
     Each batch is ``x``, ``(x, y)`` or ``(x, y, sample_weight)``. A generator is not restarted
     between epochs (as in Keras): each epoch takes the next ``steps_per_epoch`` batches.
+    ``device`` is where each batch is moved as it comes (None: left where it is).
     """
 
     loader: Any
+    device: torch.device | None = None
+
+    @property
+    def size(self) -> None:
+        return None  # a stream's sample count is not known without reading it
+
+    @property
+    def needs_steps_per_epoch(self) -> bool:
+        """True for a generator or iterator: it has no length and is not restarted between
+        epochs, so only ``steps_per_epoch`` can say where an epoch ends."""
+        return not hasattr(self.loader, "__len__")
+
+    def example(self) -> None:
+        return None  # reading two samples would consume a generator: the model is built on the first batch
+
+    def to(self, device) -> "StreamData":
+        return StreamData(self.loader, device)
 
     def num_batches(self, batch_size: int | None = None) -> int | None:
         try:
@@ -157,7 +194,23 @@ class StreamData:
         except TypeError:
             return None
 
-    def batches(self, batch_size=None, shuffle=False, generator=None, device=None) -> Iterator[tuple]:
+    def split_last(self, fraction: float):
+        raise KilnValueError("validation_split works only with in-memory arrays; for a Dataset or "
+                             "DataLoader pass validation_data instead.")
+
+    def with_class_weight(self, class_weight: dict):
+        _check_class_weight_type(class_weight)
+        raise KilnValueError("class_weight works with in-memory arrays; for a DataLoader yield sample weights "
+                             "as a third element of each batch instead.")
+
+    def batches(self, batch_size=None, shuffle=False, generator=None, start_step: int = 0) -> Iterator[tuple]:
+        """Yield ``(x, y, sample_weight)`` on ``self.device``; ``start_step`` skips the first
+        batches (a resumed run draws the same order, then continues where it stopped)."""
+        batches = self._moved_batches(shuffle, generator)
+        return itertools.islice(batches, start_step, None) if start_step else batches
+
+    def _moved_batches(self, shuffle, generator) -> Iterator[tuple]:
+        device = self.device
         move = lambda t: to_tensor(t).to(device, non_blocking=True)  # noqa: E731
         for batch in self._raw_batches(shuffle, generator):
             if isinstance(batch, (list, tuple)) and 2 <= len(batch) <= 3:
@@ -213,6 +266,28 @@ def adapt(x, y=None, sample_weight=None, *, batch_size: int = 32, shuffle: bool 
     _check_lengths(data)
     _check_finite(data)
     return data
+
+
+def _class_weighted(y, sample_weight, class_weight: dict) -> torch.Tensor:
+    """Per-sample weights ``class_weight[class of y] * sample_weight`` (Keras's class_weight)."""
+    _check_class_weight_type(class_weight)
+    if not torch.is_tensor(y):
+        raise KilnValueError("class_weight is only supported for models with a single output.")
+    classes = y.argmax(dim=-1) if (y.ndim > 1 and y.shape[-1] > 1) else y.reshape(-1).round().long()
+    n_classes = int(classes.max().item()) + 1
+    missing = [c for c in range(n_classes) if c not in class_weight and int((classes == c).sum()) > 0]
+    if missing:
+        raise KilnValueError(f"class_weight has no entry for class(es) {missing}, present in y; give every class a weight.")
+    table = torch.ones(max(n_classes, max(int(k) for k in class_weight) + 1))
+    for cls, weight in class_weight.items():
+        table[int(cls)] = float(weight)
+    weights = table[classes]
+    return weights if sample_weight is None else sample_weight * weights
+
+
+def _check_class_weight_type(class_weight) -> None:
+    if not isinstance(class_weight, dict):
+        raise KilnTypeError(f"class_weight must be a dict {{class index: weight}}; received {type(class_weight).__name__}")
 
 
 def _no_y_for_streams(y, what):

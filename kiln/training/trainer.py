@@ -14,6 +14,11 @@ epoch; the loss and metrics accumulate on the device and are read once per epoch
 the progress bar redraws, on a timer); batch callbacks are only called when some
 callback uses them; optimizers use torch's fused/foreach kernels.
 
+Where a running fit is (epoch, step, running sums, resume point, stop flag) lives in one
+``FitState`` (kiln/training/fit_state.py), public as ``trainer.fit_state`` /
+``model.fit_state``; ``training_state()`` / ``restore_training_state()`` turn it (with the
+weights, optimizer and random generators) into a checkpoint and back.
+
 Raises:
     NotCompiledError: fit/evaluate before compile.
     ShapeError: data whose shape does not fit the model or the loss.
@@ -37,6 +42,7 @@ from kiln.errors import KilnTypeError, KilnValueError, NaNLossError, NotCompiled
 from kiln.layers.symbolic import flatten, map_structure
 from kiln.training import data_adapter
 from kiln.training.device import autocast_context, precision_dtype, resolve_device
+from kiln.training.fit_state import FitState
 from kiln.training.threads import ThreadChoice
 from kiln.training.objectives import Objectives
 
@@ -50,6 +56,9 @@ class Trainer:
         module: the model (any ``nn.Module``; kiln models call it with one argument, plain
             modules get a tuple of inputs unpacked and a dict as keywords).
         host: the object callbacks see as ``self.model`` (the kiln Model, or this trainer).
+
+    Attributes:
+        fit_state: the running (or last) ``fit``'s ``FitState``; None before the first fit.
     """
 
     def __init__(self, module: torch.nn.Module, host=None):
@@ -57,7 +66,8 @@ class Trainer:
             raise KilnTypeError(f"Trainer needs a torch.nn.Module; received {type(module).__name__}")
         self.module = module
         self.host = host if host is not None else self
-        self.stop_training = False
+        self.fit_state: FitState | None = None
+        self._stop_requested = False  # the stop flag when no fit has run yet
         self.history = None
         self.optimizer = None
         self.loss = None
@@ -66,10 +76,37 @@ class Trainer:
         self._prepared = False
         self._kiln_model = hasattr(module, "compile") and hasattr(module, "_trainer")
 
+    @property
+    def stop_training(self):
+        """Keras's stop flag: a callback sets it to end ``fit`` after the current step. It lives
+        in ``fit_state``; ``fit`` starts with it False."""
+        return self._stop_requested if self.fit_state is None else self.fit_state.stop_training
+
+    @stop_training.setter
+    def stop_training(self, value) -> None:
+        if self.fit_state is None:
+            self._stop_requested = value
+        else:
+            self.fit_state.stop_training = value
+
     # ------------------------------------------------------------------ setup
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
                 jit_compile=False, device=None, mixed_precision=None, num_threads="auto"):
-        """Choose optimizer, loss and metrics (names, objects or callables), as Keras's compile."""
+        """Choose optimizer, loss and metrics (names, objects or callables), as Keras's compile.
+
+        kiln's additions (``kiln.Model.compile`` documents them too):
+
+        Args:
+            jit_compile: compile the training step with ``torch.compile`` (default False).
+            device: "cpu", "cuda", "cuda:1", ...; default CUDA when available.
+            mixed_precision: None, "bfloat16" or "float16" (autocast; float16 adds loss scaling).
+            num_threads: how many CPU threads ``fit``/``evaluate``/``predict`` use (default
+                "auto": a guess from the model's size, then the faster of one thread and torch's
+                setting, timed on the first training steps; an int fixes it; None leaves torch
+                alone). This changes process-wide torch state: ``torch.set_num_threads`` holds for
+                every torch op in the process while the run lasts, other Python threads included.
+                The previous ``torch.get_num_threads()`` is put back when the run returns or raises.
+        """
         self.optimizer = optimizers_mod.get(optimizer)
         self.loss = loss
         self.objectives = Objectives(loss, metrics, loss_weights, weighted_metrics)
@@ -186,7 +223,11 @@ class Trainer:
 
         kiln's one addition: ``batch_transform(x, y) -> (x, y)`` is applied to each training
         batch (not to validation), for batch-level augmentation that changes labels too, such
-        as ``kiln.training.mixing.MixUp``/``CutMix``."""
+        as ``kiln.training.mixing.MixUp``/``CutMix``.
+
+        Global state: while ``fit`` runs, torch's process-wide thread count is the one chosen
+        by ``compile(num_threads=...)``; it is put back when ``fit`` returns or raises.
+        ``fit_state`` describes the run while it goes and after it ends."""
         self._require_compiled("fit")
         batch_size = _check_batch_size(batch_size)
         epochs = _check_epochs(epochs, initial_epoch)
@@ -195,55 +236,51 @@ class Trainer:
                                   float_dtype=_float_dtype(self.module))
         data, val_data = self._validation_data(data, validation_split, validation_data, batch_size)
         if class_weight is not None:
-            data = _apply_class_weight(data, class_weight)
-        if isinstance(data, data_adapter.ArrayData):
-            data = data.to(self.device)
-            if not self._prepared:
-                self._prepare(data.x, data.y)
+            data = data.with_class_weight(class_weight)
+        data = data.to(self.device)
+        example = data.example()  # None for a stream: the model is then built on its first batch
+        if example is not None and not self._prepared:
+            self._prepare(*example)
         steps = data.num_batches(batch_size) if steps_per_epoch is None else steps_per_epoch
-        if steps is None and isinstance(data, data_adapter.StreamData) and epochs - initial_epoch > 1 \
-                and not hasattr(data.loader, "__len__"):
+        if steps is None and data.needs_steps_per_epoch and epochs - initial_epoch > 1:
             raise KilnValueError("Training on a generator for several epochs needs `steps_per_epoch` (how many "
                                  "batches make one epoch), e.g. fit(gen, steps_per_epoch=100, epochs=5).")
 
         history = History()
-        self._live_history = history
+        # The one place a fit's state is created; it also draws the shuffle generator's seed.
+        state = self.fit_state = FitState.start(epochs=epochs, initial_epoch=initial_epoch, steps=steps,
+                                                history=history)
         # As in Keras 3: History after the user's callbacks, so it records what they add to logs.
         cbs = list(callbacks or []) + [history]
         if verbose:
             cbs.append(ProgbarLogger(verbose))
         callback_list = CallbackList(cbs, model=self.host, params={"epochs": epochs, "steps": steps,
                                                                    "verbose": verbose, "inside_fit": True})
-        self.host.stop_training = False
-        generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
 
         self.threads.begin(self.module, self.device, measure=True)
-        self._resume_point = None
-        self._progress = {"epoch": initial_epoch, "step": 0, "loss_sum": None, "count": 0}
-        self._shuffle_generator = generator
         try:
-            callback_list.on_train_begin({})  # BackupAndRestore may set self._resume_point here
-            logs: dict = {}
+            callback_list.on_train_begin({})  # BackupAndRestore may set state.resume here
             first_epoch = initial_epoch
-            if self._resume_point is not None:
-                first_epoch = self._resume_point["epoch"]
-                history.history = {k: list(v) for k, v in self._resume_point["history"].items()}
+            if state.resume is not None:
+                first_epoch = state.resume["epoch"]
+                history.history = {k: list(v) for k, v in state.resume["history"].items()}
                 history.epoch = list(range(initial_epoch, first_epoch))
             for epoch in range(first_epoch, epochs):
                 callback_list.on_epoch_begin(epoch, {})
-                resume, self._resume_point = self._resume_point, None
-                logs = self._run_epoch(data, batch_size, shuffle, generator, steps_per_epoch, callback_list,
+                resume, state.resume = state.resume, None
+                logs = self._run_epoch(data, batch_size, shuffle, steps_per_epoch, callback_list,
                                        epoch=epoch, resume=resume, batch_transform=batch_transform)
-                if not math.isfinite(logs["loss"]) and not self.host.stop_training:
+                if not math.isfinite(logs["loss"]) and not state.stop_training:
                     _raise_nan(epoch, logs)  # TerminateOnNaN, when used, has stopped cleanly instead
                 if val_data is not None and (epoch + 1) % validation_freq == 0:
                     val_logs = self._evaluate_data(val_data, validation_batch_size or batch_size,
                                                    validation_steps, callback_list)
                     logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                state.logs = logs
                 callback_list.on_epoch_end(epoch, logs)
-                if self.host.stop_training:
+                if state.stop_training:
                     break
-            callback_list.on_train_end(logs)
+            callback_list.on_train_end(state.logs)
         finally:
             self.threads.end()
         self.history = history
@@ -251,9 +288,10 @@ class Trainer:
             self.host.history = history
         return history
 
-    def _run_epoch(self, data, batch_size, shuffle, generator, max_steps, callback_list, epoch=0,
+    def _run_epoch(self, data, batch_size, shuffle, max_steps, callback_list, epoch=0,
                    resume=None, batch_transform=None) -> dict:
-        module, objectives = self.module, self.objectives
+        module, objectives, state = self.module, self.objectives, self.fit_state
+        generator = state.shuffle_generator
         module.train()
         objectives.reset()
         loss_sum = None
@@ -264,16 +302,15 @@ class Trainer:
             first_step, count = resume["step"], resume["count"]
             loss_sum = resume["loss_sum"].to(self.device)
             objectives.load_metric_states(resume["metric_states"], self.device)
-        self._epoch_generator_state = generator.get_state()  # regenerates this epoch's data order
+        state.begin_epoch(epoch)  # keeps the generator state that regenerates this epoch's data order
+        state.step, state.count, state.loss_sum = first_step, count, loss_sum
         wants_begin = callback_list.wants("on_train_batch_begin")
         wants_end = callback_list.wants("on_train_batch_end")
+        track = wants_begin or wants_end  # the state's step fields are kept for batch hooks only
         threads = self.threads
         threads.interrupt()  # validation or callbacks ran since the last step: not a step's time
         running = lambda: self._epoch_logs(loss_sum, count)  # noqa: E731
-        batches = (data.batches(batch_size, shuffle, generator, start_step=first_step)
-                   if isinstance(data, data_adapter.ArrayData)
-                   else itertools.islice(data.batches(shuffle=shuffle, generator=generator, device=self.device),
-                                         first_step, None))
+        batches = data.batches(batch_size, shuffle, generator, start_step=first_step)
         if max_steps is not None:
             batches = itertools.islice(batches, max(max_steps - first_step, 0))  # a generator is not over-read
         for step, (xb, yb, swb) in enumerate(batches, start=first_step):
@@ -290,14 +327,15 @@ class Trainer:
             loss_sum = loss * n if loss_sum is None else loss_sum.add_(loss, alpha=n)
             count += n
             objectives.update_metrics(yb, y_pred, swb)
+            if track:
+                state.step, state.loss_sum, state.count = step + 1, loss_sum, count
             if wants_end:
-                self._progress = {"epoch": epoch, "step": step + 1, "loss_sum": loss_sum, "count": count}
                 callback_list.batch_hook("on_train_batch_end", step, LazyLogs(running))
-            if self.host.stop_training:
+            if state.stop_training:
                 break
         if count == 0:
             raise KilnValueError("The training data produced no batches; check that it is not empty.")
-        self._progress = {"epoch": epoch + 1, "step": 0, "loss_sum": None, "count": 0}
+        state.end_epoch(epoch)
         return self._epoch_logs(loss_sum, count)
 
     # ------------------------------------------------------------------ checkpoints
@@ -305,41 +343,50 @@ class Trainer:
         """Everything needed to continue this run exactly (see kiln/training/checkpoint.py).
 
         Valid inside ``fit`` from a batch or epoch callback: it describes the position just
-        after the last completed step."""
+        after the last completed step (``fit_state``'s); after ``fit``, where the run ended."""
         from kiln.training.checkpoint import capture_rng_states
-        progress = self._progress
-        in_epoch = progress["step"] > 0
-        history = getattr(self, "_live_history", None)
+        state = self._require_fit_state("training_state")
+        in_epoch = state.in_epoch
         return {
             "model": self.module.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "rng": capture_rng_states(),
             "progress": {
-                "epoch": progress["epoch"],
-                "step": progress["step"],
-                "generator_state": self._epoch_generator_state if in_epoch else self._shuffle_generator.get_state(),
-                "loss_sum": progress["loss_sum"].detach().to("cpu", torch.float64) if in_epoch else
+                "epoch": state.epoch,
+                "step": state.step,
+                "generator_state": state.epoch_generator_state if in_epoch else state.shuffle_generator.get_state(),
+                "loss_sum": state.loss_sum.detach().to("cpu", torch.float64) if in_epoch else
                 torch.zeros((), dtype=torch.float64),
-                "count": progress["count"],
+                "count": state.count,
                 "metric_states": self.objectives.metric_states() if in_epoch else [],
             },
-            "history": {} if history is None else history.history,
+            "history": state.history.history,
             "threads": self.threads.decided,
         }
 
     def restore_training_state(self, state: dict) -> None:
-        """Load a ``training_state()`` into this trainer; fit then continues from its position."""
+        """Load a ``training_state()`` into this trainer; fit then continues from its position.
+
+        Called from a callback's ``on_train_begin`` (as BackupAndRestore does): the position
+        becomes ``fit_state.resume``, which the running fit continues from."""
         from kiln.saving.weights_io import apply_state
         from kiln.training.checkpoint import restore_rng_states
+        fit_state = self._require_fit_state("restore_training_state")
         apply_state(self.module, state["model"], source="the checkpoint")
         self.optimizer.load_state_dict(state["optimizer"])
         restore_rng_states(state["rng"])
         if state.get("threads"):
             self.threads.adopt(int(state["threads"]))
         progress = state["progress"]
-        self._resume_point = {**progress, "history": state.get("history", {})}
+        fit_state.resume = {**progress, "history": state.get("history", {})}
         if progress["step"] == 0:
-            self._shuffle_generator.set_state(progress["generator_state"])
+            fit_state.shuffle_generator.set_state(progress["generator_state"])
+
+    def _require_fit_state(self, what: str) -> FitState:
+        if self.fit_state is None:
+            raise KilnValueError(f"`{what}()` works on a fit in progress, but this model has not started `fit` "
+                                 f"yet. Call it from a callback during fit (as BackupAndRestore does).")
+        return self.fit_state
 
     def _epoch_logs(self, loss_sum, count) -> dict:
         logs = {"loss": float(loss_sum) / count if count else float("nan")}
@@ -358,13 +405,10 @@ class Trainer:
                                          float_dtype=_float_dtype(self.module))
             else:
                 val = data_adapter.adapt(validation_data, batch_size=batch_size, what="fit")
-            return data, (val.to(self.device) if isinstance(val, data_adapter.ArrayData) else val)
+            return data, val.to(self.device)
         if validation_split:
             if not 0 < validation_split < 1:
                 raise KilnValueError(f"validation_split must be between 0 and 1; received {validation_split}")
-            if not isinstance(data, data_adapter.ArrayData):
-                raise KilnValueError("validation_split works only with in-memory arrays; for a Dataset or "
-                                     "DataLoader pass validation_data instead.")
             train, val = data.split_last(validation_split)
             return train, val.to(self.device)
         return data, None
@@ -377,9 +421,7 @@ class Trainer:
         batch_size = _check_batch_size(batch_size)
         verbose = 1 if verbose == "auto" else int(verbose)
         data = data_adapter.adapt(x, y, sample_weight, batch_size=batch_size, what="evaluate",
-                                  float_dtype=_float_dtype(self.module))
-        if isinstance(data, data_adapter.ArrayData):
-            data = data.to(self.device)
+                                  float_dtype=_float_dtype(self.module)).to(self.device)
         cbs = list(callbacks or [])
         if verbose:
             cbs.append(ProgbarLogger(verbose))
@@ -403,8 +445,7 @@ class Trainer:
         callback_list.on_test_begin({})
         loss_sum, count = None, 0
         wants_end = callback_list.wants("on_test_batch_end")
-        batches = (data.batches(batch_size) if isinstance(data, data_adapter.ArrayData)
-                   else data.batches(device=self.device))
+        batches = data.batches(batch_size)
         if max_steps is not None:
             batches = itertools.islice(batches, max_steps)
         with torch.no_grad():
@@ -434,8 +475,7 @@ class Trainer:
         data = data_adapter.adapt(x, None, batch_size=batch_size, what="predict",
                                   float_dtype=_float_dtype(self.module))
         device = self.device or _module_device(self.module)
-        if isinstance(data, data_adapter.ArrayData):
-            data = data.to(device)
+        data = data.to(device)
         self.module.to(device)
         cbs = list(callbacks or [])
         if verbose:
@@ -452,8 +492,7 @@ class Trainer:
         threads.begin(self.module, device)
         try:
             with torch.no_grad():
-                batches = (data.batches(batch_size) if isinstance(data, data_adapter.ArrayData)
-                           else data.batches(device=device))
+                batches = data.batches(batch_size)
                 if steps is not None:
                     batches = itertools.islice(batches, steps)
                 for step, (xb, _, _) in enumerate(batches):
@@ -475,7 +514,7 @@ class Trainer:
         self._require_compiled("train_on_batch")
         data = data_adapter.adapt(x, y, sample_weight, what="train_on_batch", float_dtype=_float_dtype(self.module))
         if class_weight is not None:
-            data = _apply_class_weight(data, class_weight)
+            data = data.with_class_weight(class_weight)
         data = data.to(self.device)
         if not self._prepared:
             self._prepare(data.x, data.y)
@@ -536,28 +575,6 @@ def _raise_nan(epoch, logs):
     raise NaNLossError(f"The training loss became {logs['loss']} in epoch {epoch + 1}. Common fixes: a lower "
                        f"learning rate, clipnorm=1.0 in the optimizer, scaling the inputs, or checking the "
                        f"labels (e.g. probabilities outside [0, 1] for binary_crossentropy).")
-
-
-def _apply_class_weight(data, class_weight):
-    if not isinstance(class_weight, dict):
-        raise KilnTypeError(f"class_weight must be a dict {{class index: weight}}; received {type(class_weight).__name__}")
-    if not isinstance(data, data_adapter.ArrayData):
-        raise KilnValueError("class_weight works with in-memory arrays; for a DataLoader yield sample weights "
-                             "as a third element of each batch instead.")
-    y = data.y
-    if not torch.is_tensor(y):
-        raise KilnValueError("class_weight is only supported for models with a single output.")
-    classes = y.argmax(dim=-1) if (y.ndim > 1 and y.shape[-1] > 1) else y.reshape(-1).round().long()
-    n_classes = int(classes.max().item()) + 1
-    missing = [c for c in range(n_classes) if c not in class_weight and int((classes == c).sum()) > 0]
-    if missing:
-        raise KilnValueError(f"class_weight has no entry for class(es) {missing}, present in y; give every class a weight.")
-    table = torch.ones(max(n_classes, max(int(k) for k in class_weight) + 1))
-    for cls, weight in class_weight.items():
-        table[int(cls)] = float(weight)
-    weights = table[classes]
-    sw = weights if data.sample_weight is None else data.sample_weight * weights
-    return data_adapter.ArrayData(data.x, data.y, sw)
 
 
 def _output_names(module) -> list[str] | None:
