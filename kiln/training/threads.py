@@ -6,7 +6,13 @@ across OpenMP threads can cost more in hand-offs than it saves (for a 769-parame
 Model size alone does not tell which case applies, so with ``num_threads="auto"`` kiln
 starts from a guess by parameter count, then times a few real training steps on one thread
 and on torch's setting, and keeps the faster. Nothing is wasted: the timed steps are the
-run's own. torch's previous setting is put back when the run ends.
+run's own.
+
+Global state: ``torch.set_num_threads`` is process-wide, so while a run lasts every torch
+op in the process (other Python threads included) uses the run's count. torch's previous
+setting is put back when the run ends, also when it raises. A run started inside another
+run of the same model (``evaluate`` or ``predict`` called from a ``fit`` callback) keeps the
+outer run's setting and leaves restoring it, and its measurement, to the outer run.
 """
 
 from __future__ import annotations
@@ -40,9 +46,13 @@ class ThreadChoice:
         self.decided: int | None = setting if isinstance(setting, int) else None
         self._previous: int | None = None
         self._trial: _Trial | None = None
+        self._depth = 0  # runs in progress: an evaluate from a fit callback is a run inside a run
 
     # -- a run (fit, evaluate or predict) sets the count and restores it afterwards
     def begin(self, module: torch.nn.Module, device: torch.device, measure: bool = False) -> None:
+        self._depth += 1
+        if self._depth > 1:
+            return  # inside a run: its setting (and measurement) stay as they are
         self._previous = torch.get_num_threads()
         if self.setting is None or device.type != "cpu":
             return
@@ -61,6 +71,10 @@ class ThreadChoice:
             torch.set_num_threads(count)
 
     def end(self) -> None:
+        """Put torch's previous setting back; call once per ``begin``, in a ``finally``."""
+        self._depth -= 1
+        if self._depth > 0:
+            return
         if self._trial is not None:  # the run ended before the measurement did
             self._trial = None
         if self._previous is not None and torch.get_num_threads() != self._previous:
