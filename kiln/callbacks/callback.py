@@ -20,7 +20,13 @@ _BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_test_batch_beg
 
 class Callback:
     """Base class: override the hooks you need. ``self.model`` is the model being trained;
-    ``self.params`` holds ``epochs``, ``steps`` and ``verbose``."""
+    ``self.params`` holds ``epochs``, ``steps`` and ``verbose``.
+
+    What a callback may use of the model during ``fit``: ``self.model.fit_state`` (a
+    ``kiln.training.FitState``: epoch, step, history, logs, resume point), the stop flag
+    ``self.model.stop_training``, ``training_state()`` / ``restore_training_state()`` for
+    checkpoints, and the usual model API (``optimizer``, ``state_dict``, ``save``). These work
+    the same on a kiln Model and on a ``kiln.Trainer`` around a plain module."""
 
     def __init__(self):
         self.model = None
