@@ -304,6 +304,8 @@ def _shape(annotation: Any) -> tuple[str, Any]:
         return "model", annotation
     if origin in (Union, types.UnionType):
         shapes = [_shape(arg) for arg in get_args(annotation) if arg is not type(None)]
+        if sum(kind == "model" for kind, _ in shapes) > 1:
+            return "any", None  # e.g. preprocessing: which model applies depends on the feature's type
         for kind in ("model", "list", "dict", "any"):
             for shape in shapes:
                 if shape[0] == kind:

@@ -5,7 +5,10 @@ every problem of the file collected in one pass; past that point a workflow read
 attributes and never checks again. Each field's docstring says what it is for and its units;
 every default is written here, with the reason beside the non-obvious ones. Every section
 forbids unknown keys (a typo must not be silently ignored), except ``training.optimizer``,
-whose extra keys are passed to the optimizer (and checked against its arguments).
+whose extra keys are passed to the optimizer (and checked against its arguments). The open
+mappings are typed too: a feature's ``preprocessing`` by its type (``kiln.config.preprocessing``),
+``model.layers`` and ``model.zoo.options`` by the layer's or zoo builder's arguments
+(``kiln.config.catalog``, a table checked against the real classes, so validating needs no torch).
 
 The sections, top to bottom as in a YAML file::
 
@@ -20,8 +23,8 @@ The sections, top to bottom as in a YAML file::
     export: ExportConfig
 
 Derived checks (ratios summing to 1, unique feature names, ...) live in validators beside the
-fields they relate; each raises ``_problem(message, *at)`` so the loader can point at the exact
-key. Derived defaults are resolved during validation: ``column`` becomes the feature's
+fields they relate; each raises ``_problem(message, *at)`` (or ``_problems`` for several at
+once) so the loader can point at the exact key. Derived defaults are resolved during validation: ``column`` becomes the feature's
 ``name``, and ``training.seed`` / ``data.split.seed`` become the top-level ``seed``, so the
 resolved config (``dump_config``) shows every value a run used.
 
@@ -40,9 +43,13 @@ import inspect
 import re
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from kiln.config.catalog import LAYER_ARGUMENTS, ZOO_OPTIONS
+from kiln.config.preprocessing import (PREPROCESSING_BY_TYPE, AudioPreprocessing, BinaryPreprocessing,
+                                       CategoryPreprocessing, ImagePreprocessing, NumericPreprocessing,
+                                       SequencePreprocessing, TextPreprocessing)
 from kiln.errors import closest_match
 
 __all__ = [
@@ -84,6 +91,34 @@ def _problem(message: str, *at: str | int) -> PydanticCustomError:
     lets ``kiln.config.load`` point at the exact key (``input_features.1.name``) and its line.
     """
     return PydanticCustomError("kiln", message, {"kiln_at": at})
+
+
+def _problems(found: list[tuple[str, tuple[str | int, ...]]]) -> ValidationError:
+    """Several ``(message, at)`` problems as one error, so that all of them are reported, not the first.
+
+    Why a ValidationError: pydantic keeps each of its line errors, with ``at`` below the field
+    or model validated, where a ``_problem`` raised by a validator is one error.
+    """
+    return ValidationError.from_exception_data(
+        "KilnConfig", [{"type": PydanticCustomError("kiln", message), "loc": at, "input": None}
+                       for message, at in found])
+
+
+def _restated(error: ValidationError) -> list[dict]:
+    """``error``'s line errors as ``from_exception_data`` takes them, to be raised again with others."""
+    details = []
+    for e in error.errors():
+        kind = PydanticCustomError("kiln", e["msg"], e.get("ctx")) if e["type"] == "kiln" else e["type"]
+        details.append({"type": kind, "loc": e["loc"], "input": e["input"],
+                        **({"ctx": e["ctx"]} if "ctx" in e and e["type"] != "kiln" else {})})
+    return details
+
+
+def _unknown(what: str, name: str, valid, where: str = "", list_valid: bool = True) -> str:
+    """"Unknown <what> 'x'<where>. Did you mean 'y'? Valid: ..." (the list always, or when no name is close)."""
+    hint = closest_match(name, valid)
+    message = f"Unknown {what} {name!r}{where}." + (f" Did you mean {hint!r}?" if hint else "")
+    return message + (f" Valid: {', '.join(valid) or '(none)'}" if list_valid or not hint else "")
 
 
 class _Section(BaseModel):
@@ -198,6 +233,39 @@ class AugmentationConfig(_Section):
         return [key for key in type(self).model_fields if getattr(self, key) is not None]
 
 
+Preprocessing = (NumericPreprocessing | CategoryPreprocessing | BinaryPreprocessing | TextPreprocessing
+                 | ImagePreprocessing | AudioPreprocessing | SequencePreprocessing)
+
+
+def _preprocessing_problems(error: ValidationError, options: type[BaseModel], feature_type: str) -> ValidationError:
+    """A preprocessing model's errors restated for the config: unknown options with a suggestion,
+    and the several errors of a union-typed option (e.g. fill_missing: a choice or a number) as one."""
+    valid = list(options.model_fields)
+    by_option: dict[str, list[dict]] = {}
+    for e in error.errors():
+        if not e["loc"]:  # not a mapping at all
+            return _problems([(f"Expected a mapping of {feature_type} preprocessing options ({', '.join(valid)}), "
+                               f"got {type(e['input']).__name__} {e['input']!r}", ())])
+        by_option.setdefault(str(e["loc"][0]), []).append(e)
+    details = []
+    for option, errors in by_option.items():
+        first = errors[0]
+        if first["type"] == "extra_forbidden":
+            message = _unknown("preprocessing option", option, valid, f" for a {feature_type} feature")
+        elif len(errors) == 1:
+            details.append({key: first[key] for key in ("type", "loc", "input", "ctx") if key in first})
+            continue
+        else:  # a union: what each of its members expected
+            message = " or ".join(e["msg"][:1].lower() + e["msg"][1:] for e in errors)
+            message = message[:1].upper() + message[1:] + f" (got {first['input']!r})"
+            choices = [c for e in errors for c in str((e.get("ctx") or {}).get("expected", "")).replace(
+                " or ", ", ").replace("'", "").split(", ") if c]
+            hint = closest_match(first["input"], choices) if isinstance(first["input"], str) else None
+            message += f". Did you mean {hint!r}?" if hint else ""
+        details.append({"type": PydanticCustomError("kiln", message), "loc": (option,), "input": first["input"]})
+    return ValidationError.from_exception_data("KilnConfig", details)
+
+
 class FeatureConfig(_Section):
     """One input or output of the model: a table column and how it is encoded (``kiln.data.features``)."""
 
@@ -207,10 +275,23 @@ class FeatureConfig(_Section):
     """How the column is encoded: numeric, category, binary, text, image, audio or sequence."""
     column: str | None = None
     """The table column read; None: the same as ``name`` (filled in during validation)."""
-    preprocessing: dict[str, Any] = Field(default_factory=dict)
-    """Options of the feature's preprocessor, by type (e.g. image: height, width, channels)."""
+    preprocessing: Preprocessing | None = None
+    """Options of the feature's preprocessor, by type (``kiln.config.preprocessing``; e.g. image: height,
+    width, channels); None: the type's defaults (filled in during validation)."""
     augmentation: AugmentationConfig | None = None
     """Random training-time changes (input image, audio and text features only); None: none."""
+
+    @field_validator("preprocessing", mode="before")
+    @classmethod
+    def _preprocessing_of_the_type(cls, value: Any, info) -> Any:
+        feature_type = info.data.get("type")
+        if feature_type not in PREPROCESSING_BY_TYPE or isinstance(value, PREPROCESSING_BY_TYPE[feature_type]):
+            return value  # a wrong type is reported at `type`; a typed value is already checked
+        options = PREPROCESSING_BY_TYPE[feature_type]
+        try:
+            return options.model_validate({} if value is None else value)
+        except ValidationError as error:
+            raise _preprocessing_problems(error, options, feature_type) from None
 
     @field_validator("name")
     @classmethod
@@ -225,6 +306,8 @@ class FeatureConfig(_Section):
     def _resolve_and_check(self) -> FeatureConfig:
         if self.column is None:
             self.column = self.name
+        if self.preprocessing is None:
+            self.preprocessing = PREPROCESSING_BY_TYPE[self.type]()
         if self.augmentation is not None:
             allowed = AUGMENTATIONS_BY_TYPE.get(self.type, ())
             for key in self.augmentation.active():
@@ -244,7 +327,18 @@ class ZooConfig(_Section):
     name: str = Field(min_length=1)
     """The architecture's name (e.g. mlp, resnet18, vit, bert, wavenet)."""
     options: dict[str, Any] = Field(default_factory=dict)
-    """Keyword arguments of the zoo builder (e.g. depth, width)."""
+    """Keyword arguments of the zoo builder (e.g. depth, width); checked against its signature."""
+
+    @model_validator(mode="after")
+    def _known_name_and_options(self) -> ZooConfig:
+        if self.name not in ZOO_OPTIONS:
+            raise _problem(_unknown("zoo model", self.name, list(ZOO_OPTIONS), list_valid=False), "name")
+        valid = ZOO_OPTIONS[self.name]
+        found = [(_unknown("option", key, valid, f" for the zoo model {self.name!r}"), ("options", key))
+                 for key in self.options if key not in valid]
+        if found:
+            raise _problems(found)
+        return self
 
 
 class ModelConfig(_Section):
@@ -274,14 +368,42 @@ class ModelConfig(_Section):
             entries.append(entry)
         return entries
 
-    @model_validator(mode="after")
-    def _at_most_one_way(self) -> ModelConfig:
-        if self.layers is not None and self.zoo is not None:
-            raise _problem("Set either `layers` or `zoo`, not both (omit both for a model built from the features)")
-        if self.layers is not None and not self.layers:
+    @field_validator("layers")
+    @classmethod
+    def _known_layers_and_arguments(cls, layers: list[dict[str, dict[str, Any]]] | None) -> Any:
+        found = []
+        for index, entry in enumerate(layers or []):
+            (name, args), = entry.items()
+            if name not in LAYER_ARGUMENTS:
+                found.append((_unknown("layer", name, list(LAYER_ARGUMENTS), list_valid=False), (index, name)))
+                continue
+            valid = LAYER_ARGUMENTS[name]
+            found += [(_unknown("argument", key, valid, f" for {name}"), (index, name, key))
+                      for key in args if key not in valid]
+        if found:
+            raise _problems(found)
+        return layers
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _at_most_one_way(cls, data: Any, handler) -> ModelConfig:
+        # wrap, not after: "not both" is reported beside the problems inside layers and zoo, not
+        # only once they are fixed.
+        both = isinstance(data, dict) and data.get("layers") is not None and data.get("zoo") is not None
+        message = "Set either `layers` or `zoo`, not both (omit both for a model built from the features)"
+        try:
+            model = handler(data)
+        except ValidationError as error:
+            if not both:
+                raise
+            raise ValidationError.from_exception_data("KilnConfig", _restated(error) + [
+                {"type": PydanticCustomError("kiln", message), "loc": (), "input": None}]) from None
+        if both:
+            raise _problem(message)
+        if model.layers is not None and not model.layers:
             raise _problem("`layers` is empty; list at least one layer, or omit `layers` for an automatic model",
                            "layers")
-        return self
+        return model
 
 
 # ----- training ------------------------------------------------------------------------------
@@ -487,13 +609,6 @@ class KilnConfig(_Section):
     """The final evaluation."""
     export: ExportConfig = Field(default_factory=ExportConfig)
     """The exported model files."""
-
-    @classmethod
-    def from_file(cls, path: str, overrides: list[str] | tuple[str, ...] = ()) -> KilnConfig:
-        """Load and validate a YAML file (``kiln.config.load_config``); raises ``ConfigError``."""
-        from kiln.config.load import load_config  # load imports this module
-
-        return load_config(path, overrides)
 
     @field_validator("name")
     @classmethod

@@ -100,8 +100,8 @@ def _build_features(config, splits):
     for role, specs in (("input", config.input_features), ("output", config.output_features)):
         for spec in specs:
             feature = build_feature(spec.name, spec.type, column=spec.column or spec.name,
-                                    output=role == "output", **(spec.preprocessing or {}))
-            feature.augmentation = getattr(spec, "augmentation", None)
+                                    output=role == "output", **spec.preprocessing.model_dump())
+            feature.augmentation = spec.augmentation
             feature.fit(splits["train"][feature.column])
             built[spec.name] = (role, feature)
     return built

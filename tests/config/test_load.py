@@ -3,6 +3,7 @@
 import pytest
 
 from kiln.config import KilnConfig, dump_config, load_config, load_config_text, validate_config
+from kiln.config.preprocessing import ImagePreprocessing
 from kiln.errors import ConfigError
 
 FULL = """\
@@ -64,11 +65,11 @@ def test_full_config_loads_from_a_file(tmp_path):
     cfg = load_config(path)
     assert isinstance(cfg, KilnConfig)
     assert cfg.name == "mnist-cnn" and cfg.data.split.stratify == "label"
-    assert cfg.input_features[0].preprocessing == {"height": 28, "width": 28, "channels": 1}
+    assert cfg.input_features[0].preprocessing == ImagePreprocessing(height=28, width=28, channels=1)
     assert cfg.input_features[0].augmentation.flip == "horizontal"
     assert cfg.model.layers[0] == {"Conv2D": {"filters": 32, "kernel_size": 3, "activation": "relu", "padding": "same"}}
     assert cfg.training.early_stopping.patience == 3 and cfg.training.seed == 0
-    assert KilnConfig.from_file(path, ["training.epochs=2"]).training.epochs == 2
+    assert load_config(path, ["training.epochs=2"]).training.epochs == 2
 
 
 def test_invalid_value_reported_at_its_file_and_line():
@@ -184,7 +185,7 @@ def test_overrides_set_values_parsed_as_yaml():
     ])
     assert cfg.training.epochs == 5 and isinstance(cfg.training.epochs, int)
     assert (cfg.data.split.train, cfg.data.split.validation) == (0.7, 0.2)
-    assert cfg.input_features[0].preprocessing["height"] == 32
+    assert cfg.input_features[0].preprocessing.height == 32
     assert cfg.training.early_stopping.restore_best_weights is False
     assert cfg.export.formats == ["safetensors", "onnx"]
     assert cfg.data.options == {"sep": ";"}
@@ -235,3 +236,52 @@ def test_validate_config_for_a_dict_names_paths_without_lines():
     assert "split" in data["evaluation"]  # the caller's dict is not changed
     data["evaluation"]["split"] = "test"
     assert validate_config(data, overrides=["training.epochs=3"]).training.epochs == 3
+
+
+TYPOS = """\
+data:
+  source: sklearn:iris
+input_features:
+  - name: x
+    type: numeric
+    preprocessing: {normalisation: minmax}
+output_features:
+  - {name: target, type: category}
+model:
+  layers:
+    - Dense: {unitz: 8, activation: relu}
+  zoo: {name: mlp, options: {hiden: [8]}}
+training: {epochs: 0}
+"""
+TYPO_PROBLEMS = [
+    "typos.yaml:6: input_features.0.preprocessing.normalisation: Unknown preprocessing option 'normalisation' for "
+    "a numeric feature. Did you mean 'normalization'? Valid: normalization, fill_missing",
+    "typos.yaml:9: model: Set either `layers` or `zoo`, not both (omit both for a model built from the features)",
+    "typos.yaml:11: model.layers.0.Dense.unitz: Unknown argument 'unitz' for Dense. Did you mean 'units'? Valid: "
+    "units, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, "
+    "activity_regularizer, kernel_constraint, bias_constraint, name, input_shape, input_dim, batch_size, dtype, "
+    "trainable",
+    "typos.yaml:12: model.zoo.options.hiden: Unknown option 'hiden' for the zoo model 'mlp'. Did you mean 'hidden'? "
+    "Valid: input_dim, num_classes, units, hidden, dropout, activation",
+    "typos.yaml:13: training.epochs: Input should be greater than 0 (got 0)",
+]
+
+
+def test_typos_in_preprocessing_layer_arguments_and_zoo_options_all_in_one_error():
+    assert problems(TYPOS, source="typos.yaml") == TYPO_PROBLEMS
+
+
+@pytest.mark.slow  # a fresh interpreter that imports torch (for the optimizer check): seconds on a busy machine
+def test_kiln_validate_reports_them_all_in_one_run(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "typos.yaml").write_text(TYPOS)
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    run = subprocess.run([sys.executable, "-m", "kiln", "validate", "typos.yaml"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 2
+    assert run.stderr.splitlines()[1:] == TYPO_PROBLEMS

@@ -4,7 +4,8 @@ import pytest
 from pydantic import ValidationError
 
 from kiln.config import (AugmentationConfig, FeatureConfig, KilnConfig, ModelConfig, OptimizerConfig, ScheduleConfig,
-                         SplitConfig, TrainingConfig)
+                         SplitConfig, TrainingConfig, ZooConfig)
+from kiln.config.preprocessing import ImagePreprocessing, NumericPreprocessing
 
 
 def minimal(**sections):
@@ -126,6 +127,75 @@ def test_model_layers_zoo_or_neither():
         ModelConfig(layers=[{"Dense": None, "units": 3}])
     with pytest.raises(ValidationError, match="empty"):
         ModelConfig(layers=[])
+
+
+def messages(error: ValidationError) -> dict[tuple, str]:
+    """Each problem's message by its key path, as kiln.config.load locates it (``kiln_at`` appended)."""
+    return {e["loc"] + tuple((e.get("ctx") or {}).get("kiln_at", ())): e["msg"] for e in error.errors()}
+
+
+def test_preprocessing_is_typed_by_the_feature_type():
+    image = FeatureConfig(name="img", type="image", preprocessing={"height": 28, "width": 28})
+    assert isinstance(image.preprocessing, ImagePreprocessing) and image.preprocessing.height == 28
+    assert image.preprocessing.resize == "bilinear"  # the feature's default, written out
+    assert FeatureConfig(name="x", type="numeric").preprocessing == NumericPreprocessing()
+    with pytest.raises(ValidationError) as info:
+        FeatureConfig(name="x", type="numeric", preprocessing={"normalisation": "minmax", "height": 3})
+    assert messages(info.value) == {
+        ("preprocessing", "normalisation"): "Unknown preprocessing option 'normalisation' for a numeric feature. "
+                                            "Did you mean 'normalization'? Valid: normalization, fill_missing",
+        ("preprocessing", "height"): "Unknown preprocessing option 'height' for a numeric feature. "
+                                     "Valid: normalization, fill_missing"}
+
+
+def test_a_preprocessing_value_is_checked_and_a_union_gives_one_problem():
+    with pytest.raises(ValidationError) as info:
+        FeatureConfig(name="x", type="numeric", preprocessing={"fill_missing": "meen"})
+    assert messages(info.value) == {("preprocessing", "fill_missing"): (
+        "Input should be 'mean', 'median' or 'zero' or input should be a valid number (got 'meen'). "
+        "Did you mean 'mean'?")}
+    assert FeatureConfig(name="x", type="numeric", preprocessing={"fill_missing": 0}).preprocessing.fill_missing == 0
+    with pytest.raises(ValidationError) as info:
+        FeatureConfig(name="t", type="text", preprocessing={"max_length": 2.5, "tokenizer": "wordpiece"})
+    assert {loc[-1]: e for loc, e in messages(info.value).items()} == {
+        "max_length": "Input should be a valid integer", "tokenizer": "Input should be 'word', 'char' or 'bpe'"}
+    with pytest.raises(ValidationError) as info:  # a wrong type is reported once, at `type`
+        FeatureConfig(name="x", type="numerc", preprocessing={"height": 3})
+    assert list(messages(info.value)) == [("type",)]
+
+
+def test_layer_names_and_arguments_are_checked_with_suggestions():
+    with pytest.raises(ValidationError) as info:
+        ModelConfig(layers=[{"Conv2d": {"filters": 3}}, {"Dense": {"unitz": 4, "activation": "relu"}}, "Flaten"])
+    found = messages(info.value)
+    assert found[("layers", 0, "Conv2d")] == "Unknown layer 'Conv2d'. Did you mean 'Conv2D'?"
+    assert found[("layers", 1, "Dense", "unitz")].startswith(
+        "Unknown argument 'unitz' for Dense. Did you mean 'units'? Valid: units, activation, use_bias,")
+    assert found[("layers", 2, "Flaten")] == "Unknown layer 'Flaten'. Did you mean 'Flatten'?"
+    assert len(found) == 3
+    # Arguments of the Layer base (what every layer passes on with **kwargs) are accepted.
+    assert ModelConfig(layers=[{"Dense": {"units": 2, "name": "out", "input_shape": [4]}}])
+
+
+def test_zoo_names_and_options_are_checked_with_suggestions():
+    assert ModelConfig(zoo={"name": "mlp", "options": {"hidden": [8], "dropout": 0.1}}).zoo.options["hidden"] == [8]
+    with pytest.raises(ValidationError) as info:
+        ZooConfig(name="resnet81")
+    assert messages(info.value) == {("name",): "Unknown zoo model 'resnet81'. Did you mean 'resnet18'?"}
+    with pytest.raises(ValidationError) as info:
+        ZooConfig(name="vit", options={"patch": 4, "depht": 2})
+    valid = "Valid: num_classes, input_shape, patch_size, depth, heads, width, mlp_ratio, pooling, dropout"
+    assert messages(info.value) == {
+        ("options", "patch"): f"Unknown option 'patch' for the zoo model 'vit'. Did you mean 'patch_size'? {valid}",
+        ("options", "depht"): f"Unknown option 'depht' for the zoo model 'vit'. Did you mean 'depth'? {valid}"}
+    # wavenet's options include its WaveNetConfig fields, passed through **fields.
+    assert ZooConfig(name="wavenet", options={"log_mel_frontend": True}).options == {"log_mel_frontend": True}
+
+
+def test_layers_and_zoo_together_is_reported_with_the_problems_inside_them():
+    with pytest.raises(ValidationError) as info:
+        ModelConfig(layers=[{"Dense": {"unitz": 1}}], zoo={"name": "mlp", "options": {"hiden": 3}})
+    assert set(messages(info.value)) == {("layers", 0, "Dense", "unitz"), ("zoo", "options", "hiden"), ()}
 
 
 def test_schedule_arguments_apply_to_the_schedule():
