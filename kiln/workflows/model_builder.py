@@ -11,70 +11,87 @@ output feature (a dict when there are several). Three ways, as the config says:
 - neither: automatic — an encoder per input type, concatenated, then Dense(128) + Dropout.
 
 Augmentation layers for a feature go right after its Input; they only act in training.
+
+The config is a validated ``kiln.config.KilnConfig`` (its sections typed, layer names and
+arguments and zoo options already checked against ``kiln.config.catalog``); what can still go
+wrong here is a value only the layer or zoo builder judges, reported as a ``ConfigError``.
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING
 
 import kiln
 from kiln import layers as L
-from kiln.errors import ConfigError, closest_match
+from kiln.errors import ConfigError
+
+if TYPE_CHECKING:  # the config types, for annotations only: this module reads them, never builds them
+    from kiln.config import AugmentationConfig, ModelConfig, RegularizationConfig, ZooConfig
 
 __all__ = ["build_model", "head_for"]
 
 
 def _layer_from_entry(entry: dict, index: int, regularizer=None):
-    if not isinstance(entry, dict) or len(entry) != 1:
-        raise ConfigError(f"model.layers[{index}] must be a mapping with one layer name, e.g. "
-                          f"{{Dense: {{units: 64}}}}; found {entry!r}")
+    """One ``{LayerName: {args}}`` entry of ``model.layers`` (name and argument names validated) as a layer."""
     (name, args), = entry.items()
-    cls = getattr(L, name, None)
-    if not isinstance(cls, type) or not issubclass(cls, L.Layer):
-        hint = closest_match(name, [n for n in L.__all__ if n[0].isupper()])
-        raise ConfigError(f"model.layers[{index}]: unknown layer {name!r}" + (f"; did you mean {hint!r}?" if hint else ""))
-    args = dict(args or {})
+    cls = getattr(L, name)
+    args = dict(args)
     if regularizer is not None and "kernel_regularizer" in inspect.signature(cls).parameters:
         args.setdefault("kernel_regularizer", regularizer)
     try:
         return cls(**args)
-    except TypeError as err:
+    except TypeError as err:  # e.g. a positional argument missing
         raise ConfigError(f"model.layers[{index}] ({name}): {err}") from err
 
 
-def _augmentation_layers(feature_type: str, aug: Any) -> list:
-    """Keras preprocessing layers for one feature's augmentation config (training only)."""
+def _augmentation_layers(feature_type: str, aug: AugmentationConfig | None, shape: tuple = ()) -> list:
+    """Keras preprocessing layers for one feature's augmentation config (training only).
+
+    ``shape`` is the feature's per-example shape (audio: ``(frames, n_mels, 1)``), which turns
+    the config's SpecAugment band widths, in frames and mel bins, into the layer's fractions.
+    """
     if aug is None:
         return []
-    get = (lambda key: getattr(aug, key, None)) if not isinstance(aug, dict) else aug.get
     out = []
     if feature_type == "image":
-        if get("flip"):
-            out.append(L.RandomFlip(get("flip")))
-        if get("rotation"):
-            out.append(L.RandomRotation(get("rotation"), fill_mode="constant"))
-        if get("crop"):
-            h, w = get("crop")
+        if aug.flip:
+            out.append(L.RandomFlip(aug.flip))
+        if aug.rotation:
+            out.append(L.RandomRotation(aug.rotation, fill_mode="constant"))
+        if aug.crop:
+            h, w = aug.crop
             out.append(L.RandomCrop(h, w))
-        jitter = get("color_jitter") or {}
-        if jitter.get("brightness"):
-            out.append(L.RandomBrightness(jitter["brightness"], value_range=(0.0, 1.0)))
-        if jitter.get("contrast"):
-            out.append(L.RandomContrast(jitter["contrast"], value_range=(0.0, 1.0)))
-        if get("noise"):
-            out.append(L.GaussianNoise(get("noise")))
+        jitter = aug.color_jitter
+        if jitter is not None and jitter.brightness:
+            out.append(L.RandomBrightness(jitter.brightness, value_range=(0.0, 1.0)))
+        if jitter is not None and jitter.contrast:
+            out.append(L.RandomContrast(jitter.contrast, value_range=(0.0, 1.0)))
+        if aug.noise:
+            out.append(L.GaussianNoise(aug.noise))
     elif feature_type == "audio":
-        if get("noise"):
-            out.append(L.GaussianNoise(get("noise")))
-        if get("time_shift"):
-            out.append(L.RandomTimeShift(get("time_shift")))
-        if get("spec_augment"):
-            out.append(L.SpecAugment(**get("spec_augment")))
+        if aug.noise:
+            out.append(L.GaussianNoise(aug.noise))
+        if aug.time_shift:
+            out.append(L.RandomTimeShift(aug.time_shift))
+        if aug.spec_augment is not None:
+            spec = aug.spec_augment
+            frames, mels = shape[0], shape[1]
+            out.append(L.SpecAugment(time_masks=spec.time_masks, time_width=_fraction(spec.time_width, frames),
+                                     freq_masks=spec.freq_masks, freq_width=_fraction(spec.freq_width, mels)))
     elif feature_type == "text":
-        if get("token_dropout"):
-            out.append(L.TokenDropout(get("token_dropout")))
+        if aug.token_dropout:
+            out.append(L.TokenDropout(aug.token_dropout))
     return out
+
+
+def _fraction(width: int, length: int) -> float:
+    """``width`` cells of an axis of ``length`` as the fraction SpecAugment takes (it uses ``int(f * length)``).
+
+    Why the half cell: ``int((width / length) * length)`` may round down to ``width - 1`` in
+    floats; ``width + 0.5`` cannot. A band as wide as the axis, or wider, is the whole axis.
+    """
+    return 1.0 if width >= length else (width + 0.5) / length
 
 
 def _encoder(feature_type: str, spec: dict, x):
@@ -117,26 +134,25 @@ def _inputs(input_features: list) -> tuple[dict, dict]:
         spec = feature.spec()
         x = kiln.Input(shape=tuple(spec["shape"]), dtype=spec["dtype"], name=feature.name)
         inputs[feature.name] = x
-        for layer in _augmentation_layers(feature.type, getattr(feature, "augmentation", None)):
+        for layer in _augmentation_layers(feature.type, getattr(feature, "augmentation", None), spec["shape"]):
             x = layer(x)
         augmented[feature.name] = x
     return inputs, augmented
 
 
-def build_model(model_config, input_features: list, output_features: list, name: str = "model",
-                regularization=None):
+def build_model(model_config: ModelConfig, input_features: list, output_features: list, name: str = "model",
+                regularization: RegularizationConfig | None = None):
     """A functional model (dict of input tensors -> one output per output feature), and for
     each output whether it gives "logits" or "probabilities" (the loss and decoding need it).
 
     ``regularization`` (l1, l2, dropout): the penalties go on every Dense/Conv kernel of the
     config's layers and of the automatic model; dropout on the automatic model's body."""
-    if getattr(model_config, "zoo", None) is not None:
+    if model_config.zoo is not None:
         return _zoo_model(model_config.zoo, input_features, output_features, name)
-    l1 = getattr(regularization, "l1", 0.0) or 0.0
-    l2 = getattr(regularization, "l2", 0.0) or 0.0
-    dropout = getattr(regularization, "dropout", 0.0) or 0.0
+    l1, l2, dropout = (0.0, 0.0, 0.0) if regularization is None else (
+        regularization.l1, regularization.l2, regularization.dropout)
     regularizer = kiln.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
-    body_layers = list(getattr(model_config, "layers", None) or []) if model_config is not None else []
+    body_layers = list(model_config.layers or [])
     inputs, augmented = _inputs(input_features)
     encoded = []
     for feature in input_features:
@@ -178,17 +194,14 @@ def _user_output_layer(layers: list, output_features: list):
     return layers[-1] if layers[-1].units == width else None
 
 
-def _zoo_model(zoo, input_features: list, output_features: list, name: str):
+def _zoo_model(zoo: ZooConfig, input_features: list, output_features: list, name: str):
     """A kiln.zoo architecture sized from the features, behind the features' Inputs (and their
     augmentation layers). Sizes the config does not give are filled in: ``num_classes`` from
     the output feature, ``input_shape``/``input_dim``/``vocab_size`` (and, for token ids, the
     ``max_length``) from the input feature,
     and for ``fusion`` the list of inputs."""
     import kiln.zoo
-    try:
-        builder = kiln.zoo.get(zoo.name)
-    except kiln.errors.KilnValueError as err:
-        raise ConfigError(f"model.zoo.name: {err}") from err
+    builder = kiln.zoo.get(zoo.name)  # the name is checked by the config
     if len(output_features) != 1 or output_features[0].type not in ("category", "binary", "numeric"):
         raise ConfigError("model.zoo: zoo models take one output feature (category, binary or numeric).")
     output = output_features[0]

@@ -219,7 +219,7 @@ def _mixer(config, inputs, outputs):
     from kiln.errors import ConfigError
     from kiln.training.mixing import CutMix, MixUp
     specs = [(f, getattr(f, "augmentation", None)) for f in inputs]
-    wanted = [(f, a) for f, a in specs if a is not None and (getattr(a, "mixup", None) or getattr(a, "cutmix", None))]
+    wanted = [(f, a) for f, a in specs if a is not None and (a.mixup or a.cutmix)]
     if not wanted:
         return None
     feature, aug = wanted[0]
@@ -282,9 +282,7 @@ def _schedule(schedule_config, learning_rate: float, total_steps: int):
 
 def _compile(model, config, outputs, output_kinds, soft_labels=False, total_steps=1) -> None:
     t = config.training
-    optimizer = t.optimizer
-    options = {"name": optimizer} if isinstance(optimizer, str) else (
-        optimizer.model_dump(exclude_none=True) if hasattr(optimizer, "model_dump") else dict(optimizer))
+    options = t.optimizer.model_dump(exclude_none=True)  # name, learning_rate if set, and its arguments
     name = options.pop("name")
     schedule = _schedule(t.schedule, options.get("learning_rate", kiln.optimizers.get(name).learning_rate),
                          total_steps)
