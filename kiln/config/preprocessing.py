@@ -97,7 +97,7 @@ class ImagePreprocessing(_Options):
 
 
 class AudioPreprocessing(_Options):
-    """An audio column of WAV files or arrays, turned into a log-mel spectrogram (``kiln.data.features.AudioFeature``)."""
+    """An audio column (WAV files or arrays) as a log-mel spectrogram (``kiln.data.features.AudioFeature``)."""
 
     sample_rate: _Count = 16000
     """The rate every file must have, and that arrays are taken to have, in Hz."""

@@ -24,8 +24,9 @@ The sections, top to bottom as in a YAML file::
 
 Derived checks (ratios summing to 1, unique feature names, ...) live in validators beside the
 fields they relate; each raises ``_problem(message, *at)`` (or ``_problems`` for several at
-once) so the loader can point at the exact key. Derived defaults are resolved during validation: ``column`` becomes the feature's
-``name``, and ``training.seed`` / ``data.split.seed`` become the top-level ``seed``, so the
+once) so the loader can point at the exact key. Derived defaults are resolved during
+validation: ``column`` becomes the feature's ``name``, ``training.seed`` / ``data.split.seed``
+become the top-level ``seed``, and ``preprocessing`` the feature type's defaults, so the
 resolved config (``dump_config``) shows every value a run used.
 
 Example:
@@ -245,7 +246,7 @@ def _preprocessing_problems(error: ValidationError, options: type[BaseModel], fe
     for e in error.errors():
         if not e["loc"]:  # not a mapping at all
             return _problems([(f"Expected a mapping of {feature_type} preprocessing options ({', '.join(valid)}), "
-                               f"got {type(e['input']).__name__} {e['input']!r}", ())])
+                               f"got {e['input']!r}", ())])
         by_option.setdefault(str(e["loc"][0]), []).append(e)
     details = []
     for option, errors in by_option.items():

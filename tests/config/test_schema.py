@@ -159,6 +159,10 @@ def test_a_preprocessing_value_is_checked_and_a_union_gives_one_problem():
         FeatureConfig(name="t", type="text", preprocessing={"max_length": 2.5, "tokenizer": "wordpiece"})
     assert {loc[-1]: e for loc, e in messages(info.value).items()} == {
         "max_length": "Input should be a valid integer", "tokenizer": "Input should be 'word', 'char' or 'bpe'"}
+    with pytest.raises(ValidationError) as info:
+        FeatureConfig(name="x", type="binary", preprocessing=["yes"])
+    assert messages(info.value) == {("preprocessing",): "Expected a mapping of binary preprocessing options "
+                                                        "(positive), got ['yes']"}
     with pytest.raises(ValidationError) as info:  # a wrong type is reported once, at `type`
         FeatureConfig(name="x", type="numerc", preprocessing={"height": 3})
     assert list(messages(info.value)) == [("type",)]
