@@ -89,3 +89,14 @@ def test_metrics_in_data_units_of_two_outputs_are_prefixed():
     frame = pd.DataFrame({"a": [0.0, 1.0], "b": [10.0, 14.0]})
     got = metrics_in_data_units([a, b], frame, {"a": np.array([0.0, 1.0]), "b": np.array([0.0, 1.0])})
     assert got == {"a_mae": 0.0, "a_rmse": 0.0, "a_r2": 1.0, "b_mae": 1.0, "b_rmse": np.sqrt(2.0), "b_r2": 0.5}
+
+
+def test_cli_evaluate_with_onnx_refuses_class_outputs(run_dir, raw_rows, tmp_path, capsys):
+    # An ONNX graph has no loss and a classifier's metrics are the model's own: say so, exit 2, run nothing.
+    from kiln.cli import main
+    rows = tmp_path / "rows.csv"
+    raw_rows.to_csv(rows, index=False)
+    assert main(["evaluate", str(run_dir), "--data", str(rows), "--backend", "onnx"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: kiln evaluate --backend onnx gives the metrics of numeric outputs only (an ONNX graph has no loss, "
+        "and class metrics come from the model's own); evaluate kind with the torch backend: drop --backend onnx.")
