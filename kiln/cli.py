@@ -5,8 +5,8 @@ Exit codes: 0 success, 2 a usage or config error (nothing ran), 1 a failure whil
     kiln train CONFIG [--output DIR] [--resume RUN] [--set KEY=VALUE ...]
     kiln validate CONFIG [--set KEY=VALUE ...]
     kiln init [PATH] [--kind image|tabular|text]
-    kiln evaluate RUN --data FILE
-    kiln predict RUN --data FILE --output preds.csv
+    kiln evaluate RUN --data FILE [--backend torch|onnx]
+    kiln predict RUN --data FILE --output preds.csv [--backend torch|onnx]
     kiln info RUN
     kiln report RUN
     kiln export RUN --format onnx|safetensors
@@ -56,34 +56,55 @@ def cmd_init(args) -> int:
     return 0
 
 
-def cmd_evaluate(args) -> int:
-    """Evaluate a run's model on a data file that has the output columns."""
-    from kiln.data import read_source
+def _load_run(args):
+    """The run folder as a ``kiln_edge.run.LoadedRun`` on the backend ``--backend`` names."""
+    if args.backend == "onnx":
+        from kiln_edge import EdgeError, OnnxRun  # NumPy features + onnxruntime (RUN/export/model.onnx)
+        try:
+            return OnnxRun(args.run)
+        except EdgeError as err:
+            raise _RunError(str(err)) from err
     from kiln.workflows.run import load_run
-    run = load_run(args.run)
-    metrics = run.evaluate_frame(read_source(args.data, format=args.format))
+    return load_run(args.run)
+
+
+def _edge_errors_as_run_errors(action):
+    """``action()``, with kiln_edge's errors (the onnx path's data errors) exiting 1 like kiln's."""
+    try:
+        return action()
+    except ValueError as err:
+        if type(err).__module__.startswith("kiln_edge"):
+            raise _RunError(str(err)) from err
+        raise
+
+
+def cmd_evaluate(args) -> int:
+    """Evaluate a run's model on a data file that has the output columns (JSON on stdout).
+
+    MAE, RMSE and R² of a numeric output are in the data's units (as in evaluation.json); the loss
+    is on the standardised target, which a note on stderr says (stdout stays plain JSON).
+    """
+    from kiln.data import read_source
+    run = _load_run(args)
+    others = [f.name for f in run.outputs if f.type != "numeric"]
+    if args.backend == "onnx" and others:
+        raise _UsageError(f"kiln evaluate --backend onnx gives the metrics of numeric outputs only (an ONNX graph has "
+                          f"no loss, and class metrics come from the model's own); evaluate {', '.join(others)} "
+                          f"with the torch backend: drop --backend onnx.")
+    metrics = _edge_errors_as_run_errors(lambda: run.evaluate_frame(read_source(args.data, format=args.format)))
     print(json.dumps(metrics, indent=2))
+    standardised = run.standardised(metrics)
+    if standardised:
+        print(f"note: {', '.join(standardised)} on the standardised target; the other metrics in the data's units.",
+              file=sys.stderr)
     return 0
 
 
 def cmd_predict(args) -> int:
     """Predict labels/values for the rows of a data file; writes a CSV."""
     from kiln.data import read_source
-    if args.backend == "onnx":
-        from kiln_edge import EdgeError, OnnxRun  # NumPy features + onnxruntime (RUN/export/model.onnx)
-        try:
-            run = OnnxRun(args.run)
-        except EdgeError as err:
-            raise _RunError(str(err)) from err
-    else:
-        from kiln.workflows.run import load_run
-        run = load_run(args.run)
-    try:
-        predictions = run.predict_frame(read_source(args.data, format=args.format))
-    except ValueError as err:
-        if type(err).__module__.startswith("kiln_edge"):
-            raise _RunError(str(err)) from err
-        raise
+    run = _load_run(args)
+    predictions = _edge_errors_as_run_errors(lambda: run.predict_frame(read_source(args.data, format=args.format)))
     predictions.to_csv(args.output, index_label="row")
     print(f"wrote {len(predictions)} predictions to {args.output}")
     return 0
@@ -209,8 +230,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--format", default="auto")
         if name == "predict":
             p.add_argument("--output", default="predictions.csv")
-            p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
-                           help="onnx: NumPy features + onnxruntime on RUN/export/model.onnx (kiln export first)")
+        p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                       help="onnx: NumPy features + onnxruntime on RUN/export/model.onnx (kiln export first)"
+                            + ("; it has no loss: metrics of numeric outputs only" if name == "evaluate" else ""))
     for name, fn in (("info", cmd_info), ("report", cmd_report)):
         add(name, fn).add_argument("run")
     p = add("export", cmd_export)

@@ -2,7 +2,11 @@
 
     from kiln_edge import OnnxRun
     run = OnnxRun("runs/iris-20261129-101500")      # needs RUN/export/model.onnx
-    run.predict_frame(frame)                        # same columns/values as kiln's Run.predict_frame
+    run.predict_frame(frame)                        # same columns/values as kiln's load_run(...).predict_frame
+    run.evaluate_frame(frame)                       # MAE/RMSE/R² of numeric outputs, in data units
+
+``LoadedRun`` is the one run object of both backends (kiln's torch one comes from
+``kiln.workflows.run.load_run``); ``OnnxRun`` builds it on onnxruntime.
 
 Why a separate top-level package (not ``kiln.edge``): it must run where torch is not installed,
 so nothing here imports ``kiln`` or ``torch`` (``import kiln`` is lazy too, but a package of its
@@ -16,12 +20,12 @@ import importlib
 
 from kiln_edge.errors import EdgeDataError, EdgeError, UnsupportedFeatureError
 
-__all__ = ["OnnxRun", "load_features", "as_probabilities", "EdgeError", "EdgeDataError",
+__all__ = ["LoadedRun", "OnnxRun", "load_features", "as_probabilities", "EdgeError", "EdgeDataError",
            "UnsupportedFeatureError"]
 
 # Imported on first use: `kiln serve --help` reads the server's flags from kiln_edge.serve, and
 # that must not load pandas/onnxruntime (or fail where they are not installed).
-_LAZY = {"OnnxRun": "kiln_edge.run", "as_probabilities": "kiln_edge.run", "load_features": "kiln_edge.features"}
+_LAZY = {"LoadedRun": "kiln_edge.run", "OnnxRun": "kiln_edge.run", "as_probabilities": "kiln_edge.run", "load_features": "kiln_edge.features"}
 
 
 def __getattr__(name: str):

@@ -1,24 +1,47 @@
-"""``OnnxRun``: a kiln run folder predicted with onnxruntime and NumPy features, never torch.
+"""A finished run folder, loaded back: ``LoadedRun``, one object for both backends.
 
-    run = OnnxRun("runs/tiny-20261129-101500")   # reads model/features.*, model/roles.json, export/model.onnx
-    run.predict_frame(frame)                     # labels/values + probabilities, as Run.predict_frame
+    run = OnnxRun("runs/tiny-20261129-101500")      # onnxruntime + NumPy features, never torch
+    run = kiln.workflows.run.load_run("runs/...")   # the torch backend: kiln's model + features
+    run.predict_frame(frame)                        # labels/values + probabilities
+    run.evaluate_frame(frame)                       # metrics; MAE/RMSE/R² of numeric outputs in data units
 
-The ONNX file is the one ``kiln export RUN --format onnx`` writes (checked against torch at
-export); its inputs are named by input feature. Outputs are taken in the graph's order, which is
-the model's output order (the order of the output features in ``roles.json``).
+Raw rows go in, the training's preprocessing is applied (the fitted features' ``transform``), a
+backend predicts, and labels or values come out (the features' ``decode``). Everything but the
+prediction itself is here, once: roles, column checks, encoding, probabilities, the prediction
+frame's columns and the metrics in data units. A backend supplies only what depends on the
+engine (``OnnxBackend`` below; kiln's ``TorchBackend`` in ``kiln.workflows.run``):
+
+    name                                   "torch" | "onnx" (``/metadata``'s ``backend``)
+    model                                  what predicts (a kiln Model, an InferenceSession)
+    predict(encoded, batch_size) -> dict   {output name: raw outputs (logits or probabilities)}
+    probabilities(feature, raw, kind)      np.ndarray: softmax/sigmoid of class logits, values as is
+    evaluate(x, y, batch_size) -> dict     the model's own metrics (loss ...); {} where it has none
+
+Why here, in kiln_edge: the ONNX path must never import torch, and every ``kiln.*`` module does.
+
+Units: numeric outputs are trained standardised, so the model's own metrics (``loss``, and the
+compiled ``mae``/``rmse``/``r2``) are on the standardised target. ``evaluate_frame`` replaces MAE,
+RMSE and R² with those of the decoded predictions in the data's units (``regression_metrics``,
+the function evaluation.json uses); ``loss`` stays the training loss, on the standardised target
+(``LoadedRun.standardised`` names it, so callers can say so).
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 
 import numpy as np
 
 from kiln_edge.errors import EdgeDataError, EdgeError
-from kiln_edge.features import load_features
+from kiln_edge.regression import regression_metrics
 
-__all__ = ["OnnxRun", "as_probabilities"]
+__all__ = ["LoadedRun", "OnnxRun", "OnnxBackend", "as_probabilities", "metrics_in_data_units", "data_unit_names",
+           "standardised_metrics", "read_roles"]
+
+# The metrics of a numeric output that ``metrics_in_data_units`` reports (evaluation.json's keys).
+DATA_UNIT_METRICS = ("mae", "rmse", "r2")
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -32,23 +55,261 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def as_probabilities(feature, outputs, kind: str) -> np.ndarray:
-    """NumPy twin of ``kiln.workflows.run.as_probabilities``: softmax/sigmoid of class logits."""
+    """Model outputs of a class feature as probabilities (softmax/sigmoid of logits, in NumPy);
+    values of a numeric feature unchanged. The ONNX backend's ``probabilities``."""
     out = np.asarray(outputs, dtype=np.float32)
     if kind == "logits" and feature.type in ("category", "binary"):
         out = _softmax(out) if feature.type == "category" else _sigmoid(out)
     return out
 
 
-class OnnxRun:
-    """A run folder served by onnxruntime: ``inputs``, ``outputs`` (features), ``predict_frame``."""
+def metrics_in_data_units(outputs, frame, predictions: dict) -> dict:
+    """MAE, RMSE and R² of each numeric output's decoded predictions against its column.
 
-    backend_name = "onnx"
+    Args:
+        outputs: the output features (any with ``type``, ``name``, ``column`` and ``decode``).
+        frame: the rows, with the output columns (a pandas DataFrame).
+        predictions: ``{output name: what ``decode`` takes}`` (numeric outputs: raw model outputs).
 
-    def __init__(self, path, onnx_path=None, providers=None, threads: int | None = None):
+    Returns ``{"mae", "rmse", "r2"}`` for one output, ``{"<name>_mae", ...}`` for several; ``{}``
+    without numeric outputs. ``r2`` is None for a constant target (``regression_metrics``).
+    """
+    result = {}
+    for feature in (f for f in outputs if f.type == "numeric"):
+        pred = np.asarray(feature.decode(predictions[feature.name]), dtype=float).reshape(-1)
+        true = frame[feature.column].to_numpy(dtype=float)
+        prefix = "" if len(outputs) == 1 else f"{feature.name}_"
+        scores = regression_metrics(true, pred)
+        result.update({f"{prefix}{key}": scores[key] for key in DATA_UNIT_METRICS})
+    return result
+
+
+def data_unit_names(outputs) -> list[str]:
+    """The metric names ``metrics_in_data_units`` writes for these outputs (evaluation.json's keys)."""
+    numeric = [f for f in outputs if f.type == "numeric"]
+    return [("" if len(outputs) == 1 else f"{f.name}_") + key for f in numeric for key in DATA_UNIT_METRICS]
+
+
+# Words in the name of a metric with units (an error, a loss); R² and class metrics have none.
+_UNIT_WORDS = ("loss", "mae", "mse", "error", "absolute", "squared", "huber", "cosh")
+
+
+def _is_scaled(feature) -> bool:
+    """Whether a numeric feature trains on a rescaled target (normalization "standard", the
+    default, or "minmax"); kiln's features hold ``normalization``, kiln_edge's ``options``."""
+    options = getattr(feature, "options", None) or {}
+    return getattr(feature, "normalization", options.get("normalization", "standard")) is not None
+
+
+def standardised_metrics(outputs, names) -> list[str]:
+    """Which of ``names`` (a model's own metrics, as history and ``evaluate`` name them, without
+    ``val_``) are on a standardised target: numeric outputs train as (value - mean) / std (or
+    scaled to the training range, normalization "minmax"), so their loss and error metrics come
+    in units of the std (range), not the data's. R² is unit-free; class metrics have
+    no units. For evaluate's result, leave out ``data_unit_names(outputs)`` first (replaced).
+
+    Example: one numeric output, ``["loss", "mae", "r2"]`` -> ``["loss", "mae"]``.
+    """
+    numeric = [f.name for f in outputs if f.type == "numeric" and _is_scaled(f)]
+    if not numeric:
+        return []
+
+    def owned(name):  # several outputs name theirs "<output>_<metric>"; "loss" is their sum
+        return len(outputs) == 1 or any(name.startswith(f"{n}_") for n in numeric)
+    return [n for n in names if n == "loss" or (owned(n) and any(w in n.lower() for w in _UNIT_WORDS))]
+
+
+def read_roles(model_dir: Path, features: dict) -> tuple[list, list, dict]:
+    """``(inputs, outputs, output_kinds)`` from ``model_dir/roles.json`` and the loaded features."""
+    described = json.loads((Path(model_dir) / "roles.json").read_text())
+    roles = described["roles"]
+    inputs = [features[n] for n, r in roles.items() if r == "input"]
+    outputs = [features[n] for n, r in roles.items() if r == "output"]
+    return inputs, outputs, described.get("outputs", {})
+
+
+class LoadedRun:
+    """A run folder's fitted features, roles and config with a backend that predicts.
+
+    Args:
+        path: the run folder (or its ``model`` folder).
+        inputs, outputs: the fitted input and output features, in ``roles.json``'s order.
+        backend: what predicts (see the module docstring): kiln's ``TorchBackend`` or ``OnnxBackend``.
+        output_kinds: output name -> "logits" | "probabilities" (``roles.json``'s ``outputs``).
+        config_text: the run's config.yaml ("" when there is none).
+        data_error: the error class for data that does not fit (kiln passes its ``DataError``, so
+            kiln's callers catch kiln errors; default ``EdgeDataError``).
+
+    Example:
+        >>> run = OnnxRun("runs/iris-20261129-101500")  # doctest: +SKIP
+        >>> run.predict_frame(frame).columns  # doctest: +SKIP
+        Index(['species', 'species_probability_setosa', ...])
+    """
+
+    def __init__(self, path, inputs, outputs, backend, output_kinds=None, config_text: str = "",
+                 data_error: type = EdgeDataError):
+        self.path = Path(path)
+        self.inputs, self.outputs = list(inputs), list(outputs)
+        self.backend = backend
+        self.output_kinds = dict(output_kinds or {})
+        self.config_text = config_text
+        self.data_error = data_error
+        run_dir = self.path.parent if self.path.name == "model" else self.path
+        self.name = next((line.split(":", 1)[1].strip().strip("'\"") for line in config_text.splitlines()
+                          if line.startswith("name:")), run_dir.name)
+
+    def __repr__(self) -> str:
+        return f"LoadedRun(path={str(self.path)!r}, backend={self.backend_name!r})"
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    @property
+    def model(self):
+        """The backend's model (a kiln Model for torch, an onnxruntime session for onnx)."""
+        return self.backend.model
+
+    @property
+    def roles(self) -> dict:
+        """Feature name -> "input" | "output"."""
+        return {**{f.name: "input" for f in self.inputs}, **{f.name: "output" for f in self.outputs}}
+
+    # -- encoding raw rows (a pandas DataFrame) the way training did
+    def _check_columns(self, frame, features) -> None:
+        columns = list(frame.columns)
+        for feature in features:
+            if feature.column not in columns:
+                found = difflib.get_close_matches(str(feature.column).lower(), [str(c) for c in columns], n=1,
+                                                  cutoff=0.5)
+                raise self.data_error(f"The data has no column {feature.column!r} (feature {feature.name!r})"
+                                      + (f"; did you mean {found[0]!r}?" if found else ".")
+                                      + f" Columns: {columns}. Add it, or rename the column that holds it.")
+
+    def encode_inputs(self, frame) -> dict:
+        """Raw rows -> ``{input name: encoded batch}`` (the features' ``transform``)."""
+        self._check_columns(frame, self.inputs)
+        return {f.name: f.transform(frame[f.column]) for f in self.inputs}
+
+    def encode_targets(self, frame):
+        """Raw rows -> the encoded targets (one output: its batch; several: a dict by name)."""
+        self._check_columns(frame, self.outputs)
+        y = {f.name: f.transform(frame[f.column]) for f in self.outputs}
+        return next(iter(y.values())) if len(y) == 1 else y
+
+    # -- predicting
+    def predict_raw(self, frame, batch_size: int = 256) -> dict:
+        """Raw model outputs ``{output name: outputs}`` (logits or probabilities, per roles.json)."""
+        return self._predict_encoded(self.encode_inputs(frame), batch_size)
+
+    def _predict_encoded(self, encoded: dict, batch_size: int) -> dict:
+        raw = self.backend.predict(encoded, batch_size)
+        return raw if isinstance(raw, dict) else {self.outputs[0].name: raw}  # a one-output model's batch
+
+    def probabilities(self, raw: dict) -> dict:
+        """``{output name: np.ndarray}``: class outputs as probabilities, numeric ones as they are."""
+        return {f.name: self.backend.probabilities(f, raw[f.name], self.output_kinds.get(f.name, "logits"))
+                for f in self.outputs}
+
+    def predict_frame(self, frame, batch_size: int = 256):
+        """Raw rows -> a DataFrame of predictions (labels/values, and class probabilities)."""
+        import pandas as pd
+        scores = self.probabilities(self.predict_raw(frame, batch_size))
+        result = pd.DataFrame(index=frame.index)
+        for feature in self.outputs:
+            out = scores[feature.name]
+            result[feature.name] = list(feature.decode(out))  # decode takes probabilities
+            if feature.type == "category":
+                for i, cls in enumerate(feature.spec()["classes"]):
+                    result[f"{feature.name}_probability_{cls}"] = out[:, i]
+            elif feature.type == "binary":
+                result[f"{feature.name}_probability"] = out.reshape(-1)
+        return result
+
+    # -- evaluating
+    def evaluate_frame(self, frame, batch_size: int = 256) -> dict:
+        """Metrics on rows that hold the output columns, as evaluation.json reports them.
+
+        The backend's own metrics first (torch: the compiled loss and metrics; onnx: none), then
+        MAE/RMSE/R² of numeric outputs in the data's units (replacing the standardised ones of
+        the same names). ``standardised(metrics)`` names what stays standardised (the loss).
+        """
+        encoded = self.encode_inputs(frame)
+        metrics = dict(self.backend.evaluate(encoded, self.encode_targets(frame), batch_size))
+        if any(f.type == "numeric" for f in self.outputs):
+            raw = self._predict_encoded(encoded, batch_size)
+            metrics.update(metrics_in_data_units(self.outputs, frame, self.probabilities(raw)))
+        return metrics
+
+    def standardised(self, metrics) -> list[str]:
+        """The names in ``evaluate_frame``'s result that are on a standardised target."""
+        replaced = set(data_unit_names(self.outputs))
+        return standardised_metrics(self.outputs, [name for name in metrics if name not in replaced])
+
+
+class OnnxBackend:
+    """onnxruntime on an exported run: ``predict`` feeds the encoded inputs by name in batches."""
+
+    name = "onnx"
+
+    def __init__(self, onnx_file: Path, run_dir: Path, input_names, output_names, providers=None,
+                 threads: int | None = None):
         """Args: ``threads``: onnxruntime's intra-op threads (default None: its own default, every
         core); the server passes 1, so the model thread and the event loop each keep a core."""
+        try:
+            import onnxruntime as ort
+        except ImportError as err:
+            raise EdgeError(f"The torch-free backend needs onnxruntime: pip install onnxruntime (the `edge` extra's packages: docs/edge.md) ({err}).") from err
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = int(threads)
+            options.inter_op_num_threads = 1
+        self.model = ort.InferenceSession(str(onnx_file), options, providers=providers or ["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.model.get_inputs()]
+        self.output_names = list(output_names)  # the graph's outputs come in this order
+        missing = [name for name in input_names if name not in self.input_names]
+        if missing:
+            raise EdgeError(f"{onnx_file} has no input named {missing[0]!r} (its inputs: "
+                            f"{', '.join(self.input_names)}); export it again with `kiln export {run_dir} "
+                            f"--format onnx`.")
+
+    def predict(self, encoded: dict, batch_size: int) -> dict:
+        """``{output name: np.ndarray}``; the graph's outputs come in the model's output order."""
+        rows = len(next(iter(encoded.values()))) if encoded else 0
+        chunks = []
+        for start in range(0, rows, batch_size) if rows else []:
+            feeds = {name: encoded[name][start:start + batch_size] for name in self.input_names}
+            chunks.append(self.model.run(None, feeds))
+        if not chunks:
+            raise EdgeDataError("No rows to predict.")
+        merged = [np.concatenate([c[i] for c in chunks]) for i in range(len(chunks[0]))]
+        return dict(zip(self.output_names, merged))
+
+    def probabilities(self, feature, raw, kind: str) -> np.ndarray:
+        return as_probabilities(feature, raw, kind)
+
+    def evaluate(self, x, y, batch_size: int) -> dict:
+        return {}  # an inference graph has no loss: only the metrics in data units
+
+
+class OnnxRun(LoadedRun):
+    """A run folder predicted with onnxruntime and NumPy features (never torch): ``LoadedRun``
+    on an ``OnnxBackend``.
+
+    Reads ``model/features.*`` and ``model/roles.json``, and ``export/model.onnx`` (the file
+    ``kiln export RUN --format onnx`` writes, checked against torch at export; its inputs are
+    named by input feature, its outputs come in the model's output order).
+
+    Args:
+        path: the run folder (or its ``model`` folder).
+        onnx_path: the ONNX file (default ``RUN/export/model.onnx``).
+        providers: onnxruntime's execution providers (default the CPU's).
+        threads: onnxruntime's intra-op threads (default None: its own default, every core).
+    """
+
+    def __init__(self, path, onnx_path=None, providers=None, threads: int | None = None):
+        from kiln_edge.features import load_features
         path = Path(path)
-        self.path = path
         model_dir = path / "model" if (path / "model").is_dir() else path
         run_dir = path if model_dir != path else path.parent
         if not (model_dir / "roles.json").exists():
@@ -58,63 +319,14 @@ class OnnxRun:
         if not onnx_file.exists():
             raise EdgeError(f"No ONNX model at {onnx_file}: export it first with `kiln export {run_dir} --format "
                             f"onnx` (needs kiln[export], on a machine with torch).")
-        try:
-            import onnxruntime as ort
-        except ImportError as err:
-            raise EdgeError(f"The torch-free backend needs onnxruntime: pip install onnxruntime (the `edge` extra's packages: docs/edge.md) ({err}).") from err
-        features = load_features(model_dir)
-        described = json.loads((model_dir / "roles.json").read_text())
-        roles = described["roles"]
-        self.inputs = [features[n] for n, r in roles.items() if r == "input"]
-        self.outputs = [features[n] for n, r in roles.items() if r == "output"]
-        self.output_kinds = described.get("outputs", {})
+        inputs, outputs, kinds = read_roles(model_dir, load_features(model_dir))
+        backend = OnnxBackend(onnx_file, run_dir, [f.name for f in inputs], [f.name for f in outputs],
+                              providers=providers, threads=threads)
         config_file = run_dir / "config.yaml"
-        self.config_text = config_file.read_text() if config_file.exists() else ""
-        self.name = next((line.split(":", 1)[1].strip().strip("'\"") for line in self.config_text.splitlines()
-                          if line.startswith("name:")), run_dir.name)
-        options = ort.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = int(threads)
-            options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(onnx_file), options, providers=providers or ["CPUExecutionProvider"])
-        self._input_names = [i.name for i in self.session.get_inputs()]
-        missing = [f.name for f in self.inputs if f.name not in self._input_names]
-        if missing:
-            raise EdgeError(f"{onnx_file} has no input named {missing[0]!r} (its inputs: "
-                            f"{', '.join(self._input_names)}); export it again with `kiln export {run_dir} "
-                            f"--format onnx`.")
+        super().__init__(path, inputs, outputs, backend, kinds,
+                         config_file.read_text() if config_file.exists() else "")
 
-    def encode_inputs(self, frame) -> dict:
-        for feature in self.inputs:
-            if feature.column not in frame.columns:
-                raise EdgeDataError(f"The data has no column {feature.column!r} (feature {feature.name!r}). "
-                                    f"Columns: {list(frame.columns)}")
-        return {f.name: f.transform(frame[f.column]) for f in self.inputs}
-
-    def predict_raw(self, frame, batch_size: int = 256) -> dict:
-        """Raw model outputs ``{output name: np.ndarray}`` (logits or probabilities, per roles.json)."""
-        encoded = self.encode_inputs(frame)
-        rows = len(frame)
-        chunks = []
-        for start in range(0, rows, batch_size) if rows else []:
-            feeds = {name: encoded[name][start:start + batch_size] for name in self._input_names}
-            chunks.append(self.session.run(None, feeds))
-        if not chunks:
-            raise EdgeDataError("No rows to predict.")
-        merged = [np.concatenate([c[i] for c in chunks]) for i in range(len(chunks[0]))]
-        return {f.name: out for f, out in zip(self.outputs, merged)}
-
-    def predict_frame(self, frame, batch_size: int = 256):
-        """Raw rows -> a DataFrame of predictions, the columns ``Run.predict_frame`` gives."""
-        import pandas as pd
-        raw = self.predict_raw(frame, batch_size)
-        result = pd.DataFrame(index=frame.index)
-        for feature in self.outputs:
-            out = as_probabilities(feature, raw[feature.name], self.output_kinds.get(feature.name, "logits"))
-            result[feature.name] = list(feature.decode(out))
-            if feature.type == "category":
-                for i, cls in enumerate(feature.classes):
-                    result[f"{feature.name}_probability_{cls}"] = out[:, i]
-            elif feature.type == "binary":
-                result[f"{feature.name}_probability"] = out.reshape(-1)
-        return result
+    @property
+    def session(self):
+        """The onnxruntime ``InferenceSession``."""
+        return self.backend.model

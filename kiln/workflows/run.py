@@ -1,21 +1,25 @@
-"""A finished run folder, loaded back: the model, its fitted features, and its config.
+"""A finished run folder loaded back with the torch backend: ``load_run(path)``.
 
-Used by `kiln evaluate`, `kiln predict`, `kiln export` and the server: raw rows go in,
-the same preprocessing as in training is applied, and labels or values come out.
+Used by `kiln evaluate`, `kiln predict`, `kiln export` and the server. The run object itself is
+``kiln_edge.run.LoadedRun``, shared with the ONNX path (roles, encoding, probabilities,
+``predict_frame``, ``evaluate_frame``, metrics in data units); this module adds only what needs
+torch: ``TorchBackend`` (kiln's model predicts and evaluates; probabilities by torch's softmax,
+so predictions stay bit for bit what they were) and the loader of kiln's features and model.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+import numpy as np
 import torch
 
-from kiln.errors import DataError, closest_match
+from kiln.errors import DataError
+from kiln_edge.run import LoadedRun, read_roles
 
-__all__ = ["Run", "load_run", "as_probabilities"]
+__all__ = ["Run", "TorchBackend", "load_run", "as_probabilities"]
+
+Run = LoadedRun  # the loaded-run object (one class for both backends); kept under its old name
 
 
 def as_probabilities(feature, outputs, kind: str) -> torch.Tensor:
@@ -27,55 +31,25 @@ def as_probabilities(feature, outputs, kind: str) -> torch.Tensor:
     return out
 
 
-@dataclass
-class Run:
-    path: Path
-    model: Any = field(repr=False)
-    inputs: list = field(repr=False)
-    outputs: list = field(repr=False)
-    config_text: str = ""
-    output_kinds: dict = field(default_factory=dict)  # output name -> "logits" | "probabilities"
+class TorchBackend:
+    """A kiln model as a ``LoadedRun`` backend (see ``kiln_edge.run``)."""
 
-    # -- encoding raw rows (a pandas DataFrame) the way training did
-    def _check_columns(self, frame, features) -> None:
-        columns = list(frame.columns)
-        for feature in features:
-            if feature.column not in columns:
-                hint = closest_match(feature.column, columns)
-                raise DataError(f"The data has no column {feature.column!r} (feature {feature.name!r})"
-                                + (f"; did you mean {hint!r}?" if hint else "") + f". Columns: {columns}")
+    name = "torch"
 
-    def encode_inputs(self, frame) -> dict:
-        self._check_columns(frame, self.inputs)
-        return {f.name: f.transform(frame[f.column]) for f in self.inputs}
+    def __init__(self, model):
+        self.model = model
 
-    def encode_targets(self, frame):
-        self._check_columns(frame, self.outputs)
-        y = {f.name: f.transform(frame[f.column]) for f in self.outputs}
-        return next(iter(y.values())) if len(y) == 1 else y
+    def predict(self, encoded: dict, batch_size: int):
+        return self.model.predict(encoded, batch_size=batch_size, verbose=0)
 
-    def predict_frame(self, frame, batch_size: int = 256):
-        """Raw rows -> a DataFrame of predictions (labels/values, and class probabilities)."""
-        import pandas as pd
-        raw = self.model.predict(self.encode_inputs(frame), batch_size=batch_size, verbose=0)
-        raw = raw if isinstance(raw, dict) else {self.outputs[0].name: raw}
-        result = pd.DataFrame(index=frame.index)
-        for feature in self.outputs:
-            out = as_probabilities(feature, raw[feature.name], self.output_kinds.get(feature.name, "logits"))
-            result[feature.name] = list(feature.decode(out))  # decode takes probabilities
-            if feature.type == "category":
-                for i, cls in enumerate(feature.spec()["classes"]):
-                    result[f"{feature.name}_probability_{cls}"] = out[:, i].numpy()
-            elif feature.type == "binary":
-                result[f"{feature.name}_probability"] = out.numpy().reshape(-1)
-        return result
+    def probabilities(self, feature, raw, kind: str) -> np.ndarray:
+        return as_probabilities(feature, raw, kind).numpy()
 
-    def evaluate_frame(self, frame, batch_size: int = 256) -> dict:
-        return self.model.evaluate(self.encode_inputs(frame), self.encode_targets(frame), batch_size=batch_size,
-                                   verbose=0, return_dict=True)
+    def evaluate(self, x, y, batch_size: int) -> dict:
+        return self.model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
 
 
-def load_run(path) -> Run:
+def load_run(path) -> LoadedRun:
     """Load ``runs/<name>-<stamp>`` (or its ``model`` folder) written by `kiln train`."""
     import kiln
     from kiln.data.features import load_features
@@ -85,11 +59,7 @@ def load_run(path) -> Run:
         raise DataError(f"{path} is not a kiln run folder (no model/config.json). Pass the folder `kiln train` "
                         f"printed, e.g. runs/my-model-20261129-101500.")
     model = kiln.load_model(model_dir)
-    features = load_features(model_dir)
-    described = json.loads((model_dir / "roles.json").read_text())
-    roles = described["roles"]
-    inputs = [features[n] for n, r in roles.items() if r == "input"]
-    outputs = [features[n] for n, r in roles.items() if r == "output"]
+    inputs, outputs, kinds = read_roles(model_dir, load_features(model_dir))
     config_file = path / "config.yaml"
-    return Run(path, model, inputs, outputs, config_file.read_text() if config_file.exists() else "",
-               output_kinds=described.get("outputs", {}))
+    return LoadedRun(path, inputs, outputs, TorchBackend(model), kinds,
+                     config_file.read_text() if config_file.exists() else "", data_error=DataError)

@@ -30,6 +30,7 @@ import kiln
 from kiln.errors import DataError, closest_match
 from kiln.workflows.model_builder import build_model
 from kiln.workflows.run import as_probabilities
+from kiln_edge.run import data_unit_names, metrics_in_data_units, standardised_metrics
 
 __all__ = ["train", "RunResult", "LOSS_FOR_TYPE", "METRICS_FOR_TYPE"]
 
@@ -141,12 +142,18 @@ def train(config, *, output_dir=None, resume=None, verbose: int = 1) -> RunResul
     if "onnx" in config.export.formats:
         from kiln.export.onnx import export_onnx
         from kiln.workflows.run import load_run
+        (run_dir / "export").mkdir(exist_ok=True)
         export_onnx(load_run(run_dir), run_dir / "export" / "model.onnx")
     report_path = _write_report(config, config_yaml, run_dir, model, features, output_kinds, splits, encoded,
                                 history.history, test_metrics, seed, time.time() - started)
     if verbose:
         headline = test_metrics.get(config.evaluation.split) or {}
-        print("test metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in headline.items()), flush=True)
+        print("test metrics: " + _format_metrics(headline), flush=True)
+        standardised = standardised_metrics(fitted["outputs"], [k for k in headline
+                                                                if k not in data_unit_names(fitted["outputs"])])
+        if standardised:
+            print(f"  ({', '.join(standardised)}: on the standardised target; the rest in the data's units)",
+                  flush=True)
         print(f"report: {report_path}", flush=True)
     return RunResult(run_dir, history.history, test_metrics, model, {n: f for n, (_, f) in features.items()})
 
@@ -169,6 +176,7 @@ def _fit_once(config, splits, seed, callbacks, verbose) -> dict:
              total_steps=steps_per_epoch * config.training.epochs)
     if verbose:
         model.summary()
+        _say_standardised(config, outputs)
     x_train, y_train = encoded["train"]
     history = model.fit(x_train, y_train, epochs=config.training.epochs, batch_size=config.training.batch_size,
                         validation_data=encoded.get("validation"), callbacks=callbacks, verbose=verbose,
@@ -202,15 +210,17 @@ def _cross_validate(config, splits, seed, run_dir: Path, verbose) -> dict:
                                   {"validation": val_part}, fitted["outputs"], config.training.batch_size)
         results.append(scores["validation"])
         if verbose:
-            print(f"fold {i + 1}/{split.k_folds}: " + ", ".join(f"{k} {v:.4f}" for k, v in results[-1].items()),
-                  flush=True)
+            print(f"fold {i + 1}/{split.k_folds}: " + _format_metrics(results[-1]), flush=True)
+    # A fold whose target is constant has no R² (None): the mean and spread are over the others.
+    defined = {k: [r[k] for r in results if r.get(k) is not None] for k in results[0]}
     summary = {"folds": results,
-               "mean": {k: float(np.mean([r[k] for r in results])) for k in results[0]},
-               "std": {k: float(np.std([r[k] for r in results])) for k in results[0]}}
+               "mean": {k: float(np.mean(v)) if v else None for k, v in defined.items()},
+               "std": {k: float(np.std(v)) if v else None for k, v in defined.items()}}
     (run_dir / "cross_validation.json").write_text(json.dumps(summary, indent=2))
     if verbose:
-        print("cross-validation mean: " + ", ".join(f"{k} {v:.4f} ± {summary['std'][k]:.4f}"
-                                                     for k, v in summary["mean"].items()), flush=True)
+        print("cross-validation mean: " + ", ".join(
+            f"{k} {_format_value(v)} ± {_format_value(summary['std'][k])}" for k, v in summary["mean"].items()),
+            flush=True)
     return summary
 
 
@@ -241,23 +251,35 @@ def _one_hot(y, feature):
 
 def _metrics_in_data_units(model, x, frame, outputs, batch_size) -> dict:
     """For numeric outputs (trained standardised): MAE, RMSE and R2 of the decoded predictions
-    against the column's own values, so reports speak in the data's units."""
-    numeric = [f for f in outputs if f.type == "numeric"]
-    if not numeric:
+    against the column's own values (``kiln_edge.run.metrics_in_data_units``, what `kiln evaluate`
+    reports too), so evaluation.json speaks in the data's units."""
+    if not any(f.type == "numeric" for f in outputs):
         return {}
     raw = model.predict(x, batch_size=batch_size, verbose=0)
     raw = raw if isinstance(raw, dict) else {outputs[0].name: raw}
-    result = {}
-    for feature in numeric:
-        pred = np.asarray(feature.decode(torch.as_tensor(raw[feature.name])), dtype=float).reshape(-1)
-        true = frame[feature.column].to_numpy(dtype=float)
-        prefix = "" if len(outputs) == 1 else f"{feature.name}_"
-        error = pred - true
-        result[f"{prefix}mae"] = float(np.mean(np.abs(error)))
-        result[f"{prefix}rmse"] = float(np.sqrt(np.mean(error ** 2)))
-        total = np.sum((true - true.mean()) ** 2)
-        result[f"{prefix}r2"] = float(1 - np.sum(error ** 2) / total) if total > 0 else 0.0
-    return result
+    return metrics_in_data_units(outputs, frame, raw)
+
+
+def _format_value(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"  # None: R² of a constant target (undefined)
+
+
+def _format_metrics(metrics: dict) -> str:
+    return ", ".join(f"{k} {_format_value(v)}" for k, v in metrics.items())
+
+
+def _say_standardised(config, outputs) -> None:
+    """One line before the per-epoch log: which of its numbers are on a standardised target."""
+    names = ["loss"]
+    for feature in (f for f in outputs if f.type == "numeric"):
+        for metric in config.evaluation.metrics or METRICS_FOR_TYPE["numeric"](False):
+            name = metric if isinstance(metric, str) else metric.name
+            names.append(name if len(outputs) == 1 else f"{feature.name}_{name}")
+    marked = standardised_metrics(outputs, names)
+    if marked:
+        print(f"note: the per-epoch {', '.join(marked)} below are on the standardised target "
+              f"((value - mean) / std of the training split); the final test metrics are in the data's units.",
+              flush=True)
 
 
 def _schedule(schedule_config, learning_rate: float, total_steps: int):
@@ -331,13 +353,21 @@ def _write_report(config, config_yaml, run_dir, model, features, output_kinds, s
     lines = []
     model.summary(print_fn=lines.append)
     epochs = len(next(iter(history.values()), []))
+    output_features = [f for _, f in outputs]
+    curve_names = list(dict.fromkeys(k[4:] if k.startswith("val_") else k for k in history))
+    final_names = list(dict.fromkeys(k for split in test_metrics.values() for k in split))
+    replaced = data_unit_names(output_features)
     context = ReportContext(
         title=f"kiln run {run_dir.name}", run_name=run_dir.name,
         task="multi" if len(outputs) > 1 else ("regression" if outputs[0][1].type == "numeric" else "classification"),
         history=[{"epoch": i + 1, **{k: v[i] for k, v in history.items() if i < len(v)}} for i in range(epochs)],
         final_metrics=test_metrics, model_summary="\n".join(lines),
         data_summary=_data_summary(features, splits), environment=_environment(model, seed, seconds),
-        config_yaml=config_yaml)
+        config_yaml=config_yaml,
+        # Per-epoch numbers of a numeric output are on its standardised target; evaluation.json's
+        # MAE/RMSE/R² are in data units (only its loss is not): the report labels which is which.
+        standardised_curves=standardised_metrics(output_features, curve_names),
+        standardised_metrics=standardised_metrics(output_features, [k for k in final_names if k not in replaced]))
     split = config.evaluation.split if config.evaluation.split in encoded else "validation"
     if split in encoded and len(outputs) == 1:
         name, feature = outputs[0]

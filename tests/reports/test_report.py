@@ -252,6 +252,36 @@ def test_regression_metrics_equal_sklearn():
     assert values["max error"] == pytest.approx(sklearn_metrics.max_error(ctx.y_true, ctx.y_pred))
 
 
+def test_regression_constant_target_has_no_r2():
+    # R² of a constant target is undefined: shown as "—", never a division error or a made-up 0.
+    y_true, y_pred = np.full(6, 3.0), np.array([3.0, 3.5, 2.5, 3.0, 4.0, 2.0])
+    (row,) = _tables(render_report(_regression(y_true=y_true, y_pred=y_pred)))["regression-table"][1:]
+    assert row[3][0] == "—" and float(row[1][1]) == pytest.approx(0.5)  # MAE: mean of 0, .5, .5, 0, 1, 1
+
+
+def test_standardised_metrics_are_labelled_in_curves_table_and_cards():
+    # The per-epoch mae of a numeric target is on the standardised target: its curve, its columns and
+    # the final loss say so; the final mae (in data units) does not.
+    page = render_report(_regression(standardised_curves=["loss", "mae"], standardised_metrics=["loss"]))
+    tables = _tables(page)
+    assert [t for t, _ in tables["history-table"][0]][:5] == [
+        "epoch", "loss (standardised)", "val_loss (standardised)", "mae (standardised)", "val_mae (standardised)"]
+    assert [row[0][0] for row in tables["metrics-table"][1:]] == ["loss (standardised)", "mae"]
+    assert 'aria-label="learning curve: mae (standardised)"' in page
+    assert 'id="standardised-note">loss, mae: on the standardised target' in page
+    assert '<div class="label">loss (standardised)</div>' in page and '<div class="label">mae</div>' in page
+
+
+def test_nothing_is_labelled_standardised_by_default():
+    page = render_report(_regression())
+    assert "standardised" not in page
+
+
+def test_standardised_names_must_be_a_list():
+    with pytest.raises(KilnError, match="`standardised_curves` must be a list of metric names"):
+        _regression(standardised_curves="mae")
+
+
 def test_regression_leaves_out_non_finite_rows():
     y_true, y_pred = np.arange(10.0), np.arange(10.0) + 0.5
     y_pred[3] = np.nan
