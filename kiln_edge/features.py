@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from kiln_edge import audio, image
-from kiln_edge.errors import EdgeDataError, EdgeError
-from kiln_edge.preprocessing import binary, category, numeric, sequence
+from kiln_edge.errors import EdgeError
+from kiln_edge.preprocessing import binary, category, common, numeric, sequence
 from kiln_edge.preprocessing.features_file import read_features
 from kiln_edge.preprocessing.text import TextTokenizer
 
@@ -52,16 +52,7 @@ class EdgeFeature:
         return f"Column {self.column!r} ({self._what()})"
 
     def _select(self, data) -> pd.Series:
-        if isinstance(data, pd.DataFrame):
-            if self.column not in data.columns:
-                raise EdgeDataError(f"The data has no column {self.column!r} for {self._what()}. Columns: "
-                                    f"{', '.join(str(c) for c in data.columns)}.")
-            return data[self.column]
-        if isinstance(data, pd.Series):
-            return data
-        if isinstance(data, np.ndarray):
-            return pd.Series(list(data) if data.ndim > 1 else data, name=self.column)
-        return pd.Series(list(data), name=self.column)
+        return common.select(data, self.column, self._what())
 
     def transform(self, column) -> np.ndarray:
         if not self.fitted:
@@ -251,8 +242,9 @@ class AudioFeature(EdgeFeature):
                 "frames": self.frames, "n_mels": self.n_mels, "sample_rate": self.sample_rate}
 
 
+# In kiln's order (kiln.data.features.FEATURE_TYPES), so that errors listing them read the same.
 FEATURE_TYPES = {cls.type: cls for cls in (NumericFeature, CategoryFeature, BinaryFeature, TextFeature,
-                                           SequenceFeature, ImageFeature, AudioFeature)}
+                                           ImageFeature, AudioFeature, SequenceFeature)}
 
 
 def load_features(folder) -> dict[str, EdgeFeature]:

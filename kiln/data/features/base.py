@@ -39,7 +39,7 @@ from kiln_edge.errors import EdgeError
 # The transforms, decodes and the features-file reader are kiln_edge's NumPy code (torch-free, and
 # installed with kiln): both packages give the same arrays and word errors alike. row_list and
 # is_missing are imported by the feature modules from here.
-from kiln_edge.preprocessing.common import is_missing, row_list  # noqa: F401
+from kiln_edge.preprocessing.common import is_missing, row_list, select  # noqa: F401
 from kiln_edge.preprocessing.features_file import (FEATURES_JSON, FEATURES_SAFETENSORS, FORMAT, FORMAT_VERSION,
                                                    read_features)
 
@@ -176,20 +176,8 @@ class Feature:
 
     def _select(self, data) -> pd.Series:
         """The feature's column: ``data`` itself (a Series, list or array) or ``data[self.column]``."""
-        if isinstance(data, pd.DataFrame):
-            if self.column not in data.columns:
-                columns = [str(c) for c in data.columns]
-                hint = closest_match(self.column, columns)
-                raise DataError(f"The data has no column {self.column!r} for {self._what()}."
-                                f"{f' Did you mean {hint!r}?' if hint else ''} Columns: {', '.join(columns)}. "
-                                f"Fix the feature's `column`, or rename the column in the data.")
-            return data[self.column]
-        if isinstance(data, pd.Series):
-            return data
-        if isinstance(data, np.ndarray):
-            # A 2-D or higher array is one array per row (images, waveforms, sequences).
-            return pd.Series(list(data) if data.ndim > 1 else data, name=self.column)
-        return pd.Series(list(data), name=self.column)
+        with kiln_errors():
+            return select(data, self.column, self._what())
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())

@@ -11,9 +11,10 @@ Three tokenizers, all fitted on the training texts only (kiln_edge's one tokeniz
   Characters the training texts never held become ``<unk>``. The trained tokenizer is kept
   as its JSON string inside the feature's state.
 
-Ids: 0 = ``<pad>``, 1 = ``<unk>`` (the shared special ids; text features do not reserve the zoo's
-``<bos>``=2 / ``<eos>``=3), then the vocabulary; a saved feature's ids are its saved vocabulary's. Rows are cut or padded to
-``max_length`` at the end ("post") or the start ("pre"). Missing texts count as "".
+Ids: 0 = ``<pad>``, 1 = ``<unk>`` (the family's special ids; text features never mark a text's
+start or end, so they do not reserve the zoo's ``<bos>``=2 / ``<eos>``=3), then the vocabulary; a
+loaded feature's ids are those of its saved vocabulary. Rows are cut or padded to ``max_length``
+at the end ("post") or the start ("pre"). Missing texts count as "".
 """
 
 from __future__ import annotations
@@ -116,5 +117,4 @@ class TextFeature(Feature):
         return self._tokenizer.state(), {}
 
     def _load_fitted(self, fitted, tensors):
-        with kiln_errors():
-            self._tokenizer = TextTokenizer.from_state(self.tokenizer, self.lowercase, fitted, self._what())
+        self._tokenizer = TextTokenizer.from_state(self.tokenizer, self.lowercase, fitted, self._what())
