@@ -30,7 +30,8 @@ import os
 import numpy as np
 
 from kiln_edge.errors import EdgeDataError, EdgeError
-from kiln_edge.image import file_label, is_missing
+from kiln_edge.image import file_label
+from kiln_edge.preprocessing.common import is_missing
 
 __all__ = ["hz_to_mel", "mel_to_hz", "mel_filterbank", "hann_window", "read_wave", "spectrogram"]
 

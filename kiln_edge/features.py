@@ -1,11 +1,13 @@
-"""NumPy re-implementations of kiln's fitted feature ``transform``/``decode``, read from the same files.
+"""kiln's fitted features read back from ``features.json``, for inference without torch.
 
-Each class mirrors ``kiln.data.features.<type>`` (same dtypes, same arithmetic order) but returns
-NumPy arrays. Only inference is covered: no ``fit``. ``load_features(folder)`` reads
-``features.json`` + ``features.safetensors`` (hash checked, tensors via ``safetensors.numpy``).
+Each class holds a feature's saved options and fitted state and runs ``kiln_edge.preprocessing``,
+the very NumPy code kiln's feature classes run (kiln adds ``fit`` and ``torch.from_numpy``), so
+``transform``/``decode`` give the same arrays and the same error messages. Only inference is
+covered: no ``fit``. ``load_features(folder)`` reads ``features.json`` + ``features.safetensors``
+through ``kiln_edge.preprocessing.features_file``.
 
 How close each type comes to kiln:
-    numeric, category, binary, text, sequence   bit-identical
+    numeric, category, binary, text, sequence   the same code: bit-identical
     image   bit-identical: the same Pillow decoding, conversions and resizing (``kiln_edge.image``;
             needs ``pip install pillow``)
     audio   the same waveforms and mel filterbank, bit for bit; the log-mel agrees up to float32
@@ -15,72 +17,16 @@ How close each type comes to kiln:
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 from kiln_edge import audio, image
-from kiln_edge.errors import EdgeDataError, EdgeError
-from kiln_edge.image import is_missing
+from kiln_edge.errors import EdgeError
+from kiln_edge.preprocessing import binary, category, common, numeric, sequence
+from kiln_edge.preprocessing.features_file import read_features
+from kiln_edge.preprocessing.text import TextTokenizer
 
 __all__ = ["EdgeFeature", "load_features", "FEATURE_TYPES"]
-
-_FORMAT, _FORMAT_VERSION = "kiln.features", 1
-_WORD = re.compile(r"\w+|[^\w\s]")
-
-
-# ---- array helpers kiln's features use too (kiln may import kiln_edge; never the other way) ----------
-def row_list(index, limit: int = 5) -> str:
-    """'rows 3, 8, 9' (the index labels), shortened to ``limit`` with the total count."""
-    rows = list(index)
-    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
-    return f"row{'s' if len(rows) > 1 else ''} {', '.join(str(r) for r in rows[:limit])}{more}"
-
-
-def numeric_values(series: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:
-    """A column as float64 ``(rows,)`` with NaN where a value is missing, and the mask of non-numbers.
-
-    Blank strings are missing values (a hand-edited CSV cell), not text. The mask is None for a
-    numeric dtype (nothing to check); the caller raises its own error for a True in it.
-    """
-    if isinstance(series.dtype, np.dtype) and series.dtype.kind in "fiub":  # plain NumPy numbers: skip
-        return np.asarray(series.to_numpy(), dtype=np.float64), None          # pandas' astype (~50 us/column)
-    if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
-        return series.astype("float64").to_numpy(), None
-    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
-    bad = np.isnan(values) & ~series.isna().to_numpy()
-    for i in np.flatnonzero(bad):
-        value = series.iloc[i]
-        bad[i] = not (isinstance(value, str) and not value.strip())
-    return values, bad
-
-
-def pad_ids(rows: list, max_length: int, padding: str, truncation: str) -> np.ndarray:
-    """Token id lists -> int64 ``(rows, max_length)``, cut and 0-padded ("post" or "pre" each)."""
-    out = np.zeros((len(rows), max_length), dtype=np.int64)  # 0 = <pad>
-    for r, ids in enumerate(rows):
-        ids = ids[:max_length] if truncation == "post" else ids[-max_length:]
-        if ids:
-            if padding == "post":
-                out[r, :len(ids)] = ids
-            else:
-                out[r, max_length - len(ids):] = ids
-    return out
-
-
-def pad_sequences(sequences: list, length: int, padding_value: float, mean: float, std: float) -> np.ndarray:
-    """float64 sequences (each at most ``length`` long) -> float32 ``(rows, length)``: ``(x - mean) / std``,
-    then ``padding_value`` after each sequence's end."""
-    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
-    out = np.full((len(sequences), length), padding_value, dtype=np.float32)  # (rows, length)
-    mask = np.arange(length)[None, :] < lengths[:, None]                      # real positions
-    if sequences:
-        out[mask] = (np.concatenate(sequences) - mean) / std  # row-major mask order = concatenation order
-    return out
 
 
 class EdgeFeature:
@@ -106,16 +52,7 @@ class EdgeFeature:
         return f"Column {self.column!r} ({self._what()})"
 
     def _select(self, data) -> pd.Series:
-        if isinstance(data, pd.DataFrame):
-            if self.column not in data.columns:
-                raise EdgeDataError(f"The data has no column {self.column!r} for {self._what()}. Columns: "
-                                    f"{', '.join(str(c) for c in data.columns)}.")
-            return data[self.column]
-        if isinstance(data, pd.Series):
-            return data
-        if isinstance(data, np.ndarray):
-            return pd.Series(list(data) if data.ndim > 1 else data, name=self.column)
-        return pd.Series(list(data), name=self.column)
+        return common.select(data, self.column, self._what())
 
     def transform(self, column) -> np.ndarray:
         if not self.fitted:
@@ -139,40 +76,15 @@ class NumericFeature(EdgeFeature):
         self.fill_value = float(fitted.get("fill_value", 0.0))
         self.mean, self.std = float(fitted.get("mean", 0.0)), float(fitted.get("std", 1.0))
         self.min, self.max = float(fitted.get("min", 0.0)), float(fitted.get("max", 1.0))
-
-    def _scale(self):
-        normalization = self.options.get("normalization", "standard")
-        if normalization == "standard":
-            return self.mean, self.std if self.std > 0 else 1.0
-        if normalization == "minmax":
-            spread = self.max - self.min
-            return self.min, spread if spread > 0 else 1.0
-        return 0.0, 1.0
-
-    def _numbers(self, series):
-        values, bad = numeric_values(series)
-        if bad is not None and bad.any():
-            first = int(np.flatnonzero(bad)[0])
-            raise EdgeDataError(f"{self._where()}: row {series.index[first]} holds {series.iloc[first]!r}, "
-                                f"which is not a number ({row_list(series.index[bad])}).")
-        if np.isinf(values).any():
-            raise EdgeDataError(f"{self._where()}: infinite values in {row_list(series.index[np.isinf(values)])}.")
-        return values
+        self.shift, self.divisor = numeric.scale(self.options.get("normalization", "standard"), self.mean,
+                                                 self.std, self.min, self.max)
 
     def _transform(self, series):
-        values = self._numbers(series)
-        if self.output and np.isnan(values).any():
-            raise EdgeDataError(f"{self._where()}: no target value in {row_list(series.index[np.isnan(values)])}.")
-        values = np.where(np.isnan(values), self.fill_value, values)
-        shift, divisor = self._scale()
-        return ((values - shift) / divisor).astype(np.float32).reshape(-1, 1)
+        return numeric.transform(series, self._where(), output=self.output, fill_value=self.fill_value,
+                                 shift=self.shift, divisor=self.divisor)
 
     def decode(self, outputs):
-        values = np.asarray(outputs, dtype=np.float64)
-        if values.ndim > 1:
-            values = values.reshape(len(values), -1)[:, 0]
-        shift, divisor = self._scale()
-        return values * divisor + shift
+        return numeric.decode(outputs, self.shift, self.divisor, self._what())
 
     def spec(self):
         return {"shape": (1,), "dtype": "float32"}
@@ -183,29 +95,17 @@ class CategoryFeature(EdgeFeature):
 
     def _load(self, fitted, tensors):
         self.classes = list(fitted.get("classes", []))
-        known = self.classes if self.output else self.classes[1:]
-        self._lookup = pd.Index(known, dtype=object)
+        self.encoding = self.options.get("encoding", "index")
+        self._lookup = category.lookup(self.classes, self.output)
 
     def _transform(self, series):
-        codes = self._lookup.get_indexer(series.to_numpy(dtype=object))
-        if not self.output:
-            codes = codes + 1
-        elif (codes < 0).any():
-            first = int(np.flatnonzero(codes < 0)[0])
-            raise EdgeDataError(f"{self._where()}: row {series.index[first]} holds {series.iloc[first]!r}, a class "
-                                f"the training split does not have.")
-        codes = codes.astype(np.int64)
-        if self.options.get("encoding", "index") == "onehot":
-            return np.eye(len(self.classes), dtype=np.float32)[codes]
-        return codes
+        return category.transform(series, self._where(), self.classes, self._lookup, self.output, self.encoding)
 
     def decode(self, outputs):
-        values = np.asarray(outputs)
-        indices = values.argmax(axis=1) if values.ndim == 2 else values
-        return [self.classes[i] for i in indices.tolist()]
+        return category.decode(outputs, self.classes, self._what())
 
     def spec(self):
-        onehot = self.options.get("encoding", "index") == "onehot"
+        onehot = self.encoding == "onehot"
         return {"shape": (len(self.classes),) if onehot else (), "dtype": "float32" if onehot else "int64",
                 "vocab_size": len(self.classes), "classes": list(self.classes)}
 
@@ -217,23 +117,10 @@ class BinaryFeature(EdgeFeature):
         self.classes = list(fitted.get("classes", []))
 
     def _transform(self, series):
-        negative, positive = self.classes
-        is_positive = series.isin([positive]).to_numpy()
-        is_negative = series.isin([negative]).to_numpy()
-        missing = series.isna().to_numpy()
-        if self.output and missing.any():
-            raise EdgeDataError(f"{self._where()}: no label (NaN/None) in {row_list(series.index[missing])}.")
-        odd = ~(is_positive | is_negative | missing)
-        if odd.any():
-            first = int(np.flatnonzero(odd)[0])
-            raise EdgeDataError(f"{self._where()}: row {series.index[first]} holds {series.iloc[first]!r}, which is "
-                                f"neither {negative!r} nor {positive!r}.")
-        return is_positive.astype(np.float32).reshape(-1, 1)
+        return binary.transform(series, self._where(), self.classes, self.output)
 
     def decode(self, outputs):
-        values = np.asarray(outputs, dtype=np.float64).reshape(-1)
-        negative, positive = self.classes
-        return [positive if p >= 0.5 else negative for p in values.tolist()]
+        return binary.decode(outputs, self.classes, self._what())
 
     def spec(self):
         return {"shape": (1,), "dtype": "float32", "classes": list(self.classes)}
@@ -248,42 +135,18 @@ class TextFeature(EdgeFeature):
         self.lowercase = bool(self.options.get("lowercase", True))
         self.padding = self.options.get("padding", "post")
         self.truncation = self.options.get("truncation", "post")
-        self._bpe = None
-        if not fitted:
-            self.vocabulary = []
-        elif self.tokenizer == "bpe":
-            try:
-                from tokenizers import Tokenizer
-            except ImportError as err:
-                raise EdgeError(f"{self._what()} uses BPE: pip install tokenizers ({err}).") from err
-            self._bpe = Tokenizer.from_str(fitted["bpe"])
-            self.vocabulary = [self._bpe.id_to_token(i) for i in range(self._bpe.get_vocab_size())]
-        else:
-            self.vocabulary = list(fitted["vocabulary"])
-        self._ids = {token: i for i, token in enumerate(self.vocabulary)}
+        self._tokenizer = TextTokenizer.from_state(self.tokenizer, self.lowercase, fitted, self._what()) \
+            if fitted else None
+        self.vocabulary = self._tokenizer.tokens if fitted else []
 
     def encode(self, texts) -> list[list[int]]:
-        texts = ["" if is_missing(v) else str(v) for v in list(texts)]
-        if self.lowercase and self.tokenizer != "bpe":
-            texts = [t.lower() for t in texts]
-        if self.tokenizer == "bpe":
-            return [encoding.ids for encoding in self._bpe.encode_batch(texts)]
-        ids = self._ids
-        split = _WORD.findall if self.tokenizer == "word" else list
-        return [[ids.get(token, 1) for token in split(text)] for text in texts]
+        return self._tokenizer.encode(texts)
 
     def _transform(self, series):
-        return pad_ids(self.encode(series.tolist()), self.max_length, self.padding, self.truncation)
+        return self._tokenizer.transform(series.tolist(), self.max_length, self.padding, self.truncation)
 
     def decode(self, outputs):
-        values = np.asarray(outputs)
-        if values.ndim == 3:
-            values = values.argmax(axis=2)
-        if self.tokenizer == "bpe":
-            return [self._bpe.decode([i for i in row.tolist() if i != 0], skip_special_tokens=False)
-                    for row in values]
-        joiner = "" if self.tokenizer == "char" else " "
-        return [joiner.join(self.vocabulary[i] for i in row.tolist() if i != 0) for row in values]
+        return self._tokenizer.decode(outputs, self._what())
 
     def spec(self):
         return {"shape": (self.max_length,), "dtype": "int64", "vocab_size": len(self.vocabulary),
@@ -298,32 +161,11 @@ class SequenceFeature(EdgeFeature):
         self.length = int(fitted.get("length") or self.options.get("max_length") or 1)
         self.mean, self.std = float(fitted.get("mean", 0.0)), float(fitted.get("std", 1.0))
 
-    def _parse(self, value, row):
-        if isinstance(value, str):
-            parts = value.strip().strip("[]").replace(",", " ").split()
-            try:
-                numbers = np.array(parts, dtype=np.float64)
-            except ValueError:
-                raise EdgeDataError(f"{self._where()}: row {row} holds {value!r}, which is not numbers separated "
-                                    f"by spaces or commas.") from None
-        elif is_missing(value):
-            numbers = np.zeros(0)
-        else:
-            try:
-                numbers = np.asarray(value, dtype=np.float64).reshape(-1)
-            except (TypeError, ValueError):
-                raise EdgeDataError(f"{self._where()}: row {row} holds {value!r}, which is not a sequence of "
-                                    f"numbers.") from None
-        if not np.isfinite(numbers).all():
-            raise EdgeDataError(f"{self._where()}: row {row} holds NaN or infinite values ({value!r}).")
-        return numbers
-
     def _transform(self, series):
-        sequences = [self._parse(v, row)[:self.length] for v, row in zip(series.tolist(), series.index)]
-        return pad_sequences(sequences, self.length, self.padding_value, self.mean, self.std)
+        return sequence.transform(series, self._where(), self.length, self.padding_value, self.mean, self.std)
 
     def decode(self, outputs):
-        return np.asarray(outputs, dtype=np.float64) * self.std + self.mean
+        return sequence.decode(outputs, self.length, self.mean, self.std, self._what())
 
     def spec(self):
         return {"shape": (self.length,), "dtype": "float32", "max_length": self.length}
@@ -400,37 +242,12 @@ class AudioFeature(EdgeFeature):
                 "frames": self.frames, "n_mels": self.n_mels, "sample_rate": self.sample_rate}
 
 
+# In kiln's order (kiln.data.features.FEATURE_TYPES), so that errors listing them read the same.
 FEATURE_TYPES = {cls.type: cls for cls in (NumericFeature, CategoryFeature, BinaryFeature, TextFeature,
-                                           SequenceFeature, ImageFeature, AudioFeature)}
+                                           ImageFeature, AudioFeature, SequenceFeature)}
 
 
 def load_features(folder) -> dict[str, EdgeFeature]:
     """``{name: feature}`` from ``folder/features.json`` + ``folder/features.safetensors`` (kiln's format)."""
-    folder = Path(folder)
-    json_file, tensor_file = folder / "features.json", folder / "features.safetensors"
-    for path in (json_file, tensor_file):
-        if not path.exists():
-            raise EdgeError(f"No {path.name} in {folder}: pass a run folder written by `kiln train`.")
-    try:
-        document = json.loads(json_file.read_text())
-    except ValueError as err:
-        raise EdgeError(f"{json_file} is not valid JSON ({err}).") from err
-    if not isinstance(document, dict) or document.get("format") != _FORMAT:
-        raise EdgeError(f"{json_file} is not a kiln features file (no \"format\": \"{_FORMAT}\").")
-    if document.get("format_version", 0) > _FORMAT_VERSION:
-        raise EdgeError(f"{json_file} has format_version {document['format_version']}; kiln_edge reads up to "
-                        f"{_FORMAT_VERSION}. Upgrade kiln.")
-    blob = tensor_file.read_bytes()
-    if hashlib.sha256(blob).hexdigest() != document.get("safetensors_sha256"):
-        raise EdgeError(f"{tensor_file} does not match {json_file} (its SHA-256 differs).")
-    from safetensors.numpy import load
-    tensors = load(blob)
-    loaded = {}
-    for record in document["features"]:
-        cls = FEATURE_TYPES.get(record.get("type"))
-        if cls is None:
-            raise EdgeError(f"{json_file}: feature {record.get('name')!r} has unknown type {record.get('type')!r}; "
-                            f"known: {', '.join(FEATURE_TYPES)}.")
-        own = {key: tensors[f"{record['name']}/{key}"] for key in record.get("tensors", [])}
-        loaded[record["name"]] = cls(record, own)
-    return loaded
+    return {record["name"]: FEATURE_TYPES[record["type"]](record, tensors)
+            for record, tensors in read_features(folder, FEATURE_TYPES)}

@@ -18,14 +18,14 @@ Pillow is imported when an image is first decoded, so the rest of kiln_edge does
 
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
 
 from kiln_edge.errors import EdgeDataError, EdgeError
+from kiln_edge.preprocessing.common import is_missing
 
-__all__ = ["read_image", "conform", "file_label", "is_missing"]
+__all__ = ["read_image", "conform", "file_label"]
 
 _GRAY_MODES = ("1", "L", "LA", "La")
 _WIDE_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")  # 16/32-bit single-channel images
@@ -39,13 +39,6 @@ def pillow():
     except ImportError as err:
         raise EdgeError(f"Image features need Pillow on the torch-free path: pip install pillow ({err}).") from err
     return Image
-
-
-def is_missing(value) -> bool:
-    """None or a float NaN (arrays and strings are never missing), as kiln decides it."""
-    if value is None:
-        return True
-    return isinstance(value, (float, np.floating)) and math.isnan(value)
 
 
 def file_label(value) -> str:

@@ -1,7 +1,10 @@
 """Tokenizers for the zoo's text models: characters, or byte-level BPE (the ``tokenizers`` package).
 
-Both share one small interface: ``fit(texts)``, ``encode(text) -> list[int]``,
-``decode(ids) -> str``, ``vocab_size``, ``save(folder)`` / ``load(folder)`` as JSON.
+Both are kiln's one tokenizer family (``kiln_edge.preprocessing.tokenizers``, which text features
+use too): the same special ids (``<pad>``=0, ``<unk>``=1, ``<bos>``=2, ``<eos>``=3), the same
+``Vocabulary`` and BPE trainer. Both share one small interface: ``fit(texts)``,
+``encode(text) -> list[int]``, ``decode(ids) -> str``, ``vocab_size``, ``save(folder)`` /
+``load(folder)`` as JSON. A loaded file must hold the special tokens at those ids.
 
     tok = CharTokenizer().fit(["hello world"])
     tok.decode(tok.encode("hello"))          # "hello"
@@ -13,18 +16,21 @@ import json
 from pathlib import Path
 
 from kiln.errors import KilnValueError
+from kiln_edge.errors import EdgeError
+from kiln_edge.preprocessing import tokenizers as family
 
 __all__ = ["CharTokenizer", "BPETokenizer", "SPECIAL_TOKENS"]
 
-# Ids 0..3 in both tokenizers: padding first so that zero-padding is padding.
-SPECIAL_TOKENS = ["<pad>", "<unk>", "<bos>", "<eos>"]
+# Ids 0..3 in both tokenizers (and <pad>, <unk> in text features): padding first so that
+# zero-padding is padding. The zoo's tokenizers hold all four.
+SPECIAL_TOKENS = list(family.SPECIAL_TOKENS)
 _FILE = "tokenizer.json"
 
 
 class _Tokenizer:
     """What both tokenizers share: the ids of ``SPECIAL_TOKENS`` and ``encode``'s <bos> / <eos>."""
 
-    pad_id, bos_id, eos_id = 0, 2, 3  # positions in SPECIAL_TOKENS
+    pad_id, bos_id, eos_id = family.PAD_ID, family.BOS_ID, family.EOS_ID
 
     def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
         return ([self.bos_id] if add_bos else []) + self._encode(text) + ([self.eos_id] if add_eos else [])
@@ -41,36 +47,36 @@ class CharTokenizer(_Tokenizer):
 
     def __init__(self, chars: list[str] | None = None):
         self.chars = list(chars or [])
-        self._build()
+        self._vocabulary = family.Vocabulary(SPECIAL_TOKENS + self.chars, "char")
 
-    def _build(self):
-        self.itos = SPECIAL_TOKENS + self.chars
-        self.stoi = {s: i for i, s in enumerate(self.itos)}
+    @property
+    def itos(self) -> list[str]:
+        """id -> token: the special tokens, then the characters."""
+        return self._vocabulary.tokens
+
+    @property
+    def stoi(self) -> dict[str, int]:
+        return self._vocabulary.ids
 
     def fit(self, texts) -> "CharTokenizer":
         if isinstance(texts, str):
             texts = [texts]
-        self.chars = sorted(set().union(*(set(t) for t in texts)) - set(SPECIAL_TOKENS))
-        self._build()
+        self._vocabulary = family.Vocabulary.fit(list(texts), "char", len(SPECIAL_TOKENS), order="sorted")
+        self.chars = self._vocabulary.tokens[len(SPECIAL_TOKENS):]
         return self
 
     @property
     def vocab_size(self) -> int:
-        return len(self.itos)
+        return len(self._vocabulary)
 
     def _encode(self, text: str) -> list[int]:
-        return [self.stoi.get(c, 1) for c in text]
+        return self._vocabulary.encode(text)
 
     def decode(self, ids, skip_special_tokens: bool = True) -> str:
-        out = []
-        for i in ids:
-            i = int(i)
-            if not 0 <= i < len(self.itos):
-                raise KilnValueError(f"Token id {i} is outside this tokenizer's vocabulary (0..{len(self.itos) - 1}).")
-            if skip_special_tokens and i < len(SPECIAL_TOKENS):
-                continue
-            out.append(self.itos[i])
-        return "".join(out)
+        try:
+            return "".join(self._vocabulary.lookup(ids, skip=len(SPECIAL_TOKENS) if skip_special_tokens else 0))
+        except EdgeError as err:
+            raise KilnValueError(str(err)) from None
 
     def save(self, folder) -> None:
         folder = Path(folder)
@@ -84,6 +90,15 @@ class CharTokenizer(_Tokenizer):
         if data.get("type") != "char":
             raise KilnValueError(f"{str(Path(folder) / _FILE)!r} is not a CharTokenizer file "
                                  f"(type={data.get('type')!r}). Use BPETokenizer.load for BPE tokenizers.")
+        return cls._from_data(data, repr(str(Path(folder) / _FILE)))
+
+    @classmethod
+    def _from_data(cls, data: dict, where: str) -> "CharTokenizer":
+        """A CharTokenizer from its saved dict; the file's declared special tokens must be the family's."""
+        declared = data.get("special_tokens", SPECIAL_TOKENS)
+        if list(declared) != SPECIAL_TOKENS:
+            raise KilnValueError(f"{where} declares the special tokens {declared!r}; this kiln's tokenizers use "
+                                 f"{SPECIAL_TOKENS!r} (ids 0..{len(SPECIAL_TOKENS) - 1}). Fit the tokenizer again.")
         return cls(data["chars"])
 
 
@@ -103,18 +118,10 @@ class BPETokenizer(_Tokenizer):
         self._tokenizer = None
 
     def fit(self, texts) -> "BPETokenizer":
-        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
         if isinstance(texts, str):
             texts = [texts]
-        tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tokenizer.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=self.target_vocab_size, min_frequency=self.min_frequency,
-                                      special_tokens=SPECIAL_TOKENS,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-        tokenizer.train_from_iterator(list(texts), trainer=trainer)
-        self._tokenizer = tokenizer
+        self._tokenizer = family.train_bpe(list(texts), self.target_vocab_size, len(SPECIAL_TOKENS), byte_level=True,
+                                           min_frequency=self.min_frequency)
         return self
 
     def _require(self):
@@ -145,7 +152,11 @@ class BPETokenizer(_Tokenizer):
 
     @classmethod
     def _wrap(cls, tokenizer) -> "BPETokenizer":
-        """A BPETokenizer around a trained ``tokenizers.Tokenizer``."""
+        """A BPETokenizer around a trained ``tokenizers.Tokenizer`` whose ids 0..3 are ``SPECIAL_TOKENS``."""
+        found = [tokenizer.id_to_token(i) for i in range(len(SPECIAL_TOKENS))]
+        if found != SPECIAL_TOKENS:
+            raise KilnValueError(f"This BPE tokenizer holds {found!r} at ids 0..{len(SPECIAL_TOKENS) - 1}; kiln's "
+                                 f"tokenizers use {SPECIAL_TOKENS!r} there. Train it with BPETokenizer.fit.")
         self = cls(vocab_size=max(tokenizer.get_vocab_size(), len(SPECIAL_TOKENS) + 1))
         self._tokenizer = tokenizer
         return self
@@ -164,6 +175,6 @@ def tokenizer_from_bytes(data: bytes):
     text = data.decode("utf-8")
     parsed = json.loads(text)
     if isinstance(parsed, dict) and parsed.get("type") == "char":
-        return CharTokenizer(parsed["chars"])
+        return CharTokenizer._from_data(parsed, "The saved character tokenizer")
     from tokenizers import Tokenizer
     return BPETokenizer._wrap(Tokenizer.from_str(text))

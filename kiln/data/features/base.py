@@ -25,7 +25,8 @@ import json
 import math
 import numbers
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +35,16 @@ import pandas as pd
 import torch
 
 from kiln.errors import DataError, KilnValueError, SerializationError, closest_match, unknown_name_error
-# row_list and is_missing are kiln_edge's (torch-free, and installed with kiln), so that
-# both packages word errors and treat missing values alike; the feature modules import them from here.
-from kiln_edge.features import row_list  # noqa: F401
-from kiln_edge.image import is_missing  # noqa: F401
+from kiln_edge.errors import EdgeError
+# The transforms, decodes and the features-file reader are kiln_edge's NumPy code (torch-free, and
+# installed with kiln): both packages give the same arrays and word errors alike. row_list and
+# is_missing are imported by the feature modules from here.
+from kiln_edge.preprocessing.common import is_missing, row_list, select  # noqa: F401
+from kiln_edge.preprocessing.features_file import (FEATURES_JSON, FEATURES_SAFETENSORS, FORMAT, FORMAT_VERSION,
+                                                   read_features)
 
 __all__ = ["Feature", "build_feature", "save_features", "load_features", "FEATURES_JSON", "FEATURES_SAFETENSORS"]
 
-FEATURES_JSON = "features.json"
-FEATURES_SAFETENSORS = "features.safetensors"
-_FORMAT = "kiln.features"
-_FORMAT_VERSION = 1
 _PROGRESS_ITEMS = 500  # more values than this: show the decoding bar at once (else after 1 s)
 
 
@@ -176,20 +176,8 @@ class Feature:
 
     def _select(self, data) -> pd.Series:
         """The feature's column: ``data`` itself (a Series, list or array) or ``data[self.column]``."""
-        if isinstance(data, pd.DataFrame):
-            if self.column not in data.columns:
-                columns = [str(c) for c in data.columns]
-                hint = closest_match(self.column, columns)
-                raise DataError(f"The data has no column {self.column!r} for {self._what()}."
-                                f"{f' Did you mean {hint!r}?' if hint else ''} Columns: {', '.join(columns)}. "
-                                f"Fix the feature's `column`, or rename the column in the data.")
-            return data[self.column]
-        if isinstance(data, pd.Series):
-            return data
-        if isinstance(data, np.ndarray):
-            # A 2-D or higher array is one array per row (images, waveforms, sequences).
-            return pd.Series(list(data) if data.ndim > 1 else data, name=self.column)
-        return pd.Series(list(data), name=self.column)
+        with kiln_errors():
+            return select(data, self.column, self._what())
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
@@ -258,6 +246,19 @@ def progress(iterable: Iterable, total: int, desc: str):
                 delay=0.0 if total > _PROGRESS_ITEMS else 1.0)
 
 
+@contextmanager
+def kiln_errors(kind: type = DataError) -> Iterator[None]:
+    """Re-raise kiln_edge's errors (the shared NumPy code's) as kiln's ``kind``, with the same message.
+
+    kiln_edge cannot import kiln's errors (they would import torch), so its code raises its own;
+    kiln's callers catch ``DataError``, ``ShapeError`` or ``SerializationError``.
+    """
+    try:
+        yield
+    except EdgeError as err:
+        raise kind(str(err)) from err.__cause__
+
+
 # ---- construction and storage ---------------------------------------------------------------------
 def _feature_types() -> dict[str, type]:
     # The table lives in the package's __init__ (explicit, one line per type); imported here,
@@ -324,8 +325,8 @@ def save_features(features, folder) -> None:
         for key, tensor in own.items():
             tensors[f"{feature.name}/{key}"] = tensor.detach().to("cpu").contiguous().clone()
         records.append(config)
-    blob = save(tensors, metadata={"format": _FORMAT})
-    document = {"format": _FORMAT, "format_version": _FORMAT_VERSION,
+    blob = save(tensors, metadata={"format": FORMAT})
+    document = {"format": FORMAT, "format_version": FORMAT_VERSION,
                 "safetensors_sha256": hashlib.sha256(blob).hexdigest(), "features": records}
     try:
         text = json.dumps(document, indent=2, allow_nan=False)
@@ -337,38 +338,14 @@ def save_features(features, folder) -> None:
 
 
 def load_features(folder) -> dict[str, Feature]:
-    """Read the features ``save_features`` wrote; returns ``{name: feature}`` in the saved order."""
-    from safetensors.torch import load
-    folder = Path(folder)
-    json_file, tensor_file = folder / FEATURES_JSON, folder / FEATURES_SAFETENSORS
-    for path in (json_file, tensor_file):
-        if not path.exists():
-            raise SerializationError(f"No {path.name} in {folder}: it is written by save_features() "
-                                     f"(kiln train saves it in the run's model folder).")
-    try:
-        document = json.loads(json_file.read_text())
-    except ValueError as err:
-        raise SerializationError(f"{json_file} is not valid JSON ({err}).") from err
-    if not isinstance(document, dict) or document.get("format") != _FORMAT:
-        raise SerializationError(f"{json_file} is not a kiln features file (no \"format\": \"{_FORMAT}\").")
-    if document.get("format_version", 0) > _FORMAT_VERSION:
-        raise SerializationError(f"{json_file} has format_version {document['format_version']}; this kiln reads "
-                                 f"up to {_FORMAT_VERSION}. Upgrade kiln.")
-    blob = tensor_file.read_bytes()
-    if hashlib.sha256(blob).hexdigest() != document.get("safetensors_sha256"):
-        raise SerializationError(f"{tensor_file} does not match {json_file} (its SHA-256 differs): the two "
-                                 f"files come from different saves. Save the features again.")
-    try:
-        tensors = load(blob)
-    except Exception as err:  # safetensors raises its own error types
-        raise SerializationError(f"{tensor_file} is not a safetensors file ({err}).") from err
+    """Read the features ``save_features`` wrote; returns ``{name: feature}`` in the saved order.
+
+    The files are read by kiln_edge's reader (the same checks and messages on both backends);
+    fitted tensors come back as torch tensors.
+    """
     types = _feature_types()
-    loaded: dict[str, Feature] = {}
-    for record in document["features"]:
-        if record.get("type") not in types:
-            raise SerializationError(f"{json_file}: feature {record.get('name')!r} has unknown type "
-                                     f"{record.get('type')!r}; known: {', '.join(types)}.")
-        own = {key: tensors[f"{record['name']}/{key}"] for key in record.get("tensors", [])}
-        config = {k: v for k, v in record.items() if k != "tensors"}
-        loaded[record["name"]] = types[record["type"]].from_state(config, own)
-    return loaded
+    with kiln_errors(SerializationError):
+        records = read_features(folder, types)
+    return {config["name"]: types[config["type"]].from_state(
+                config, {key: torch.from_numpy(array.copy()) for key, array in arrays.items()})
+            for config, arrays in records}

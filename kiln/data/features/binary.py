@@ -11,12 +11,12 @@ Missing values: an error in an output feature; 0.0 (the negative value) in an in
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import torch
 
-from kiln.data.features.base import Feature, row_list, sort_key, to_python
+from kiln.data.features.base import Feature, kiln_errors, sort_key, to_python
 from kiln.errors import DataError, KilnValueError, ShapeError
+from kiln_edge.preprocessing import binary
 
 __all__ = ["BinaryFeature"]
 
@@ -60,16 +60,9 @@ class BinaryFeature(Feature):
                 return value
         return None
 
-    def _missing(self, series: pd.Series) -> np.ndarray:
-        """Where the column is NaN/None; an error for an output feature (a target must be given)."""
-        missing = series.isna().to_numpy()
-        if self.output and missing.any():
-            raise DataError(f"{self._where()}: no label (NaN/None) in {row_list(series.index[missing])}. Drop or "
-                            f"fill those rows: a binary target must be one of its two values.")
-        return missing
-
     def _fit(self, series: pd.Series) -> None:
-        missing = self._missing(series)
+        with kiln_errors():
+            missing = binary.missing(series, self._where(), self.output)
         values = sorted((to_python(v) for v in pd.unique(series[~missing].to_numpy())), key=sort_key)
         if len(values) > 2:
             shown = ", ".join(repr(v) for v in values[:6]) + (" ..." if len(values) > 6 else "")
@@ -96,29 +89,15 @@ class BinaryFeature(Feature):
             self.classes = [v for v in values if v is not positive] + [positive]
 
     def _transform(self, series: pd.Series) -> torch.Tensor:
-        negative, positive = self.classes
-        is_positive = series.isin([positive]).to_numpy()
-        is_negative = series.isin([negative]).to_numpy()
-        missing = self._missing(series)
-        odd = ~(is_positive | is_negative | missing)
-        if odd.any():
-            first = int(np.flatnonzero(odd)[0])
-            raise DataError(f"{self._where()}: row {series.index[first]} holds {series.iloc[first]!r}, which is "
-                            f"neither {negative!r} nor {positive!r} (the training values; {row_list(series.index[odd])}"
-                            f"). Fix those values, or use a category feature.")
-        return torch.from_numpy(is_positive.astype(np.float32)).reshape(-1, 1)  # (rows, 1)
+        with kiln_errors():
+            return torch.from_numpy(binary.transform(series, self._where(), self.classes, self.output))  # (rows, 1)
 
     def decode(self, outputs) -> list:
         """Probabilities ``(rows, 1)`` or ``(rows,)`` -> the positive label where >= 0.5, else the negative."""
         self._check_fitted("decode")
-        values = outputs.detach().cpu().double().numpy() if torch.is_tensor(outputs) else np.asarray(outputs, float)
-        if values.ndim == 2 and values.shape[1] == 1:
-            values = values[:, 0]
-        if values.ndim != 1:
-            raise ShapeError(f"{self._what()} decodes probabilities of shape (rows, 1) or (rows,); received "
-                             f"{tuple(values.shape)}.")
-        negative, positive = self.classes
-        return [positive if p >= 0.5 else negative for p in values.tolist()]
+        values = outputs.detach().cpu().double().numpy() if torch.is_tensor(outputs) else outputs
+        with kiln_errors(ShapeError):
+            return binary.decode(values, self.classes, self._what())
 
     def _spec(self) -> dict:
         return {"shape": (1,), "dtype": "float32", "classes": list(self.classes)}

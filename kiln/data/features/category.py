@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kiln.data.features.base import Feature, check_choice, check_int, row_list, sort_key, to_python
-from kiln.errors import DataError, KilnValueError, ShapeError
+from kiln.data.features.base import Feature, check_choice, check_int, kiln_errors, sort_key, to_python
+from kiln.errors import KilnValueError, ShapeError
+from kiln_edge.preprocessing import category
 
 __all__ = ["CategoryFeature", "UNKNOWN"]
 
@@ -68,15 +69,10 @@ class CategoryFeature(Feature):
     def vocab_size(self) -> int:
         return len(self.classes)
 
-    def _check_no_missing(self, series: pd.Series) -> None:
-        missing = series.isna().to_numpy()
-        if missing.any():
-            raise DataError(f"{self._where()}: no label (NaN/None) in {row_list(series.index[missing])}. Drop "
-                            f"those rows or fill them: a classification target must name a class.")
-
     def _fit(self, series: pd.Series) -> None:
         if self.output:
-            self._check_no_missing(series)
+            with kiln_errors():
+                category.check_no_missing(series, self._where())
             values = [to_python(v) for v in pd.unique(series.to_numpy())]
             self.classes = sorted(values, key=sort_key)
         else:
@@ -88,42 +84,19 @@ class CategoryFeature(Feature):
             self.classes = [UNKNOWN] + [value for value, _ in items]
         self._lookup = None
 
-    def _indices(self, series: pd.Series) -> np.ndarray:
-        if self._lookup is None:
-            known = self.classes if self.output else self.classes[1:]
-            self._lookup = pd.Index(known, dtype=object)
-        codes = self._lookup.get_indexer(series.to_numpy(dtype=object))  # -1: not in the vocabulary
-        if not self.output:
-            return codes + 1  # unseen and missing -> 0, "<unk>"
-        self._check_no_missing(series)
-        unseen = codes < 0
-        if unseen.any():
-            first = int(np.flatnonzero(unseen)[0])
-            known = ", ".join(repr(c) for c in self.classes[:10]) + (" ..." if len(self.classes) > 10 else "")
-            raise DataError(f"{self._where()}: row {series.index[first]} holds {series.iloc[first]!r}, a class the "
-                            f"training split does not have ({row_list(series.index[unseen])}). Known classes: "
-                            f"{known}. A model cannot predict a class it never saw: drop those rows, or split "
-                            f"so that training holds every class (a stratified split).")
-        return codes
-
     def _transform(self, series: pd.Series) -> torch.Tensor:
-        codes = torch.from_numpy(self._indices(series).astype(np.int64))  # (rows,)
-        if self.encoding == "onehot":
-            return torch.nn.functional.one_hot(codes, self.vocab_size).float()  # (rows, vocab_size)
-        return codes
+        if self._lookup is None:
+            self._lookup = category.lookup(self.classes, self.output)
+        with kiln_errors():
+            out = category.transform(series, self._where(), self.classes, self._lookup, self.output, self.encoding)
+        return torch.from_numpy(out)  # (rows,) int64, or (rows, vocab_size) float32 one-hot
 
     def decode(self, outputs) -> list:
         """Probabilities or logits ``(rows, vocab_size)`` (argmax), or indices ``(rows,)`` -> labels."""
         self._check_fitted("decode")
         values = outputs.detach().cpu().numpy() if torch.is_tensor(outputs) else np.asarray(outputs)
-        if values.ndim == 2 and values.shape[1] == self.vocab_size:
-            indices = values.argmax(axis=1)
-        elif values.ndim == 1 and np.issubdtype(values.dtype, np.integer):
-            indices = values
-        else:
-            raise ShapeError(f"{self._what()} decodes scores of shape (rows, {self.vocab_size}) or integer indices "
-                             f"(rows,); received {values.dtype} of shape {tuple(values.shape)}.")
-        return [self.classes[i] for i in indices.tolist()]
+        with kiln_errors(ShapeError):
+            return category.decode(values, self.classes, self._what())
 
     def _spec(self) -> dict:
         shape = (self.vocab_size,) if self.encoding == "onehot" else ()

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kiln.data.features.base import Feature, check_choice, row_list
+from kiln.data.features.base import Feature, check_choice, kiln_errors
 from kiln.errors import DataError, KilnValueError, ShapeError
-from kiln_edge.features import numeric_values
+from kiln_edge.preprocessing import numeric
 
 __all__ = ["NumericFeature"]
 
@@ -64,28 +64,11 @@ class NumericFeature(Feature):
     def get_config(self) -> dict:
         return {"normalization": self.normalization, "fill_missing": self.fill_missing}
 
-    def _numbers(self, series: pd.Series) -> np.ndarray:
-        """The column as float64 with NaN where a value is missing; text is a DataError."""
-        values, bad = numeric_values(series)  # kiln_edge's parsing: blank strings are missing, not text
-        if bad is not None and bad.any():
-            first = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{self._where()}: row {series.index[first]} holds {series.iloc[first]!r}, which is "
-                            f"not a number ({int(bad.sum())} such rows: {row_list(series.index[bad])}). Fix "
-                            f"those values, or declare the column as a category or text feature.")
-        infinite = np.isinf(values)
-        if infinite.any():
-            raise DataError(f"{self._where()}: infinite values in {row_list(series.index[infinite])}. Replace "
-                            f"them with a finite number or leave them empty (filled with `fill_missing`).")
-        return values
-
-    def _check_targets(self, series: pd.Series, values: np.ndarray) -> None:
-        if self.output and np.isnan(values).any():
-            raise DataError(f"{self._where()}: no target value in {row_list(series.index[np.isnan(values)])}. "
-                            f"Drop those rows: a missing target cannot be filled.")
-
     def _fit(self, series: pd.Series) -> None:
-        values = self._numbers(series)
-        self._check_targets(series, values)
+        with kiln_errors():  # kiln_edge's parsing: blank strings are missing, not text
+            values = numeric.parse(series, self._where())
+            if self.output:
+                numeric.check_targets(series, values, self._where())
         observed = values[~np.isnan(values)]
         if observed.size == 0:
             raise DataError(f"{self._where()}: every training value is missing, so there is nothing to learn "
@@ -98,32 +81,21 @@ class NumericFeature(Feature):
 
     def _scale(self) -> tuple[float, float]:
         """``(shift, divisor)`` of the normalisation; a zero spread counts as 1."""
-        if self.normalization == "standard":
-            return self.mean, self.std if self.std > 0 else 1.0
-        if self.normalization == "minmax":
-            spread = self.max - self.min
-            return self.min, spread if spread > 0 else 1.0
-        return 0.0, 1.0
+        return numeric.scale(self.normalization, self.mean, self.std, self.min, self.max)
 
     def _transform(self, series: pd.Series) -> torch.Tensor:
-        values = self._numbers(series)
-        self._check_targets(series, values)
-        values = np.where(np.isnan(values), self.fill_value, values)
         shift, divisor = self._scale()
-        return torch.from_numpy(((values - shift) / divisor).astype(np.float32)).reshape(-1, 1)  # (rows, 1)
+        with kiln_errors():
+            values = numeric.transform(series, self._where(), output=self.output, fill_value=self.fill_value,
+                                       shift=shift, divisor=divisor)
+        return torch.from_numpy(values)  # (rows, 1)
 
     def decode(self, outputs) -> np.ndarray:
         """Model outputs ``(rows, 1)`` or ``(rows,)`` -> values in the column's units, float64 ``(rows,)``."""
         self._check_fitted("decode")
-        values = outputs.detach().cpu().double().numpy() if torch.is_tensor(outputs) \
-            else np.asarray(outputs, dtype=np.float64)
-        if values.ndim > 1:
-            if values.ndim != 2 or values.shape[1] != 1:
-                raise ShapeError(f"{self._what()} decodes outputs of shape (rows, 1) or (rows,); received "
-                                 f"{tuple(values.shape)}.")
-            values = values[:, 0]
-        shift, divisor = self._scale()
-        return values * divisor + shift
+        values = outputs.detach().cpu().double().numpy() if torch.is_tensor(outputs) else outputs
+        with kiln_errors(ShapeError):
+            return numeric.decode(values, *self._scale(), self._what())
 
     def _spec(self) -> dict:
         return {"shape": (1,), "dtype": "float32"}

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kiln.data.features.base import Feature, check_choice, check_int, check_number, is_missing
+from kiln.data.features.base import Feature, check_choice, check_int, check_number, kiln_errors
 from kiln.errors import DataError, ShapeError
-from kiln_edge.features import pad_sequences
+from kiln_edge.preprocessing import sequence
 
 __all__ = ["SequenceFeature"]
 
@@ -55,32 +55,9 @@ class SequenceFeature(Feature):
         return {"max_length": self.max_length, "padding_value": self.padding_value,
                 "normalization": self.normalization}
 
-    def _parse(self, value, row) -> np.ndarray:
-        if isinstance(value, str):
-            parts = value.strip().strip("[]").replace(",", " ").split()
-            try:
-                numbers = np.array(parts, dtype=np.float64)
-            except ValueError:
-                bad = next(p for p in parts if not _is_float(p))
-                raise DataError(f"{self._where()}: row {row} holds {value!r}, whose item {bad!r} is not a number. "
-                                f"A sequence is numbers separated by spaces or commas, or a list.") from None
-        elif is_missing(value):
-            numbers = np.zeros(0)
-        else:
-            try:
-                numbers = np.asarray(value, dtype=np.float64).reshape(-1)
-            except (TypeError, ValueError):
-                raise DataError(f"{self._where()}: row {row} holds {value!r}, which is not a sequence of numbers."
-                                ) from None
-        if not np.isfinite(numbers).all():
-            raise DataError(f"{self._where()}: row {row} holds NaN or infinite values ({value!r}).")
-        return numbers
-
-    def _sequences(self, series: pd.Series) -> list[np.ndarray]:
-        return [self._parse(v, row) for v, row in zip(series.tolist(), series.index)]
-
     def _fit(self, series: pd.Series) -> None:
-        sequences = self._sequences(series)
+        with kiln_errors():
+            sequences = sequence.parse_column(series, self._where())
         lengths = [len(s) for s in sequences]
         self.length = self.max_length if self.max_length is not None else max(max(lengths), 1)
         values = np.concatenate(sequences) if sequences else np.zeros(0)
@@ -92,19 +69,16 @@ class SequenceFeature(Feature):
             self.mean, self.std = float(values.mean()), std if std > 0 else 1.0
 
     def _transform(self, series: pd.Series) -> torch.Tensor:
-        sequences = [s[:self.length] for s in self._sequences(series)]
-        return torch.from_numpy(pad_sequences(sequences, self.length, self.padding_value, self.mean,
-                                              self.std))  # (rows, length)
+        with kiln_errors():
+            out = sequence.transform(series, self._where(), self.length, self.padding_value, self.mean, self.std)
+        return torch.from_numpy(out)  # (rows, length)
 
     def decode(self, outputs) -> np.ndarray:
         """Outputs ``(rows, max_length)`` -> values with the normalisation undone, float64."""
         self._check_fitted("decode")
-        values = outputs.detach().cpu().double().numpy() if torch.is_tensor(outputs) \
-            else np.asarray(outputs, dtype=np.float64)
-        if values.ndim != 2:
-            raise ShapeError(f"{self._what()} decodes outputs of shape (rows, {self.length}); received "
-                             f"{tuple(values.shape)}.")
-        return values * self.std + self.mean
+        values = outputs.detach().cpu().double().numpy() if torch.is_tensor(outputs) else outputs
+        with kiln_errors(ShapeError):
+            return sequence.decode(values, self.length, self.mean, self.std, self._what())
 
     def _spec(self) -> dict:
         return {"shape": (self.length,), "dtype": "float32", "max_length": self.length}
@@ -116,10 +90,3 @@ class SequenceFeature(Feature):
         self.length = int(fitted["length"])
         self.mean, self.std = float(fitted["mean"]), float(fitted["std"])
 
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False

@@ -1,6 +1,7 @@
 """TextFeature: a string per row as a fixed-length row of token ids.
 
-Three tokenizers, all fitted on the training texts only:
+Three tokenizers, all fitted on the training texts only (kiln_edge's one tokenizer family,
+``kiln_edge.preprocessing.tokenizers``, which the zoo's tokenizers use too):
 
 - "word": ``\\w+`` runs and single punctuation marks (``"Don't!"`` -> ``don ' t !``); vocabulary
   = the most frequent tokens (ties by token), capped so that it holds ``vocab_size`` ids in all.
@@ -10,27 +11,25 @@ Three tokenizers, all fitted on the training texts only:
   Characters the training texts never held become ``<unk>``. The trained tokenizer is kept
   as its JSON string inside the feature's state.
 
-Ids: 0 = ``<pad>``, 1 = ``<unk>``, then the vocabulary. Rows are cut or padded to
-``max_length`` at the end ("post") or the start ("pre"). Missing texts count as "".
+Ids: 0 = ``<pad>``, 1 = ``<unk>`` (the family's special ids; text features never mark a text's
+start or end, so they do not reserve the zoo's ``<bos>``=2 / ``<eos>``=3), then the vocabulary; a
+loaded feature's ids are those of its saved vocabulary. Rows are cut or padded to ``max_length``
+at the end ("post") or the start ("pre"). Missing texts count as "".
 """
 
 from __future__ import annotations
-
-import re
-from collections import Counter
 
 import numpy as np
 import pandas as pd
 import torch
 
-from kiln.data.features.base import Feature, check_bool, check_choice, check_int, is_missing
+from kiln.data.features.base import Feature, check_bool, check_choice, check_int, kiln_errors
 from kiln.errors import ShapeError
-from kiln_edge.features import pad_ids
+from kiln_edge.preprocessing.text import TextTokenizer
+from kiln_edge.preprocessing.tokenizers import PAD, UNK
 
 __all__ = ["TextFeature", "PAD", "UNK"]
 
-PAD, UNK = "<pad>", "<unk>"
-_WORD = re.compile(r"\w+|[^\w\s]")
 _TOKENIZERS = ("word", "char", "bpe")
 _SIDES = ("post", "pre")
 
@@ -69,94 +68,53 @@ class TextFeature(Feature):
         self.lowercase = check_bool("lowercase", lowercase)
         self.padding = check_choice("padding", padding, _SIDES)
         self.truncation = check_choice("truncation", truncation, _SIDES)
-        self.vocabulary: list[str] = []  # id -> token
-        self._ids: dict[str, int] = {}
-        self._bpe = None  # a tokenizers.Tokenizer for "bpe"
+        self._tokenizer: TextTokenizer | None = None  # fitted: kiln_edge's tokenizer, shared with kiln_edge
 
     def get_config(self) -> dict:
         return {"tokenizer": self.tokenizer, "vocab_size": self.vocab_size, "max_length": self.max_length,
                 "lowercase": self.lowercase, "padding": self.padding, "truncation": self.truncation}
 
-    def _texts(self, series: pd.Series) -> list[str]:
-        texts = ["" if is_missing(v) else str(v) for v in series.tolist()]
-        return [t.lower() for t in texts] if self.lowercase and self.tokenizer != "bpe" else texts
+    @property
+    def vocabulary(self) -> list[str]:
+        """id -> token (``[]`` before ``fit``)."""
+        return self._tokenizer.tokens if self._tokenizer is not None else []
 
-    def _split(self, text: str) -> list[str]:
-        return _WORD.findall(text) if self.tokenizer == "word" else list(text)
+    @property
+    def _bpe(self):
+        """The trained ``tokenizers.Tokenizer`` of "bpe" (None otherwise, or before ``fit``)."""
+        return self._tokenizer.bpe if self._tokenizer is not None else None
 
     def _fit(self, series: pd.Series) -> None:
-        texts = self._texts(series)
-        if self.tokenizer == "bpe":
-            self._bpe = _train_bpe(texts, self.vocab_size, self.lowercase)
-            self.vocabulary = [self._bpe.id_to_token(i) for i in range(self._bpe.get_vocab_size())]
-        else:
-            counts = Counter(token for text in texts for token in self._split(text))
-            ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:self.vocab_size - 2]
-            self.vocabulary = [PAD, UNK] + [token for token, _ in ranked]
-        self._ids = {token: i for i, token in enumerate(self.vocabulary)}
+        self._tokenizer = TextTokenizer.fit(series.tolist(), self.tokenizer, self.vocab_size, self.lowercase)
 
     def encode(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text, before padding/truncation (texts as given, not lowercased yet)."""
         self._check_fitted("encode")
-        texts = self._texts(pd.Series(texts, dtype=object))
-        if self.tokenizer == "bpe":
-            return [encoding.ids for encoding in self._bpe.encode_batch(texts)]
-        ids = self._ids
-        return [[ids.get(token, 1) for token in self._split(text)] for text in texts]
+        return self._tokenizer.encode(pd.Series(texts, dtype=object).tolist())
 
     def _transform(self, series: pd.Series) -> torch.Tensor:
-        ids = pad_ids(self.encode(series.tolist()), self.max_length, self.padding, self.truncation)
+        ids = self._tokenizer.transform(series.tolist(), self.max_length, self.padding, self.truncation)
         return torch.from_numpy(ids)  # (rows, max_length), 0 = <pad>
 
     def tokens(self, ids) -> list[list[str]]:
         """Id rows ``(rows, length)`` -> their tokens, padding dropped."""
         self._check_fitted("tokens")
         ids = ids.detach().cpu().numpy() if torch.is_tensor(ids) else np.asarray(ids)
-        if ids.ndim == 1:
-            ids = ids[None, :]
-        return [[self.vocabulary[i] for i in row.tolist() if i != 0] for row in ids]
+        return self._tokenizer.lookup(ids[None, :] if ids.ndim == 1 else ids)
 
     def decode(self, outputs) -> list[str]:
         """Ids ``(rows, length)`` or per-token scores ``(rows, length, vocab)`` -> one string per row."""
         self._check_fitted("decode")
         values = outputs.detach().cpu().numpy() if torch.is_tensor(outputs) else np.asarray(outputs)
-        if values.ndim == 3 and values.shape[2] == len(self.vocabulary):
-            values = values.argmax(axis=2)
-        if values.ndim != 2 or not np.issubdtype(values.dtype, np.integer):
-            raise ShapeError(f"{self._what()} decodes integer ids (rows, length) or scores (rows, length, "
-                             f"{len(self.vocabulary)}); received {values.dtype} of shape {tuple(values.shape)}.")
-        if self.tokenizer == "bpe":
-            return [self._bpe.decode([i for i in row.tolist() if i != 0], skip_special_tokens=False)
-                    for row in values]
-        joiner = "" if self.tokenizer == "char" else " "
-        return [joiner.join(tokens) for tokens in self.tokens(values)]
+        with kiln_errors(ShapeError):
+            return self._tokenizer.decode(values, self._what())
 
     def _spec(self) -> dict:
         return {"shape": (self.max_length,), "dtype": "int64", "vocab_size": len(self.vocabulary),
                 "max_length": self.max_length}
 
     def _fitted_state(self):
-        if self.tokenizer == "bpe":
-            return {"bpe": self._bpe.to_str()}, {}
-        return {"vocabulary": list(self.vocabulary)}, {}
+        return self._tokenizer.state(), {}
 
     def _load_fitted(self, fitted, tensors):
-        if self.tokenizer == "bpe":
-            from tokenizers import Tokenizer
-            self._bpe = Tokenizer.from_str(fitted["bpe"])
-            self.vocabulary = [self._bpe.id_to_token(i) for i in range(self._bpe.get_vocab_size())]
-        else:
-            self.vocabulary = list(fitted["vocabulary"])
-        self._ids = {token: i for i, token in enumerate(self.vocabulary)}
-
-
-def _train_bpe(texts: list[str], vocab_size: int, lowercase: bool):
-    """A BPE tokenizer trained on ``texts``: ids 0 and 1 are ``<pad>`` and ``<unk>``."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    tokenizer = Tokenizer(models.BPE(unk_token=UNK))
-    if lowercase:
-        tokenizer.normalizer = normalizers.Lowercase()
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[PAD, UNK], show_progress=False)
-    tokenizer.train_from_iterator(texts, trainer=trainer)
-    return tokenizer
+        self._tokenizer = TextTokenizer.from_state(self.tokenizer, self.lowercase, fitted, self._what())

@@ -1,0 +1,68 @@
+"""Category columns: labels -> int64 indices ``(rows,)`` or float32 one-hot ``(rows, classes)``; scores -> labels.
+
+``classes`` is the fitted index -> label list. Input features start it with ``"<unk>"`` (index 0,
+where unseen and missing values go); output features (the classes a model predicts) do not, and
+an unseen or missing label is an error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from kiln_edge.errors import EdgeDataError, EdgeError
+from kiln_edge.preprocessing.common import row_list
+
+__all__ = ["lookup", "check_no_missing", "indices", "transform", "decode"]
+
+
+def lookup(classes: list, output: bool) -> pd.Index:
+    """The label -> position index ``indices`` searches (inputs: without ``"<unk>"``)."""
+    return pd.Index(classes if output else classes[1:], dtype=object)
+
+
+def check_no_missing(series: pd.Series, where: str) -> None:
+    """A classification target must name a class in every row."""
+    missing = series.isna().to_numpy()
+    if missing.any():
+        raise EdgeDataError(f"{where}: no label (NaN/None) in {row_list(series.index[missing])}. Drop those rows "
+                            f"or fill them: a classification target must name a class.")
+
+
+def indices(series: pd.Series, where: str, classes: list, index: pd.Index, output: bool) -> np.ndarray:
+    """Each label's position in ``classes`` as int64 ``(rows,)`` (``index`` = ``lookup(classes, output)``)."""
+    codes = index.get_indexer(series.to_numpy(dtype=object))  # -1: not in the vocabulary
+    if not output:
+        return (codes + 1).astype(np.int64)  # unseen and missing -> 0, "<unk>"
+    check_no_missing(series, where)
+    unseen = codes < 0
+    if unseen.any():
+        first = int(np.flatnonzero(unseen)[0])
+        known = ", ".join(repr(c) for c in classes[:10]) + (" ..." if len(classes) > 10 else "")
+        raise EdgeDataError(f"{where}: row {series.index[first]} holds {series.iloc[first]!r}, a class the training "
+                            f"split does not have ({row_list(series.index[unseen])}). Known classes: {known}. A "
+                            f"model cannot predict a class it never saw: drop those rows, or split so that "
+                            f"training holds every class (a stratified split).")
+    return codes.astype(np.int64)
+
+
+def transform(series: pd.Series, where: str, classes: list, index: pd.Index, output: bool,
+              encoding: str) -> np.ndarray:
+    """Labels -> int64 ``(rows,)`` ("index") or float32 ``(rows, len(classes))`` ("onehot")."""
+    codes = indices(series, where, classes, index, output)
+    if encoding == "onehot":
+        return np.eye(len(classes), dtype=np.float32)[codes]  # (rows, classes)
+    return codes
+
+
+def decode(values: np.ndarray, classes: list, what: str) -> list:
+    """Scores ``(rows, classes)`` (argmax) or integer indices ``(rows,)`` -> labels."""
+    values = np.asarray(values)
+    if values.ndim == 2 and values.shape[1] == len(classes):
+        positions = values.argmax(axis=1)
+    elif values.ndim == 1 and np.issubdtype(values.dtype, np.integer):
+        positions = values
+    else:
+        raise EdgeError(f"{what} decodes scores of shape (rows, {len(classes)}) or integer indices (rows,); "
+                        f"received {values.dtype} of shape {tuple(values.shape)}.")
+    return [classes[i] for i in positions.tolist()]
