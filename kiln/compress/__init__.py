@@ -5,7 +5,7 @@ Optional dependencies (torchao, onnxruntime) are imported only by the backends t
 """
 
 from kiln.compress.distill import distill, kd_loss
-from kiln.compress.measure import Variant, measure, format_table
+from kiln.compress.measurement import Variant, measure, format_table
 from kiln.compress.prune import PruneResult, prune, sparsity
 from kiln.compress.quantize import QuantizeResult, quantize, quantize_onnx
 
