@@ -92,13 +92,14 @@ def _replace(model, path: str, new: nn.Module) -> None:
             node.layer = new
 
 
-def as_linear(model, keep_fp32=()) -> tuple[nn.Module, list[str], dict]:
-    """A deep copy of ``model`` with every kiln Dense (except ``keep_fp32`` names) as ``DenseAsLinear``.
+def as_linear(model, keep_fp32=(), inplace: bool = False) -> tuple[nn.Module, list[str], dict]:
+    """A deep copy of ``model`` (or ``model`` itself with ``inplace``) with every kiln Dense
+    (except ``keep_fp32`` names) as ``DenseAsLinear``.
 
-    Returns ``(copy, swapped names, {name: why fp32} for layers dynamic int8 does not cover)``.
+    Returns ``(model, swapped names, {name: why fp32} for layers dynamic int8 does not cover)``.
     """
     from kiln.layers.dense import Dense
-    model = copy.deepcopy(model)
+    model = model if inplace else copy.deepcopy(model)
     swapped, fp32 = [], {}
     for path, module in list(model.named_modules()):
         if not path:
@@ -119,8 +120,8 @@ def _linear_paths(model) -> list[str]:
     return [p for p, m in model.named_modules() if isinstance(m, nn.Linear)]
 
 
-def quantize(model, dtype: str = "int8", *, backend: str = "torch", keep_fp32=()) -> QuantizeResult:
-    """Dynamic int8 quantization of a copy of ``model`` (the original is untouched).
+def quantize(model, dtype: str = "int8", *, backend: str = "torch", keep_fp32=(), inplace: bool = False) -> QuantizeResult:
+    """Dynamic int8 quantization of a copy of ``model`` (of ``model`` itself with ``inplace``).
 
     Args:
         model: a kiln model or any ``nn.Module``.
@@ -128,6 +129,7 @@ def quantize(model, dtype: str = "int8", *, backend: str = "torch", keep_fp32=()
         backend: "torch" (default, torch.ao's fbgemm kernels) or "torchao". For ONNX Runtime use
             ``quantize_onnx`` on an exported graph.
         keep_fp32: layer names (as in ``model.named_modules()``) to leave in fp32.
+        inplace: change ``model`` itself (Keras 3's ``model.quantize``) instead of a copy.
 
     Example::
 
@@ -141,7 +143,7 @@ def quantize(model, dtype: str = "int8", *, backend: str = "torch", keep_fp32=()
         hint = " Quantize an exported graph with kiln.compress.quantize_onnx." if backend == "onnx" else ""
         raise KilnValueError(f"Received an invalid value for `backend`, expected 'torch' or 'torchao'. "
                              f"Received: backend={backend!r}.{hint}")
-    converted, swapped, fp32 = as_linear(model, keep_fp32)
+    converted, swapped, fp32 = as_linear(model, keep_fp32, inplace)
     linears = [p for p in _linear_paths(converted)
                if p.removesuffix(".linear") not in keep_fp32 and p not in keep_fp32]
     if not linears:
@@ -150,7 +152,8 @@ def quantize(model, dtype: str = "int8", *, backend: str = "torch", keep_fp32=()
         warnings.simplefilter("ignore")  # torch.ao's deprecation notice; torchao's missing-CUDA-kernel notes
         if backend == "torch":
             from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
-            qmodel = quantize_dynamic(converted, {p: default_dynamic_qconfig for p in linears}, dtype=torch.qint8)
+            qmodel = quantize_dynamic(converted, {p: default_dynamic_qconfig for p in linears}, dtype=torch.qint8,
+                                      inplace=True)  # ``converted`` is already a copy unless asked
         else:
             try:
                 from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_

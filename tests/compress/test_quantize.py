@@ -94,3 +94,13 @@ def test_bad_dtype_and_backend_name_the_fix(digits_model):
         quantize(model, "int4")
     with pytest.raises(KilnValueError, match="Received: backend='onnx'. Quantize an exported graph with"):
         quantize(model, "int8", backend="onnx")
+
+
+def test_model_quantize_is_keras_3s_in_place_int8(digits_model):
+    import copy
+    model, x, _ = digits_model
+    q = copy.deepcopy(model)
+    assert q.quantize("int8") is None
+    assert type(q.dense).__name__ == "DenseAsLinear" and "quantized" in type(q.dense.linear).__module__
+    with torch.no_grad():
+        assert (q(x).argmax(1) == model(x).argmax(1)).float().mean().item() >= 0.99
