@@ -328,9 +328,14 @@ def compress_run(source, *, quantize: str | None = None, mode: str = "dynamic", 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         torch.set_num_threads(previous_threads)
+    record = json.loads((run_dir / "compression.json").read_text())
     log(f"chosen: {chosen}")
+    for name, why in record["rejected"].items():
+        log(f"  not chosen: {name}: {why}")
+    for name, why in ((record.get("quantization") or {}).get("fp32_layers") or {}).items():
+        log(f"  kept fp32: {name} ({why})")
     log(f"run: {run_dir}")
-    return CompressResult(run_dir, rows, chosen, json.loads((run_dir / "compression.json").read_text()))
+    return CompressResult(run_dir, rows, chosen, record)
 
 
 def _predict_all(variant, x):
