@@ -120,7 +120,8 @@ def _linear_paths(model) -> list[str]:
     return [p for p, m in model.named_modules() if isinstance(m, nn.Linear)]
 
 
-def quantize(model, dtype: str = "int8", *, backend: str = "torch", keep_fp32=(), inplace: bool = False) -> QuantizeResult:
+def quantize(model, dtype: str = "int8", *, backend: str = "torch", keep_fp32=(),
+             inplace: bool = False) -> QuantizeResult:
     """Dynamic int8 quantization of a copy of ``model`` (of ``model`` itself with ``inplace``).
 
     Args:
