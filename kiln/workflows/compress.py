@@ -195,6 +195,8 @@ def _torch_candidate(base, backend, score, reference, higher, metric, budget, x_
     from kiln.compress.quantize import quantize
     keep: list[str] = []
     result = quantize(base, "int8", backend=backend)
+    if not result.quantized_layers:
+        return None, "no layer it can quantize (dynamic int8 covers Dense/Linear)"
     order = list(reversed(result.quantized_layers))
     while True:
         value = score(predict_all(Variant(backend, _torch_predict(result.model)), x_test))[metric]
