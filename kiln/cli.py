@@ -158,7 +158,8 @@ def cmd_compress(args) -> int:
     compress_run(args.run, quantize=args.quantize, mode=args.mode, prune=args.prune, structured=args.structured,
                  epochs=args.epochs, budget=args.budget, allow_slower=args.allow_slower,
                  backends=tuple(args.backends.split(",")), calibration_data=args.calibration_data,
-                 output_dir=args.output, rounds=args.rounds, threads=args.threads, verbose=True)
+                 output_dir=args.output, rounds=args.rounds, threads=args.threads,
+                 calibration_rows=args.calibration_rows, verbose=True)
     return 0
 
 
@@ -252,8 +253,9 @@ def _parser() -> argparse.ArgumentParser:
     p = add("compress", cmd_compress)
     p.add_argument("run")
     p.add_argument("--quantize", choices=["int8"], help="int8: the fastest int8 backend within --budget")
-    p.add_argument("--mode", default="dynamic", help="dynamic (int8 weights, activations per batch); "
-                   "static and qat are not built yet")
+    p.add_argument("--mode", default="dynamic", help="dynamic (int8 weights, activations per batch) or static "
+                   "(ONNX Runtime, activation ranges calibrated on training rows; Conv too); qat is not built yet")
+    p.add_argument("--calibration-rows", type=int, default=512, help="training rows for --mode static (512)")
     p.add_argument("--prune", type=float, metavar="AMOUNT", help="fraction in [0, 1) of weights (or, with "
                    "--structured, of each hidden layer's units/filters) to remove")
     p.add_argument("--structured", action="store_true", help="remove whole units/filters: a smaller model")

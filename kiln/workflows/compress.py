@@ -69,9 +69,10 @@ def _check_args(quantize, mode, prune, budget) -> None:
         raise KilnValueError("kiln compress needs something to do: --quantize int8 and/or --prune AMOUNT.")
     if quantize not in (None, "int8"):
         raise KilnValueError(f"Received an invalid value for `--quantize`, expected 'int8'. Received: {quantize!r}")
-    if mode != "dynamic":
-        raise KilnValueError(f"--mode {mode} is not built yet (this version quantizes with --mode dynamic: int8 "
-                             f"Dense/Linear weights, activations quantized per batch). Use --mode dynamic.")
+    if mode not in ("dynamic", "static"):
+        raise KilnValueError(f"--mode {mode} is not built yet (this version has --mode dynamic: int8 Dense/Linear "
+                             f"weights, activations quantized per batch; and --mode static: ONNX Runtime int8 with "
+                             f"calibrated activations, Conv included). Use --mode dynamic or --mode static.")
     if prune is not None:
         _check_amount(prune)
     if not 0 < budget < 1:
@@ -156,26 +157,35 @@ def _params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def _out_first(layer) -> torch.Tensor:
+    """A layer's weight as (out, fan_in): kiln Dense keeps (in, units); convs and nn.Linear lead with out."""
+    from kiln.layers.dense import Dense
+    if isinstance(layer, Dense):
+        return layer.kernel.detach().t()
+    w = layer.kernel.detach() if hasattr(layer, "kernel") else layer.weight.detach()
+    return w.reshape(w.shape[0], -1)
+
+
 def _int8_tensors(model, layer_names) -> dict:
-    """``{"<layer>.q": int8 (out, in), "<layer>.scale": (out,)}`` for each quantized Dense."""
+    """``{"<layer>.q": int8 (out, fan_in), "<layer>.scale": (out,)}`` for each quantized layer."""
     from kiln.compress.quantize import int8_weights
     tensors = {}
     for name in layer_names:
-        layer = model.get_submodule(name)
-        w = layer.kernel.detach().t() if hasattr(layer, "kernel") else layer.weight.detach()  # (out, in)
-        q, scale = int8_weights(w)
+        q, scale = int8_weights(_out_first(model.get_submodule(name)))
         tensors[f"{name}.q"], tensors[f"{name}.scale"] = q, scale
     return tensors
 
 
 def _dequantized(model, tensors: dict, layer_names):
     """A copy of ``model`` whose quantized layers hold ``q * scale``: the int8 weights as floats."""
+    from kiln.layers.dense import Dense
     model = copy.deepcopy(model)
     with torch.no_grad():
         for name in layer_names:
             layer = model.get_submodule(name)
-            w = tensors[f"{name}.q"].float() * tensors[f"{name}.scale"][:, None]  # (out, in)
-            (layer.kernel if hasattr(layer, "kernel") else layer.weight).copy_(w.t() if hasattr(layer, "kernel") else w)
+            w = tensors[f"{name}.q"].float() * tensors[f"{name}.scale"][:, None]  # (out, fan_in)
+            target = layer.kernel if hasattr(layer, "kernel") else layer.weight
+            target.copy_(w.t() if isinstance(layer, Dense) else w.reshape(target.shape))
     return model
 
 
@@ -215,11 +225,13 @@ def _torch_candidate(base, backend, score, reference, higher, metric, budget, x_
 def compress_run(source, *, quantize: str | None = None, mode: str = "dynamic", prune: float | None = None,
                  structured: bool = False, epochs: int = 0, budget: float = 0.01, allow_slower: bool = False,
                  backends=("torch", "torchao", "onnx"), calibration_data=None, output_dir=None, rounds: int = 7,
-                 threads: int | None = None, verbose: bool = True) -> CompressResult:
+                 threads: int | None = None, calibration_rows: int = 512, verbose: bool = True) -> CompressResult:
     """Compress the run at ``source`` into a new run folder beside it; see the module docstring.
 
     ``threads`` (default None: torch's current setting) is used by torch and ONNX Runtime alike
     while measuring; on a loaded machine 1 gives steadier numbers than oversubscribed cores.
+    ``mode="static"`` calibrates ONNX Runtime's activation ranges on ``calibration_rows``
+    training rows (default 512), encoded by the run's own features.
     """
     from kiln.compress.measurement import Variant, format_table, measure
     from kiln.workflows.run import load_run
@@ -273,10 +285,17 @@ def compress_run(source, *, quantize: str | None = None, mode: str = "dynamic", 
     try:
         torch.set_num_threads(threads)
         if quantize:
-            suffix.append("int8")
+            suffix.append("int8" if mode == "dynamic" else "int8-static")
             float_name = variants[-1].name  # int8 is judged against the float model it quantizes
             reference = score(_predict_all(variants[-1], x_test))[metric]
-            for backend in [b for b in backends if b in ("torch", "torchao")]:
+            torch_backends = [b for b in backends if b in ("torch", "torchao")]
+            if mode == "static":
+                for backend in torch_backends:
+                    rejected[backend] = "static int8 is built for the onnx backend only so far"
+                torch_backends = []
+                if "onnx" not in backends:
+                    raise KilnValueError("--mode static quantizes through ONNX Runtime: include onnx in --backends.")
+            for backend in torch_backends:
                 try:
                     result, value = _torch_candidate(base, backend, score, reference, higher, metric, budget,
                                                      x_test, log)
@@ -294,7 +313,10 @@ def compress_run(source, *, quantize: str | None = None, mode: str = "dynamic", 
                                         _safetensors_size({**tensors, **keep}), _params(base)))
             if "onnx" in backends:
                 try:
-                    onnx_int8 = _onnx_candidate(base, _examples(run, x_test), tmp)
+                    calibration = None
+                    if mode == "static":
+                        calibration = _calibration(run, splits["train"], calibration_rows, config.training.batch_size)
+                    onnx_int8 = _onnx_candidate(base, _examples(run, x_test), tmp, calibration)
                     variants.append(Variant("fp32-onnx", _onnx_predict(tmp / "fp32.onnx", threads), "onnx",
                                             (tmp / "fp32.onnx").stat().st_size, _params(base)))
                     variants.append(Variant("int8-onnx", _onnx_predict(onnx_int8, threads), "onnx",
@@ -326,7 +348,7 @@ def compress_run(source, *, quantize: str | None = None, mode: str = "dynamic", 
                                      f"{speed[chosen]:.2f}x of fp32's speed). Measured:\n{table}\nPass "
                                      f"--allow-slower to write it anyway (it is still smaller).")
         run_dir = _write_run(source, run, base, suffix, output_dir, chosen, candidates, rows, report, rejected,
-                             test, metric, budget, threads)
+                             test, metric, budget, threads, mode)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         torch.set_num_threads(previous_threads)
@@ -345,12 +367,23 @@ def _predict_all(variant, x):
     return predict_all(variant, x)
 
 
-def _onnx_candidate(base, examples: dict, tmp: Path) -> Path:
+def _calibration(run, train, rows: int, batch_size: int) -> list[dict]:
+    """Up to ``rows`` training rows (a seeded sample), encoded by the run's features, in batches."""
+    if not isinstance(rows, int) or rows < 1:
+        raise KilnValueError(f"Received an invalid value for `--calibration-rows`, expected a positive integer. "
+                             f"Received: {rows!r}")
+    sample = train.sample(n=min(rows, len(train)), random_state=0)
+    encoded = run.encode_inputs(sample)
+    return [{name: np.asarray(values[start:start + batch_size]) for name, values in encoded.items()}
+            for start in range(0, len(sample), batch_size)]
+
+
+def _onnx_candidate(base, examples: dict, tmp: Path, calibration: list | None = None) -> Path:
     import contextlib
     import io
     import logging
 
-    from kiln.compress.quantize import quantize_onnx
+    from kiln.compress.quantize import quantize_onnx, quantize_onnx_static
     from kiln.export.onnx import export_model_onnx
     root = logging.getLogger()
     level = root.level
@@ -361,6 +394,8 @@ def _onnx_candidate(base, examples: dict, tmp: Path) -> Path:
         root.setLevel(logging.ERROR)
         try:
             fp32 = export_model_onnx(base, examples, tmp / "fp32.onnx")
+            if calibration is not None:
+                return quantize_onnx_static(fp32, tmp / "int8.onnx", calibration)
             return quantize_onnx(fp32, tmp / "int8.onnx")
         finally:
             root.setLevel(level)
@@ -381,7 +416,7 @@ def _sha256(path: Path) -> str:
 
 
 def _write_run(source, run, base, suffix, output_dir, chosen, candidates, rows, report, rejected, test, metric,
-               budget, threads) -> Path:
+               budget, threads, mode="dynamic") -> Path:
     from kiln.saving.weights_io import atomic_write_bytes, state_to_safetensors_bytes
     from kiln.workflows.run import load_run
     run_dir = _new_dir(source, suffix, output_dir)
@@ -391,13 +426,18 @@ def _write_run(source, run, base, suffix, output_dir, chosen, candidates, rows, 
     if chosen and chosen.startswith("int8"):
         from kiln.compress.quantize import as_linear
         torch_result = next((r for n, r in candidates.items() if n != "int8-onnx"), None)
-        if torch_result is not None:
+        if mode == "static":  # ONNX Runtime's static graph quantizes every Dense and Conv
+            from kiln.compress.prune import prunable_layers
+            layers, fp32_layers = [n for n, _ in prunable_layers(base)], {}
+        elif torch_result is not None:
             layers, fp32_layers = torch_result.quantized_layers, torch_result.fp32_layers
         else:  # only the ONNX candidate: store every Dense the torch backends would have quantized
             _, layers, fp32_layers = as_linear(base)
         tensors = _int8_tensors(base, layers)
         model = _dequantized(base, tensors, layers)
-        quantization = {"scheme": "int8 symmetric, per output channel, weights; activations dynamic per batch",
+        activations = "calibrated (static, ONNX Runtime QDQ)" if mode == "static" else "dynamic per batch"
+        quantization = {"scheme": f"int8 symmetric, per output channel, weights; activations {activations}",
+                        "mode": mode,
                         "backend": chosen.removeprefix("int8-"), "layers": layers, "fp32_layers": fp32_layers,
                         "files": {"int8": "model/int8.safetensors", "onnx": "export/model.onnx"
                                   if "int8-onnx" in candidates else None}}

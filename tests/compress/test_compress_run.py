@@ -104,6 +104,26 @@ def test_int8_run_is_a_run_and_the_source_is_untouched(iris_run, tmp_path, capsy
     assert evaluation["test"]["accuracy"] >= 0.85
 
 
+@pytest.mark.slow  # exports and calibrates an ONNX graph
+def test_static_int8_calibrates_on_training_rows_and_predicts_through_onnx(iris_run, tmp_path, capsys):
+    source, csv = iris_run
+    code, out, err = compress([source, "--quantize", "int8", "--mode", "static", "--calibration-rows", "64",
+                               "--backends", "onnx", "--rounds", "1", "--allow-slower"], capsys)
+    assert code == 0, err
+    target = Path(out.strip().splitlines()[-1].removeprefix("run: "))
+    assert target.name == f"{source.name}-int8-static"
+    quantization = json.loads((target / "model" / "quantization.json").read_text())
+    assert quantization["mode"] == "static" and quantization["layers"] == ["dense", "dense_1", "species"]
+    import onnx
+    ops = {node.op_type for node in onnx.load(str(target / "export" / "model.onnx")).graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops  # activations quantized with fixed ranges
+    for run, backend in ((source, "torch"), (target, "onnx")):
+        assert main(["predict", str(run), "--data", str(csv), "--output", str(tmp_path / f"{backend}.csv"),
+                     "--backend", backend]) == 0
+    fp32, int8 = (pd.read_csv(tmp_path / f"{b}.csv")["species"] for b in ("torch", "onnx"))
+    assert np.mean(fp32 == int8) >= 0.99
+
+
 @pytest.mark.slow
 def test_structured_pruning_writes_a_smaller_run(iris_run, capsys):
     source, csv = iris_run
@@ -140,7 +160,8 @@ def test_no_speedup_exits_1_with_the_measured_table(iris_run, capsys, monkeypatc
 
 @pytest.mark.parametrize("args, message", [
     (["--prune", "1.5"], r"Received: amount=1.5. Use e.g. 0.5"),
-    (["--quantize", "int8", "--mode", "static"], "--mode static is not built yet.*Use --mode dynamic"),
+    (["--quantize", "int8", "--mode", "qat"], "--mode qat is not built yet.*Use --mode dynamic or --mode static"),
+    (["--quantize", "int8", "--mode", "static", "--calibration-rows", "0"], "expected a positive integer. Received: 0"),
     ([], "needs something to do: --quantize int8 and/or --prune AMOUNT"),
     (["--quantize", "int8", "--calibration-data", "/nonexistent/rows.csv"],
      r"/nonexistent/rows.csv.*--calibration-data FILE"),
