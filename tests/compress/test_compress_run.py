@@ -181,3 +181,24 @@ def test_compressing_an_int8_run_again_is_refused(iris_run, tmp_path, capsys):
     code, _, err = compress([fake, "--quantize", "int8"], capsys)
     assert code == 1
     assert f"already int8-quantized (from {source})" in err and f"kiln compress {source} --quantize int8" in err
+
+
+def test_unstructured_pruning_with_fine_tuning_keeps_exact_sparsity(iris_run, capsys):
+    import kiln
+    source, _ = iris_run
+    code, out, err = compress([source, "--prune", "0.6", "--epochs", "2", "--rounds", "1"], capsys)
+    assert code == 0, err
+    target = Path(out.strip().splitlines()[-1].removeprefix("run: "))
+    model = kiln.load_model(target / "model")
+    kernels = [layer.kernel for layer in model.layers if hasattr(layer, "kernel")]
+    zeros, total = sum(int((k == 0).sum()) for k in kernels), sum(k.numel() for k in kernels)
+    assert zeros == round(0.6 * total)  # fine-tuning did not revive pruned weights
+    assert json.loads((target / "compression.json").read_text())["pruning"]["sparsity"]["dense"] > 0
+
+
+def test_import_kiln_does_not_load_compression_or_its_backends():
+    import subprocess
+    import sys
+    code = ("import sys, kiln; kiln.Sequential; "
+            "print(any(m.startswith(('kiln.compress', 'torchao', 'onnxruntime')) for m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
