@@ -63,8 +63,13 @@ class CompressResult:
 
 
 # ---------------------------------------------------------------------- checks
-def _check_args(quantize, mode, prune, budget) -> None:
+def _check_args(quantize, mode, prune, budget, backends) -> None:
     from kiln.compress.prune import _check_amount
+    from kiln.compress.quantize import BACKENDS
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown or not backends:
+        raise KilnValueError(f"Received an invalid value for `--backends`, expected a comma-separated subset of "
+                             f"{','.join(BACKENDS)}. Received: {','.join(backends)!r}")
     if quantize is None and prune is None:
         raise KilnValueError("kiln compress needs something to do: --quantize int8 and/or --prune AMOUNT.")
     if quantize not in (None, "int8"):
@@ -236,7 +241,7 @@ def compress_run(source, *, quantize: str | None = None, mode: str = "dynamic", 
     from kiln.compress.measurement import Variant, format_table, measure
     from kiln.workflows.run import load_run
     log = print if verbose else (lambda *a, **k: None)
-    _check_args(quantize, mode, prune, budget)
+    _check_args(quantize, mode, prune, budget, tuple(backends))
     source = Path(source)
     previous = _check_source(source, quantize, prune)
     run = load_run(source)
