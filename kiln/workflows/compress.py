@@ -63,15 +63,18 @@ class CompressResult:
 
 
 # ---------------------------------------------------------------------- checks
-def _check_args(quantize, mode, prune, budget, backends) -> None:
+def _check_args(quantize, mode, prune, budget, backends, distill_into=None, epochs=0) -> None:
     from kiln.compress.prune import _check_amount
     from kiln.compress.quantize import BACKENDS
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown or not backends:
         raise KilnValueError(f"Received an invalid value for `--backends`, expected a comma-separated subset of "
                              f"{','.join(BACKENDS)}. Received: {','.join(backends)!r}")
-    if quantize is None and prune is None:
-        raise KilnValueError("kiln compress needs something to do: --quantize int8 and/or --prune AMOUNT.")
+    if quantize is None and prune is None and distill_into is None:
+        raise KilnValueError("kiln compress needs something to do: --quantize int8, --prune AMOUNT and/or "
+                             "--distill-into MODEL.")
+    if distill_into is not None and epochs < 1:
+        raise KilnValueError(f"--distill-into trains the student: pass --epochs N (N >= 1). Received: epochs={epochs}")
     if quantize not in (None, "int8"):
         raise KilnValueError(f"Received an invalid value for `--quantize`, expected 'int8'. Received: {quantize!r}")
     if mode not in ("dynamic", "static"):
@@ -230,18 +233,22 @@ def _torch_candidate(base, backend, score, reference, higher, metric, budget, x_
 def compress_run(source, *, quantize: str | None = None, mode: str = "dynamic", prune: float | None = None,
                  structured: bool = False, epochs: int = 0, budget: float = 0.01, allow_slower: bool = False,
                  backends=("torch", "torchao", "onnx"), calibration_data=None, output_dir=None, rounds: int = 7,
-                 threads: int | None = None, calibration_rows: int = 512, verbose: bool = True) -> CompressResult:
+                 threads: int | None = None, calibration_rows: int = 512, distill_into: str | None = None,
+                 temperature: float = 4.0, alpha: float = 0.9, verbose: bool = True) -> CompressResult:
     """Compress the run at ``source`` into a new run folder beside it; see the module docstring.
 
     ``threads`` (default None: torch's current setting) is used by torch and ONNX Runtime alike
     while measuring; on a loaded machine 1 gives steadier numbers than oversubscribed cores.
     ``mode="static"`` calibrates ONNX Runtime's activation ranges on ``calibration_rows``
-    training rows (default 512), encoded by the run's own features.
+    training rows (default 512), encoded by the run's own features. ``distill_into`` (a zoo
+    name or a YAML file with a ``model:`` section) trains that student on the run's features
+    against the run's model (``kiln.compress.kd_loss``, ``temperature``, ``alpha``) for
+    ``epochs``; pruning and int8 then apply to the student.
     """
     from kiln.compress.measurement import Variant, format_table, measure
     from kiln.workflows.run import load_run
     log = print if verbose else (lambda *a, **k: None)
-    _check_args(quantize, mode, prune, budget, tuple(backends))
+    _check_args(quantize, mode, prune, budget, tuple(backends), distill_into, epochs)
     source = Path(source)
     previous = _check_source(source, quantize, prune)
     run = load_run(source)
@@ -263,14 +270,24 @@ def compress_run(source, *, quantize: str | None = None, mode: str = "dynamic", 
     if previous:
         report["source_compression"] = previous.get("recipe")
 
-    # -- prune (optional), fine-tuned on the training split
     suffix = []
+    student_kinds = None
+    if distill_into is not None:  # -- a student trained against the run's model
+        base, student_kinds = _distill_student(run, distill_into, splits["train"], config, epochs, temperature, alpha)
+        from kiln.saving.weights_io import state_to_safetensors_bytes
+        variants.append(Variant("distilled", _torch_predict(base), "torch",
+                                len(state_to_safetensors_bytes(base.state_dict())), _params(base)))
+        report["distillation"] = {"student": distill_into, "temperature": temperature, "alpha": alpha,
+                                  "epochs": epochs, "output_kinds": student_kinds}
+        suffix.append("distilled")
+
+    # -- prune (optional), fine-tuned on the training split
     if prune is not None:
         from kiln.compress.prune import prune as prune_model
         from kiln.saving.weights_io import state_to_safetensors_bytes
         x_train, y_train = run.encode_inputs(splits["train"]), run.encode_targets(splits["train"])
         batch = config.training.batch_size
-        pruned = prune_model(run.model, prune, structured=structured, x=None if structured else x_train,
+        pruned = prune_model(base, prune, structured=structured, x=None if structured else x_train,
                              y=y_train, epochs=0 if structured else epochs, batch_size=batch)
         if structured and epochs:
             pruned.model.fit(x_train, y_train, epochs=epochs, batch_size=batch, verbose=0)
@@ -334,7 +351,7 @@ def compress_run(source, *, quantize: str | None = None, mode: str = "dynamic", 
         rows = measure(variants, x_test, score, rounds=rounds)
         table = format_table(rows)
         log(table)
-        chosen = "pruned" if not quantize else None
+        chosen = variants[-1].name if not quantize else None
         if quantize:
             by_name = {r["variant"]: r for r in rows}
             within = [n for n in candidates if _within(by_name[n][metric], by_name[float_name][metric], higher, budget)]
@@ -353,7 +370,7 @@ def compress_run(source, *, quantize: str | None = None, mode: str = "dynamic", 
                                      f"{speed[chosen]:.2f}x of fp32's speed). Measured:\n{table}\nPass "
                                      f"--allow-slower to write it anyway (it is still smaller).")
         run_dir = _write_run(source, run, base, suffix, output_dir, chosen, candidates, rows, report, rejected,
-                             test, metric, budget, threads, mode)
+                             test, metric, budget, threads, mode, student_kinds)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         torch.set_num_threads(previous_threads)
@@ -365,6 +382,47 @@ def compress_run(source, *, quantize: str | None = None, mode: str = "dynamic", 
         log(f"  kept fp32: {name} ({why})")
     log(f"run: {run_dir}")
     return CompressResult(run_dir, rows, chosen, record)
+
+
+def _distill_student(run, spec: str, train, config, epochs: int, temperature: float, alpha: float):
+    """Build the student from ``spec`` on the run's features, distill it, compile it for evaluate."""
+    import yaml
+    from pydantic import ValidationError
+
+    from kiln.compress.distill import distill
+    from kiln.config.schema import ModelConfig
+    from kiln.workflows.model_builder import build_model
+    from kiln.workflows.train import LOSS_FOR_TYPE, METRICS_FOR_TYPE
+    feature = run.outputs[0]
+    if feature.type not in ("category", "numeric"):
+        raise KilnValueError(f"--distill-into: distilling a {feature.type} output is not built yet (category and "
+                             f"numeric outputs are).")
+    path = Path(spec)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.exists():
+            raise KilnValueError(f"--distill-into {spec}: no such file. Pass a zoo name (e.g. mlp) or a YAML file "
+                                 f"with a `model:` section.")
+        data = yaml.safe_load(path.read_text()) or {}
+        data = data.get("model", data) if isinstance(data, dict) else data
+    else:
+        data = {"zoo": {"name": spec}}
+    try:
+        model_config = ModelConfig.model_validate(data)
+    except ValidationError as err:
+        raise KilnValueError(f"--distill-into {spec}: not a model config ({err.errors()[0]['msg']}). Pass a zoo "
+                             f"name (e.g. mlp) or a YAML file with a `model:` section.") from err
+    student, kinds = build_model(model_config, run.inputs, run.outputs, name="student")
+    x, y = run.encode_inputs(train), run.encode_targets(train)
+    task = "regression" if feature.type == "numeric" else "classification"
+    rate = getattr(config.training.optimizer, "learning_rate", None)  # the run's own, when it names one
+    distill(run.model.eval(), student, x, y, temperature=temperature, alpha=alpha, epochs=epochs,
+            batch_size=config.training.batch_size, task=task,
+            learning_rate=rate if isinstance(rate, (int, float)) else 1e-3,
+            teacher_outputs=run.output_kinds.get(feature.name, "logits"), student_outputs=kinds[feature.name])
+    logits = kinds[feature.name] == "logits"
+    student.compile(optimizer="adam", loss=LOSS_FOR_TYPE[feature.type](logits),
+                    metrics=METRICS_FOR_TYPE[feature.type](logits))
+    return student.eval(), kinds
 
 
 def _predict_all(variant, x):
@@ -421,7 +479,7 @@ def _sha256(path: Path) -> str:
 
 
 def _write_run(source, run, base, suffix, output_dir, chosen, candidates, rows, report, rejected, test, metric,
-               budget, threads, mode="dynamic") -> Path:
+               budget, threads, mode="dynamic", student_kinds=None) -> Path:
     from kiln.saving.weights_io import atomic_write_bytes, state_to_safetensors_bytes
     from kiln.workflows.run import load_run
     run_dir = _new_dir(source, suffix, output_dir)
@@ -451,6 +509,10 @@ def _write_run(source, run, base, suffix, output_dir, chosen, candidates, rows, 
         if item.name not in _MODEL_FILES:
             (shutil.copytree if item.is_dir() else shutil.copyfile)(item, model_dir / item.name)
     shutil.copyfile(source / "config.yaml", run_dir / "config.yaml")
+    if student_kinds is not None:  # the student may give logits where the teacher gave probabilities
+        roles = json.loads((model_dir / "roles.json").read_text())
+        roles["outputs"] = student_kinds
+        (model_dir / "roles.json").write_text(json.dumps(roles, indent=2))
     if quantization:
         atomic_write_bytes(model_dir / "int8.safetensors", state_to_safetensors_bytes(tensors))
         (model_dir / "quantization.json").write_text(json.dumps(quantization, indent=2))

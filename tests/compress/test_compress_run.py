@@ -203,3 +203,29 @@ def test_import_kiln_does_not_load_compression_or_its_backends():
     code = ("import sys, kiln; kiln.Sequential; "
             "print(any(m.startswith(('kiln.compress', 'torchao', 'onnxruntime')) for m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_distill_into_a_smaller_student_writes_a_run(iris_run, tmp_path, capsys):
+    source, csv = iris_run
+    student = tmp_path / "student.yaml"
+    student.write_text("model:\n  layers:\n    - Dense: {units: 4, activation: relu}\n")
+    code, out, err = compress([source, "--distill-into", student, "--epochs", "30", "--rounds", "1",
+                               "--output", tmp_path], capsys)
+    assert code == 0, err
+    target = Path(out.strip().splitlines()[-1].removeprefix("run: "))
+    assert target == tmp_path / f"{source.name}-distilled"
+    record = json.loads((target / "compression.json").read_text())
+    fp32, distilled = record["table"]
+    assert distilled["params"] == 4 * 4 + 4 + 4 * 3 + 3 and distilled["params"] < fp32["params"]
+    assert distilled["accuracy"] >= 0.8 and record["distillation"]["temperature"] == 4.0
+    assert main(["predict", str(target), "--data", str(csv), "--output", str(tmp_path / "p.csv")]) == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--distill-into", "mlp"], r"--distill-into trains the student: pass --epochs N"),
+    (["--distill-into", "missing.yaml", "--epochs", "1"], r"missing.yaml: no such file. Pass a zoo name"),
+])
+def test_bad_distillation_requests(iris_run, capsys, args, message):
+    import re
+    code, _, err = compress([iris_run[0], *args], capsys)
+    assert code == 1 and re.search(message, err), err
