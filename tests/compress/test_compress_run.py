@@ -163,7 +163,7 @@ def test_no_speedup_exits_1_with_the_measured_table(iris_run, capsys, monkeypatc
     (["--quantize", "int8", "--mode", "qat"], "--mode qat is not built yet.*Use --mode dynamic or --mode static"),
     (["--quantize", "int8", "--mode", "static", "--calibration-rows", "0"], "expected a positive integer. Received: 0"),
     (["--quantize", "int8", "--backends", "torch,tensorrt"], "subset of torch,torchao,onnx. Received: 'torch,tensorrt'"),
-    ([], "needs something to do: --quantize int8 and/or --prune AMOUNT"),
+    ([], "needs something to do: --quantize int8, --prune AMOUNT and/or --distill-into MODEL"),
     (["--quantize", "int8", "--calibration-data", "/nonexistent/rows.csv"],
      r"/nonexistent/rows.csv.*--calibration-data FILE"),
 ])
