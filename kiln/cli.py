@@ -10,6 +10,7 @@ Exit codes: 0 success, 2 a usage or config error (nothing ran), 1 a failure whil
     kiln info RUN
     kiln report RUN
     kiln export RUN --format onnx|safetensors
+    kiln compress RUN [--quantize int8] [--prune AMOUNT [--structured]] [--distill-into MODEL] [--epochs N]
     kiln version
 """
 
@@ -151,6 +152,18 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_compress(args) -> int:
+    """Shrink a run's model (int8, pruning, distillation) into a new run folder beside it, with a measured table."""
+    from kiln.workflows.compress import compress_run
+    compress_run(args.run, quantize=args.quantize, mode=args.mode, prune=args.prune, structured=args.structured,
+                 epochs=args.epochs, budget=args.budget, allow_slower=args.allow_slower,
+                 backends=tuple(args.backends.split(",")), calibration_data=args.calibration_data,
+                 output_dir=args.output, rounds=args.rounds, threads=args.threads,
+                 calibration_rows=args.calibration_rows, distill_into=args.distill_into,
+                 temperature=args.temperature, alpha=args.alpha, verbose=True)
+    return 0
+
+
 def cmd_serve(args) -> int:
     """Serve a run over HTTP: POST /predict, /health, /metadata, /metrics (needs kiln[serve])."""
     try:
@@ -238,6 +251,28 @@ def _parser() -> argparse.ArgumentParser:
     p = add("export", cmd_export)
     p.add_argument("run")
     p.add_argument("--format", choices=["onnx", "safetensors"], default="onnx")
+    p = add("compress", cmd_compress)
+    p.add_argument("run")
+    p.add_argument("--quantize", choices=["int8"], help="int8: the fastest int8 backend within --budget")
+    p.add_argument("--mode", default="dynamic", help="dynamic (int8 weights, activations per batch) or static "
+                   "(ONNX Runtime, activation ranges calibrated on training rows; Conv too); qat is not built yet")
+    p.add_argument("--calibration-rows", type=int, default=512, help="training rows for --mode static (512)")
+    p.add_argument("--prune", type=float, metavar="AMOUNT", help="fraction in [0, 1) of weights (or, with "
+                   "--structured, of each hidden layer's units/filters) to remove")
+    p.add_argument("--structured", action="store_true", help="remove whole units/filters: a smaller model")
+    p.add_argument("--distill-into", metavar="MODEL", help="train a student (a zoo name, e.g. mlp, or a YAML file "
+                   "with a model: section) against RUN's model; needs --epochs")
+    p.add_argument("--temperature", type=float, default=4.0, help="distillation temperature (4.0)")
+    p.add_argument("--alpha", type=float, default=0.9, help="weight of the teacher term in the KD loss (0.9)")
+    p.add_argument("--epochs", type=int, default=0, help="fine-tuning epochs for pruning, training epochs for "
+                   "--distill-into (default 0)")
+    p.add_argument("--budget", type=float, default=0.01, help="allowed relative drop of the test metric (0.01)")
+    p.add_argument("--allow-slower", action="store_true", help="write the int8 run even if it is not faster")
+    p.add_argument("--backends", default="torch,torchao,onnx", help="int8 candidates to measure")
+    p.add_argument("--calibration-data", metavar="FILE", help="rows to score on, if the run's data moved")
+    p.add_argument("--output", help="folder for the new run (default: beside RUN)")
+    p.add_argument("--rounds", type=int, default=7, help="alternating timing rounds (default 7)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch and onnxruntime while measuring")
     p = add("serve", cmd_serve)
     p.add_argument("run")
     from kiln_edge.serve import add_server_flags  # torch-free; the onnx server reads the same flags
@@ -250,7 +285,7 @@ def _parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"train": cmd_train, "validate": cmd_validate, "init": cmd_init, "evaluate": cmd_evaluate,
             "predict": cmd_predict, "info": cmd_info, "report": cmd_report, "export": cmd_export,
-            "serve": cmd_serve, "version": cmd_version}
+            "compress": cmd_compress, "serve": cmd_serve, "version": cmd_version}
 
 
 def main(argv=None) -> int:

@@ -235,6 +235,13 @@ class Model(Layer):
         from kiln.saving.weights_io import load_weights
         load_weights(self, filepath, skip_mismatch=skip_mismatch)
 
+    def quantize(self, mode="int8", **kwargs):
+        """Keras 3's ``model.quantize("int8")``: Dense layers become dynamic int8, in place.
+        A thin door to ``kiln.compress.quantize`` (imported here so the core stays light); to
+        save an int8 model use ``kiln compress RUN --quantize int8``."""
+        from kiln.compress.quantize import quantize
+        quantize(self, mode, inplace=True, **kwargs)
+
     def to_json(self) -> str:
         from kiln.saving.model_io import model_to_json
         return model_to_json(self)
