@@ -60,23 +60,10 @@ def cmd_init(args) -> int:
 def _load_run(args):
     """The run folder as a ``kiln_edge.run.LoadedRun`` on the backend ``--backend`` names."""
     if args.backend == "onnx":
-        from kiln_edge import EdgeError, OnnxRun  # NumPy features + onnxruntime (RUN/export/model.onnx)
-        try:
-            return OnnxRun(args.run)
-        except EdgeError as err:
-            raise _RunError(str(err)) from err
+        from kiln_edge import OnnxRun  # NumPy features + onnxruntime (RUN/export/model.onnx)
+        return OnnxRun(args.run)  # its errors are KilnErrors: main() prints them, exit status 1
     from kiln.workflows.run import load_run
     return load_run(args.run)
-
-
-def _edge_errors_as_run_errors(action):
-    """``action()``, with kiln_edge's errors (the onnx path's data errors) exiting 1 like kiln's."""
-    try:
-        return action()
-    except ValueError as err:
-        if type(err).__module__.startswith("kiln_edge"):
-            raise _RunError(str(err)) from err
-        raise
 
 
 def cmd_evaluate(args) -> int:
@@ -92,7 +79,7 @@ def cmd_evaluate(args) -> int:
         raise _UsageError(f"kiln evaluate --backend onnx gives the metrics of numeric outputs only (an ONNX graph has "
                           f"no loss, and class metrics come from the model's own); evaluate {', '.join(others)} "
                           f"with the torch backend: drop --backend onnx.")
-    metrics = _edge_errors_as_run_errors(lambda: run.evaluate_frame(read_source(args.data, format=args.format)))
+    metrics = run.evaluate_frame(read_source(args.data, format=args.format))  # EdgeError is a KilnError
     print(json.dumps(metrics, indent=2))
     standardised = run.standardised(metrics)
     if standardised:
@@ -105,7 +92,7 @@ def cmd_predict(args) -> int:
     """Predict labels/values for the rows of a data file; writes a CSV."""
     from kiln.data import read_source
     run = _load_run(args)
-    predictions = _edge_errors_as_run_errors(lambda: run.predict_frame(read_source(args.data, format=args.format)))
+    predictions = run.predict_frame(read_source(args.data, format=args.format))  # EdgeError is a KilnError
     predictions.to_csv(args.output, index_label="row")
     print(f"wrote {len(predictions)} predictions to {args.output}")
     return 0

@@ -9,8 +9,9 @@
 ``kiln.workflows.run.load_run``); ``OnnxRun`` builds it on onnxruntime.
 
 Why a separate top-level package (not ``kiln.edge``): it must run where torch is not installed,
-so nothing here imports ``kiln`` or ``torch`` (``import kiln`` is lazy too, but a package of its
-own keeps the boundary checkable). The fitted features are read from the same ``features.json``
+so nothing here imports ``torch``, nor any of ``kiln`` but ``kiln.errors`` (standard library only:
+kiln_edge's errors are kiln's errors; ``import kiln`` is lazy, and a package of its own keeps the
+boundary checkable, tests/test_architecture.py). The fitted features are read from the same ``features.json``
 + ``features.safetensors`` (through ``safetensors.numpy``); ``kiln_edge.server`` is the HTTP
 server both backends share. Installing on a machine without torch: docs/edge.md (``pip install
 --no-deps kiln`` then the ``edge`` extra's packages; ``kiln[edge]`` alone would pull torch).
