@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ from torch import nn
 
 from kiln import initializers, regularizers
 from kiln.errors import KilnTypeError, KilnValueError, ShapeError
+from kiln.layers.specs import normalize_shape, torch_dtype
 from kiln.layers.symbolic import KerasTensor, call_symbolically, contains_symbolic
 
 __all__ = ["Layer", "snake_case", "normalize_shape"]
@@ -38,20 +38,6 @@ def snake_case(name: str) -> str:
     """``"GlobalAveragePooling2D"`` -> ``"global_average_pooling2d"`` (Keras's default layer names)."""
     s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
-
-
-def normalize_shape(shape: Any, what: str = "input_shape") -> tuple:
-    """Turn an int or a sequence of ints/None into a tuple, or raise a clear error."""
-    if isinstance(shape, int):
-        shape = (shape,)
-    if not isinstance(shape, Sequence) or isinstance(shape, str):
-        raise KilnTypeError(f"`{what}` must be a tuple of ints, e.g. (10,). Received: {what}={shape!r}")
-    out = []
-    for dim in shape:
-        if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim <= 0):
-            raise KilnValueError(f"`{what}` must hold positive ints or None. Received: {what}={tuple(shape)!r}")
-        out.append(dim)
-    return tuple(out)
 
 
 class Layer(nn.Module):
@@ -78,7 +64,7 @@ class Layer(nn.Module):
         if input_shape is None and input_dim is not None:
             input_shape = (input_dim,)
         self._input_shape_arg = normalize_shape(input_shape) if input_shape is not None else None
-        self.dtype = _torch_dtype(dtype)
+        self.dtype = torch_dtype(dtype)
         self._trainable = bool(trainable)
         self.activity_regularizer = regularizers.get(activity_regularizer)
         self._weight_regularizers: list[tuple[str, Any]] = []
@@ -144,10 +130,10 @@ class Layer(nn.Module):
         if values["shape"] is None:
             values["shape"] = ()
         if name is None:
-            from kiln.models.naming import unique_name
+            from kiln.utils.naming import unique_name
             name = unique_name("variable", dict(self.named_parameters(recurse=False)))
         init = initializers.get(values["initializer"] if values["initializer"] is not None else "glorot_uniform")
-        value = init(tuple(values["shape"]), dtype=_torch_dtype(values["dtype"]) if values["dtype"] else self.dtype,
+        value = init(tuple(values["shape"]), dtype=torch_dtype(values["dtype"]) if values["dtype"] else self.dtype,
                      layout=layout)
         param = nn.Parameter(value, requires_grad=bool(values["trainable"]) and self._trainable)
         self.register_parameter(name, param)
@@ -294,16 +280,6 @@ class Layer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}"
-
-
-def _torch_dtype(dtype) -> torch.dtype:
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if isinstance(dtype, str) and isinstance(getattr(torch, dtype, None), torch.dtype):
-        return getattr(torch, dtype)
-    raise KilnValueError(f"Unknown dtype {dtype!r}; use e.g. 'float32', 'float64', 'bfloat16'.")
 
 
 def _holds_numpy(value) -> bool:

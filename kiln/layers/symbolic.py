@@ -17,7 +17,11 @@ from typing import Any
 
 import torch
 
-__all__ = ["KerasTensor", "Node", "Input", "contains_symbolic", "call_symbolically", "map_structure"]
+from kiln.errors import KilnValueError
+from kiln.layers.specs import normalize_shape, torch_dtype
+from kiln.utils.tree import flatten, map_structure  # re-exported: callers written before kiln/utils/tree.py
+
+__all__ = ["KerasTensor", "Node", "Input", "contains_symbolic", "call_symbolically", "map_structure", "flatten"]
 
 _EXAMPLE_BATCH = 2
 # Lengths given to variable (None) axes in the two example runs: long enough that stacks of
@@ -81,37 +85,18 @@ def Input(shape=None, batch_size=None, dtype=None, name=None, sparse=None, batch
         dtype: "float32" (default) or an integer dtype such as "int64" for token ids.
         name: name of the input (used for dict inputs).
     """
-    from kiln.errors import KilnValueError
-    from kiln.layers.layer import _torch_dtype, normalize_shape
-
     if batch_shape is not None:
         shape = tuple(batch_shape)[1:]
     if shape is None:
         raise KilnValueError("Input needs `shape`, the shape of one sample, e.g. Input(shape=(10,)).")
     shape = normalize_shape(shape, "shape")
-    torch_dtype = _torch_dtype(dtype) if not (isinstance(dtype, str) and dtype.startswith("int")) else getattr(torch, dtype)
+    example_dtype = torch_dtype(dtype) if not (isinstance(dtype, str) and dtype.startswith("int")) else getattr(torch, dtype)
 
     def example(length):
-        return torch.zeros((_EXAMPLE_BATCH,) + tuple(length if d is None else d for d in shape), dtype=torch_dtype)
+        return torch.zeros((_EXAMPLE_BATCH,) + tuple(length if d is None else d for d in shape), dtype=example_dtype)
     first, second = VARIABLE_AXIS_LENGTHS
     alt = example(second) if any(d is None for d in shape) else None
     return KerasTensor(example=example(first), node=None, name=name, input_shape=shape, alt_example=alt)
-
-
-def map_structure(fn, structure):
-    if isinstance(structure, (list, tuple)):
-        return type(structure)(map_structure(fn, s) for s in structure)
-    if isinstance(structure, dict):
-        return {k: map_structure(fn, v) for k, v in structure.items()}
-    return fn(structure)
-
-
-def flatten(structure) -> list:
-    if isinstance(structure, (list, tuple)):
-        return [x for s in structure for x in flatten(s)]
-    if isinstance(structure, dict):
-        return [x for s in structure.values() for x in flatten(s)]
-    return [structure]
 
 
 def contains_symbolic(structure) -> bool:

@@ -17,7 +17,7 @@ import torch
 
 from kiln.errors import KilnTypeError, ShapeError
 from kiln.layers.layer import Layer
-from kiln.layers.symbolic import map_structure
+from kiln.utils.tree import map_structure
 
 __all__ = ["TimeDistributed"]
 

@@ -12,7 +12,7 @@ from torch import nn
 from kiln.errors import KilnTypeError, KilnValueError
 from kiln.layers.symbolic import KerasTensor, Node, flatten, map_structure
 from kiln.models.model import Model
-from kiln.models.naming import attach_layer
+from kiln.utils.naming import attach_layer
 
 __all__ = ["Functional"]
 

@@ -57,7 +57,7 @@ class Model(Layer):
         return super().forward(inputs, *args, **kwargs)
 
     def _record_example(self, inputs) -> None:
-        from kiln.layers.symbolic import map_structure
+        from kiln.utils.tree import map_structure
         self._example_input = map_structure(
             lambda t: t[:2].detach().to("cpu").clone() if torch.is_tensor(t) else t, inputs)
 

@@ -13,7 +13,7 @@ from kiln.errors import KilnTypeError, KilnValueError
 from kiln.layers.layer import Layer
 from kiln.layers.symbolic import VARIABLE_AXIS_LENGTHS, KerasTensor
 from kiln.models.model import Model
-from kiln.models.naming import attach_layer
+from kiln.utils.naming import attach_layer
 
 __all__ = ["Sequential"]
 

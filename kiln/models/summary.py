@@ -57,7 +57,7 @@ def _hooked_run(model, children, example) -> dict[int, object]:
 
     handles = [layer.register_forward_hook(hook) for _, layer in children]
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    from kiln.layers.symbolic import map_structure
+    from kiln.utils.tree import map_structure
     example = map_structure(lambda t: t.to(device) if torch.is_tensor(t) else t, example)
     was_training = model.training
     model.eval()
