@@ -7,12 +7,16 @@ tensors through them. Inputs may be one tensor, a list, or a dict keyed by Input
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
-from kiln.errors import KilnTypeError, KilnValueError
-from kiln.layers.symbolic import KerasTensor, Node, flatten, map_structure
+from kiln.errors import KilnTypeError, KilnValueError, SerializationError
+from kiln.layers.symbolic import Input, KerasTensor, Node
 from kiln.models.model import Model
+from kiln.saving.serialization import deserialize_layer, serialize_layer
 from kiln.utils.naming import attach_layer
+from kiln.utils.tree import flatten, map_structure
 
 __all__ = ["Functional"]
 
@@ -106,12 +110,10 @@ class Functional(Model):
         return real
 
     def get_config(self) -> dict:
-        from kiln.saving.serialization import functional_config
         return functional_config(self)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        from kiln.saving.serialization import functional_from_config
         return functional_from_config(cls, config, custom_objects=custom_objects)
 
 
@@ -138,3 +140,82 @@ def _topological_nodes(outputs, inputs) -> list[Node]:
     for out in flatten(outputs):
         visit(out)
     return order
+
+
+# ---------------------------------------------------------------------- functional graphs
+def functional_config(model) -> dict[str, Any]:
+    """Describe a functional model's graph: layers, the calls between them, inputs and outputs."""
+    tensor_ids: dict[int, int] = {}
+
+    def ref(t):
+        if isinstance(t, KerasTensor):
+            return {"__tensor__": tensor_ids[id(t)]}
+        if isinstance(t, (int, float, str, bool)) or t is None:
+            return t
+        raise SerializationError(f"Cannot save a functional model whose layer call takes {t!r}.")
+
+    inputs = []
+    for t in flatten(model.inputs):
+        tensor_ids[id(t)] = len(tensor_ids)
+        inputs.append({"shape": list(t.input_shape), "dtype": str(t.dtype).replace("torch.", ""), "name": t.name})
+    layer_names = {id(layer): name for name, layer in model.named_layers()}
+    nodes = []
+    for node in model._nodes:
+        args = map_structure(ref, node.args)
+        kwargs = map_structure(ref, node.kwargs)
+        for t in flatten(node.outputs):
+            tensor_ids[id(t)] = len(tensor_ids)
+        nodes.append({"layer": layer_names[id(node.layer)], "args": args, "kwargs": kwargs,
+                      "outputs": map_structure(ref, node.outputs)})
+    return {
+        "name": model.name,
+        "trainable": model.trainable,
+        "layers": {name: serialize_layer(layer) for name, layer in model.named_layers()},
+        "inputs": inputs,
+        "input_structure": map_structure(ref, model.inputs),
+        "nodes": nodes,
+        "outputs": map_structure(ref, model.outputs),
+    }
+
+
+def functional_from_config(cls, config: dict, custom_objects=None):
+    """Rebuild the graph ``functional_config`` described, by replaying its layer calls on new Inputs."""
+    layers = {name: deserialize_layer(spec, custom_objects) for name, spec in config["layers"].items()}
+    tensors: dict[int, Any] = {}
+    flat_inputs = []
+    for i, spec in enumerate(config["inputs"]):
+        t = Input(shape=tuple(spec["shape"]), dtype=spec["dtype"], name=spec.get("name"))
+        tensors[i] = t
+        flat_inputs.append(t)
+
+    def resolve(value):
+        if isinstance(value, dict) and set(value) == {"__tensor__"}:
+            return tensors[value["__tensor__"]]
+        return value
+
+    def resolve_tree(tree):
+        if isinstance(tree, dict) and set(tree) == {"__tensor__"}:
+            return resolve(tree)
+        if isinstance(tree, list):
+            return [resolve_tree(t) for t in tree]
+        if isinstance(tree, dict):
+            return {k: resolve_tree(v) for k, v in tree.items()}
+        return tree
+
+    def ids(tree):
+        if isinstance(tree, dict) and set(tree) == {"__tensor__"}:
+            return [tree["__tensor__"]]
+        if isinstance(tree, list):
+            return [i for t in tree for i in ids(t)]
+        if isinstance(tree, dict):
+            return [i for v in tree.values() for i in ids(v)]
+        return []
+
+    for node in config["nodes"]:
+        layer = layers[node["layer"]]
+        out = layer(*resolve_tree(node["args"]), **resolve_tree(node["kwargs"]))
+        for tid, real in zip(ids(node["outputs"]), flatten(out)):
+            tensors[tid] = real
+    inputs = resolve_tree(config["input_structure"])
+    outputs = resolve_tree(config["outputs"])
+    return cls(inputs, outputs, name=config.get("name"), trainable=config.get("trainable", True))

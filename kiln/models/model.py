@@ -232,7 +232,7 @@ class Model(Layer):
 
     def load_weights(self, filepath, skip_mismatch=False):
         """Load weights written by ``save_weights`` (or a saved model's folder/zip)."""
-        from kiln.saving.weights_io import load_weights
+        from kiln.saving.saved_model import load_weights
         load_weights(self, filepath, skip_mismatch=skip_mismatch)
 
     def quantize(self, mode="int8", **kwargs):
@@ -241,6 +241,17 @@ class Model(Layer):
         save an int8 model use ``kiln compress RUN --quantize int8``."""
         from kiln.compress.quantize import quantize
         quantize(self, mode, inplace=True, **kwargs)
+
+    def save_assets(self) -> dict[str, bytes]:
+        """Files to store beside the weights when the model is saved, ``{file name: bytes}``.
+
+        The hook through which a model family keeps what is not a weight with it (the zoo's text
+        models: their tokenizer), so saving need not know the family. None by default.
+        """
+        return {}
+
+    def load_assets(self, assets: dict[str, bytes]) -> None:
+        """Take back the files ``save_assets`` returned; ``load_model`` calls it after the weights."""
 
     def to_json(self) -> str:
         from kiln.saving.model_io import model_to_json

@@ -2,7 +2,8 @@
 
 from kiln.saving.model_io import load_model, save_model
 from kiln.saving.serialization import get_registered_object, register_serializable
-from kiln.saving.weights_io import load_weights, save_weights
+from kiln.saving.saved_model import load_weights
+from kiln.saving.weights_io import save_weights
 
 # Keras spells the decorator register_keras_serializable; ported code keeps working.
 register_keras_serializable = register_serializable

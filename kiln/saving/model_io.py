@@ -1,40 +1,30 @@
 """Whole models on disk: architecture + compile settings as JSON, weights as safetensors.
 
-Layout (a folder, or the same two files inside a zip when the path ends in ``.keras`` or
-``.kiln``)::
+The files and their layout (a folder, or a zip for ``.keras``/``.kiln``) are kiln/saving/
+saved_model.py's; here the model becomes those files and back. Writes are atomic (temporary
+name, then rename), so a crash never leaves half a model.
 
-    config.json        {"format": "kiln.model", "class_name": ..., "config": ..., ...}
-    model.safetensors  the state_dict
-
-Writes are atomic (temporary name, then rename), so a crash never leaves half a model.
+A model's own extra files (a text model's tokenizer) come from its ``save_assets()`` hook and go
+back through ``load_assets()``: saving knows no model family.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import os
-import shutil
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from kiln.errors import KilnValueError, SerializationError
-from kiln.layers.symbolic import map_structure
+from kiln.saving.saved_model import (FORMAT, FORMAT_VERSION, OPTIMIZER_FILE, RESERVED_FILES, member_names,
+                                     read_member, read_saved_model, write_model_files)
 from kiln.saving.serialization import deserialize_layer, serialize_layer
 from kiln.saving.state_io import state_from_bytes, state_to_bytes
-from kiln.saving.weights_io import apply_state, atomic_write_bytes, read_safetensors, state_to_safetensors_bytes
+from kiln.saving.weights_io import apply_state, state_to_safetensors_bytes
+from kiln.utils.tree import map_structure
 
 __all__ = ["save_model", "load_model", "model_to_json", "read_saved_model", "FORMAT", "FORMAT_VERSION"]
-
-FORMAT = "kiln.model"
-FORMAT_VERSION = 1
-_ZIP_SUFFIXES = (".keras", ".kiln")
-_OPTIMIZER_FILE = "optimizer.safetensors"
-_TOKENIZER_FILE = "tokenizer.json"
 
 
 def _kiln_version() -> str:
@@ -120,92 +110,28 @@ def save_model(model, filepath, overwrite: bool = True, include_optimizer: bool 
              "model.safetensors": state_to_safetensors_bytes(model.state_dict())}
     optimizer = getattr(model, "optimizer", None)
     if include_optimizer and optimizer is not None and getattr(optimizer, "torch_optimizer", None) is not None:
-        files[_OPTIMIZER_FILE] = state_to_bytes(optimizer.state_dict())
-    tokenizer = getattr(model, "tokenizer", None)
-    if tokenizer is not None and hasattr(tokenizer, "save"):  # text models keep their tokenizer with them
-        from kiln.zoo.tokenizers import tokenizer_to_bytes
-        files[_TOKENIZER_FILE] = tokenizer_to_bytes(tokenizer)
-    if path.suffix in _ZIP_SUFFIXES:
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-            for name, data in files.items():
-                archive.writestr(name, data)
-        atomic_write_bytes(path, buffer.getvalue())
-        return
-    _write_folder_atomically(path, files)
+        files[OPTIMIZER_FILE] = state_to_bytes(optimizer.state_dict())
+    files.update(_assets(model))
+    write_model_files(path, files)
 
 
-def _read_member(filepath, name: str) -> bytes | None:
-    path = Path(filepath)
-    if path.is_dir():
-        return (path / name).read_bytes() if (path / name).exists() else None
-    with zipfile.ZipFile(path) as archive:
-        return archive.read(name) if name in archive.namelist() else None
+def _assets(model) -> dict[str, bytes]:
+    """The model's ``save_assets()`` files, checked: plain file names that clash with no kiln file."""
+    assets = model.save_assets() if hasattr(model, "save_assets") else {}
+    for name, data in assets.items():
+        if name in RESERVED_FILES or not name or "/" in name or "\\" in name or name.startswith("."):
+            raise SerializationError(f"{type(model).__name__}.save_assets() returned the file name {name!r}; "
+                                     f"expected a plain file name other than {', '.join(RESERVED_FILES)}.")
+        if not isinstance(data, bytes):
+            raise SerializationError(f"{type(model).__name__}.save_assets() returned {type(data).__name__} for "
+                                     f"{name!r}; expected bytes.")
+    return assets
 
 
 def read_optimizer_state(filepath):
     """The optimizer state saved beside a model, or None when it was saved without one."""
-    data = _read_member(filepath, _OPTIMIZER_FILE)
+    data = read_member(filepath, OPTIMIZER_FILE)
     return None if data is None else state_from_bytes(data)
-
-
-def _write_folder_atomically(path: Path, files: dict[str, bytes]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    try:
-        for name, data in files.items():
-            (tmp / name).write_bytes(data)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-
-
-def read_saved_model(filepath) -> tuple[dict, dict]:
-    """Return ``(config, state_dict)`` of a saved model, refusing anything that is not one."""
-    path = Path(filepath)
-    if not path.exists():
-        raise KilnValueError(f"No saved model at {path}.")
-    if path.is_dir():
-        cfg_file, weights_file = path / "config.json", path / "model.safetensors"
-        if not cfg_file.exists() or not weights_file.exists():
-            raise SerializationError(f"{path} is not a kiln model folder: it needs config.json and "
-                                     f"model.safetensors (written by model.save).")
-        config = _parse_config(path, cfg_file.read_bytes())
-        return config, read_safetensors(weights_file)
-    if not zipfile.is_zipfile(path):
-        raise SerializationError(f"{path} is not a kiln model file (expected a .keras/.kiln archive written "
-                                 f"by model.save, or a folder). kiln never loads pickled .pt/.h5 files.")
-    with zipfile.ZipFile(path) as archive:
-        names = set(archive.namelist())
-        if not {"config.json", "model.safetensors"} <= names:
-            raise SerializationError(f"{path} is a zip archive but not a kiln model: it lacks "
-                                     f"config.json/model.safetensors (it has {sorted(names)[:5]}).")
-        # The config (and its format marker) is checked before the weights are read.
-        config = _parse_config(path, archive.read("config.json"))
-        return config, read_safetensors(archive.read("model.safetensors"))
-
-
-def _parse_config(path: Path, data: bytes) -> dict:
-    try:
-        config = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise SerializationError(f"{path}: config.json is not valid JSON ({err}).") from err
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise SerializationError(f"{path} is not a kiln model: its config.json lacks "
-                                 f"\"format\": \"{FORMAT}\".")
-    missing = [key for key in ("class_name", "config") if key not in config]
-    if missing:
-        raise SerializationError(f"{path}: config.json lacks {missing}; it was not written by model.save.")
-    return config
 
 
 def load_model(filepath, custom_objects: dict | None = None, compile: bool = True, safe_mode: bool = True):
@@ -224,10 +150,9 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
     _build_from_example(model, config.get("build_input"))
     apply_state(model, state, source=str(filepath))
     compile_config = config.get("compile_config")
-    tokenizer_bytes = _read_member(filepath, _TOKENIZER_FILE)
-    if tokenizer_bytes is not None:
-        from kiln.zoo.tokenizers import tokenizer_from_bytes
-        model.tokenizer = tokenizer_from_bytes(tokenizer_bytes)
+    asset_names = [name for name in member_names(filepath) if name not in RESERVED_FILES]
+    if asset_names and hasattr(model, "load_assets"):
+        model.load_assets({name: read_member(filepath, name) for name in asset_names})
     if compile and compile_config:
         model.compile(**_restore_compile_config(compile_config, custom_objects))
         optimizer_state = read_optimizer_state(filepath)

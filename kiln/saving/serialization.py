@@ -1,27 +1,51 @@
 """Layers and models to and from JSON-ready dicts (``{"class_name", "config"}``).
 
-Classes are found among kiln's own layers and models, then among classes registered with
-``@register_serializable``, then in ``custom_objects`` given to ``load_model``. Nothing
-here executes code from the file: a config can only name classes that are already loaded.
+A saved ``class_name`` says where the class lives, ``"kiln.layers.dense:Dense"`` (module, a colon,
+then the qualified name), so loading imports that module and takes the class from it: saving knows
+no list of layers or models and imports none of them. Two exceptions:
+
+- a class registered with ``@register_serializable`` is saved under its registered name
+  (``"my_project>Scale"``), so it loads even when it was defined in a script (``__main__``);
+- files written before this format name kiln's classes bare (``"Dense"``, ``"kiln.zoo>GPT"``);
+  those still load (``_legacy_class``).
+
+Nothing here executes code from the file: only modules of kiln itself are imported by name; a
+user's class must already be loaded (its module imported), registered, or given in
+``custom_objects``.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
-from typing import Any
+import sys
 
 from kiln.errors import SerializationError, closest_match
 
 __all__ = ["register_serializable", "serialize_layer", "deserialize_layer", "get_registered_object",
-           "functional_config", "functional_from_config"]
+           "class_reference"]
 
-# Grows only through the decorator (like Keras's registry); built-ins are looked up in the
-# kiln.layers / kiln.models namespaces instead, so nothing here needs resetting.
+# User classes only, and only through the decorator (like Keras's registry): kiln's own classes
+# are found through their module path and never entered here, so nothing needs resetting.
 _CUSTOM_OBJECTS: dict[str, type] = {}
+
+# Where the files written before "module:qualname" (kiln 0.1, format_version 1) find kiln's classes:
+# bare names in these namespaces, zoo models under "kiln.zoo>Name".
+_LEGACY_NAMESPACES = ("kiln.layers", "kiln.models")
+_LEGACY_ZOO = {
+    "AudioTransformer": "kiln.zoo.audio_transformer", "Bert": "kiln.zoo.bert",
+    "BertForClassification": "kiln.zoo.bert", "BertForMaskedLM": "kiln.zoo.bert", "Fusion": "kiln.zoo.fusion",
+    "GPT": "kiln.zoo.gpt", "MLP": "kiln.zoo.mlp", "ResNet": "kiln.zoo.resnet", "UNet": "kiln.zoo.unet",
+    "VGG": "kiln.zoo.vgg", "ViT": "kiln.zoo.vit", "WaveNet": "kiln.zoo.wavenet",
+}
 
 
 def register_serializable(package: str = "Custom", name: str | None = None):
     """Class decorator: lets ``load_model`` rebuild a custom layer or model by name.
+
+    Needed for classes defined in a script or notebook (their module, ``__main__``, is not the
+    loading program's); a class in an importable module loads without it once that module is
+    imported.
 
     Example::
 
@@ -36,45 +60,69 @@ def register_serializable(package: str = "Custom", name: str | None = None):
     return decorator
 
 
-def _class_key(obj) -> str:
-    cls = type(obj)
-    return getattr(cls, "_kiln_registered_name", cls.__name__)
-
-
-def _builtin_classes() -> dict[str, type]:
-    import kiln.layers as layers
-    import kiln.models as models
-    found = {}
-    for namespace in (layers, models):
-        for attr in dir(namespace):
-            value = getattr(namespace, attr)
-            if isinstance(value, type):
-                found[attr] = value
-    return found
+def class_reference(cls: type) -> str:
+    """The ``class_name`` a config stores for ``cls``: its registered name, else ``"module:qualname"``."""
+    key = cls.__dict__.get("_kiln_registered_name")  # its own registration, not a base class's
+    if key is not None and _CUSTOM_OBJECTS.get(key) is cls:
+        return key
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def get_registered_object(name: str, custom_objects: dict | None = None):
     """The class saved under ``name``, or a SerializationError that names what is missing."""
-    if custom_objects and name in custom_objects:
-        return custom_objects[name]
-    short = name.split(">")[-1]
-    if custom_objects and short in custom_objects:
-        return custom_objects[short]
+    short = name.split(">")[-1].split(":")[-1].split(".")[-1]  # "pkg>Scale", "mod:Outer.Scale" -> "Scale"
+    if custom_objects:
+        for key in (name, name.split(":")[-1], short):
+            if key in custom_objects:
+                return custom_objects[key]
     if name in _CUSTOM_OBJECTS:
         return _CUSTOM_OBJECTS[name]
-    if name.startswith("kiln.zoo>"):
-        from kiln.zoo import load_all
-        load_all()  # zoo architectures register themselves when their module is imported
-        if name in _CUSTOM_OBJECTS:
-            return _CUSTOM_OBJECTS[name]
-    builtins = _builtin_classes()
-    if name in builtins:
-        return builtins[name]
-    hint = closest_match(short, list(builtins) + list(_CUSTOM_OBJECTS))
+    found = _from_module_path(name) if ":" in name else _legacy_class(name)
+    if found is not None:
+        return found
     raise SerializationError(
         f"Unknown layer or model class {name!r} in the saved config. If it is a custom class, decorate it with "
-        f"@kiln.saving.register_serializable() or pass custom_objects={{{short!r}: {short}}} to load_model."
-        + (f" (Did you mean {hint!r}?)" if hint else ""))
+        f"@kiln.saving.register_serializable(), import its module before loading, or pass "
+        f"custom_objects={{{short!r}: {short}}} to load_model." + _hint(short))
+
+
+def _from_module_path(name: str):
+    """The class at ``"module:qualname"``: kiln's modules are imported, a user's must be loaded already."""
+    module_name, _, qualname = name.partition(":")
+    if module_name == "kiln" or module_name.startswith("kiln."):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:  # a class moved or renamed since the file was written
+            if err.name != module_name:
+                raise  # the module exists but needs a package that is not installed: say which
+            return None
+    else:
+        module = sys.modules.get(module_name)
+    value = module
+    for part in qualname.split("."):
+        value = getattr(value, part, None)
+    return value if isinstance(value, type) else None
+
+
+def _legacy_class(name: str):
+    """A class named the pre-"module:qualname" way: bare (``"Dense"``) or ``"kiln.zoo>GPT"``."""
+    if name.startswith("kiln.zoo>"):
+        short = name.split(">", 1)[1]
+        return _from_module_path(f"{_LEGACY_ZOO[short]}:{short}") if short in _LEGACY_ZOO else None
+    for namespace in _LEGACY_NAMESPACES:
+        value = getattr(importlib.import_module(namespace), name, None)
+        if isinstance(value, type):
+            return value
+    return None
+
+
+def _hint(short: str) -> str:
+    names = list(_CUSTOM_OBJECTS)
+    for namespace in _LEGACY_NAMESPACES:
+        module = importlib.import_module(namespace)
+        names += [attr for attr in dir(module) if isinstance(getattr(module, attr), type)]
+    hint = closest_match(short, names)
+    return f" (Did you mean {hint!r}?)" if hint else ""
 
 
 def serialize_layer(layer) -> dict:
@@ -82,7 +130,7 @@ def serialize_layer(layer) -> dict:
         raise SerializationError(
             f"{type(layer).__name__} is a plain torch module without get_config(); kiln cannot save its "
             f"architecture. Use model.save_weights(...) instead, or wrap it in a kiln Layer with get_config().")
-    return {"class_name": _class_key(layer), "config": layer.get_config()}
+    return {"class_name": class_reference(type(layer)), "config": layer.get_config()}
 
 
 def deserialize_layer(spec: dict, custom_objects: dict | None = None):
@@ -97,83 +145,3 @@ def deserialize_layer(spec: dict, custom_objects: dict | None = None):
     except TypeError as err:
         raise SerializationError(f"Could not rebuild {spec['class_name']} from its saved config {config}: {err}. "
                                  f"Its get_config() must return every __init__ argument.") from err
-
-
-# ---------------------------------------------------------------------- functional graphs
-def functional_config(model) -> dict[str, Any]:
-    """Describe a functional model's graph: layers, the calls between them, inputs and outputs."""
-    from kiln.layers.symbolic import KerasTensor, flatten, map_structure
-    tensor_ids: dict[int, int] = {}
-
-    def ref(t):
-        if isinstance(t, KerasTensor):
-            return {"__tensor__": tensor_ids[id(t)]}
-        if isinstance(t, (int, float, str, bool)) or t is None:
-            return t
-        raise SerializationError(f"Cannot save a functional model whose layer call takes {t!r}.")
-
-    inputs = []
-    for t in flatten(model.inputs):
-        tensor_ids[id(t)] = len(tensor_ids)
-        inputs.append({"shape": list(t.input_shape), "dtype": str(t.dtype).replace("torch.", ""), "name": t.name})
-    layer_names = {id(layer): name for name, layer in model.named_layers()}
-    nodes = []
-    for node in model._nodes:
-        args = map_structure(ref, node.args)
-        kwargs = map_structure(ref, node.kwargs)
-        for t in flatten(node.outputs):
-            tensor_ids[id(t)] = len(tensor_ids)
-        nodes.append({"layer": layer_names[id(node.layer)], "args": args, "kwargs": kwargs,
-                      "outputs": map_structure(ref, node.outputs)})
-    return {
-        "name": model.name,
-        "trainable": model.trainable,
-        "layers": {name: serialize_layer(layer) for name, layer in model.named_layers()},
-        "inputs": inputs,
-        "input_structure": map_structure(ref, model.inputs),
-        "nodes": nodes,
-        "outputs": map_structure(ref, model.outputs),
-    }
-
-
-def functional_from_config(cls, config: dict, custom_objects=None):
-    from kiln.layers.symbolic import Input, flatten
-    layers = {name: deserialize_layer(spec, custom_objects) for name, spec in config["layers"].items()}
-    tensors: dict[int, Any] = {}
-    flat_inputs = []
-    for i, spec in enumerate(config["inputs"]):
-        t = Input(shape=tuple(spec["shape"]), dtype=spec["dtype"], name=spec.get("name"))
-        tensors[i] = t
-        flat_inputs.append(t)
-
-    def resolve(value):
-        if isinstance(value, dict) and set(value) == {"__tensor__"}:
-            return tensors[value["__tensor__"]]
-        return value
-
-    def resolve_tree(tree):
-        if isinstance(tree, dict) and set(tree) == {"__tensor__"}:
-            return resolve(tree)
-        if isinstance(tree, list):
-            return [resolve_tree(t) for t in tree]
-        if isinstance(tree, dict):
-            return {k: resolve_tree(v) for k, v in tree.items()}
-        return tree
-
-    def ids(tree):
-        if isinstance(tree, dict) and set(tree) == {"__tensor__"}:
-            return [tree["__tensor__"]]
-        if isinstance(tree, list):
-            return [i for t in tree for i in ids(t)]
-        if isinstance(tree, dict):
-            return [i for v in tree.values() for i in ids(v)]
-        return []
-
-    for node in config["nodes"]:
-        layer = layers[node["layer"]]
-        out = layer(*resolve_tree(node["args"]), **resolve_tree(node["kwargs"]))
-        for tid, real in zip(ids(node["outputs"]), flatten(out)):
-            tensors[tid] = real
-    inputs = resolve_tree(config["input_structure"])
-    outputs = resolve_tree(config["outputs"])
-    return cls(inputs, outputs, name=config.get("name"), trainable=config.get("trainable", True))

@@ -14,7 +14,7 @@ import torch
 
 from kiln.errors import KilnValueError, SerializationError, ShapeError
 
-__all__ = ["save_weights", "load_weights", "state_to_safetensors_bytes", "read_safetensors", "atomic_write_bytes"]
+__all__ = ["save_weights", "state_to_safetensors_bytes", "read_safetensors", "atomic_write_bytes"]
 
 _MAGIC_KEY = "format"
 _MAGIC_VALUE = "kiln.weights"
@@ -67,19 +67,6 @@ def save_weights(module: torch.nn.Module, filepath, overwrite: bool = True) -> N
     if path.exists() and not overwrite:
         raise KilnValueError(f"{path} exists; pass overwrite=True to replace it.")
     atomic_write_bytes(path, state_to_safetensors_bytes(module.state_dict()))
-
-
-def load_weights(module: torch.nn.Module, filepath, skip_mismatch: bool = False) -> None:
-    """Load weights from a safetensors file, or from a saved kiln model (folder or zip)."""
-    path = Path(filepath)
-    if not path.exists():
-        raise KilnValueError(f"No weights file at {path}.")
-    if path.is_dir() or path.suffix in (".keras", ".kiln"):
-        from kiln.saving.model_io import read_saved_model
-        _, state = read_saved_model(path)
-    else:
-        state = read_safetensors(path)
-    apply_state(module, state, source=str(path), skip_mismatch=skip_mismatch)
 
 
 def apply_state(module: torch.nn.Module, state: dict, source: str, skip_mismatch: bool = False) -> None:

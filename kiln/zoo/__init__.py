@@ -16,7 +16,7 @@ import types
 
 from kiln.errors import unknown_name_error
 
-__all__ = ["get", "names", "load_all", "BUILDERS", "LOADERS"]
+__all__ = ["get", "names", "BUILDERS", "LOADERS"]
 
 # name -> "module:function"; each module is kiln/zoo/<module>.py
 BUILDERS: dict[str, str] = {
@@ -56,15 +56,6 @@ def get(name: str):
         raise unknown_name_error("zoo model", name, BUILDERS)
     module_name, function = BUILDERS[name].split(":")
     return getattr(_import(module_name), function)
-
-
-def load_all() -> None:
-    """Import every zoo architecture (so saved zoo models can be found by class name)."""
-    for module_name in sorted({target.split(":")[0] for target in BUILDERS.values()}):
-        try:
-            _import(module_name)
-        except ImportError:
-            continue  # an architecture not written yet, or missing an optional dependency
 
 
 # Hugging Face checkpoint loaders, reachable as kiln.zoo.load_hf_bert(folder) etc.

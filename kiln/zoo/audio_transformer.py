@@ -26,7 +26,6 @@ from torch.nn import functional as F
 
 from kiln.errors import KilnValueError, ShapeError
 from kiln.models.model import Model
-from kiln.saving.serialization import register_serializable
 from kiln.zoo.audio_frontend import LogMel
 from kiln.zoo.common import single_input
 
@@ -102,7 +101,6 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-@register_serializable(package="kiln.zoo")
 class AudioTransformer(Model):
     """Spectrogram Transformer classifier (see the module docstring).
 

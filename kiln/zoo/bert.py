@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 import kiln
 from kiln.errors import KilnTypeError, KilnValueError
+from kiln.zoo.tokenizer_assets import SavesTokenizer
 
 __all__ = ["BertConfig", "Bert", "BertForClassification", "BertForMaskedLM", "bert", "bert_tiny",
            "load_hf_bert"]
@@ -118,8 +119,7 @@ class EncoderBlock(nn.Module):
         return self.ln_2(x + self.dropout(self.fc_out(F.gelu(self.fc_in(x)))))  # exact (erf) GELU
 
 
-@kiln.saving.register_serializable(package="kiln.zoo")
-class Bert(kiln.Model):
+class Bert(SavesTokenizer, kiln.Model):
     """The BERT encoder: inputs -> hidden states (B, T, hidden); ``encode`` adds the pooled (B, hidden).
 
     Args:
@@ -167,7 +167,6 @@ class Bert(kiln.Model):
         return cls(BertConfig(**config.pop("config")), **config)
 
 
-@kiln.saving.register_serializable(package="kiln.zoo")
 class BertForClassification(Bert):
     """BERT + pooled output -> dropout -> Dense: inputs -> class logits (B, num_classes)."""
 
@@ -205,7 +204,6 @@ class BertForClassification(Bert):
         return model
 
 
-@kiln.saving.register_serializable(package="kiln.zoo")
 class BertForMaskedLM(Bert):
     """BERT + transform (dense, GELU, LayerNorm) + tied decoder: inputs -> logits (B, T, vocab)."""
 

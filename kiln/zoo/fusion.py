@@ -35,7 +35,6 @@ from torch import nn
 
 from kiln.errors import KilnValueError, ShapeError, closest_match
 from kiln.models.model import Model
-from kiln.saving.serialization import register_serializable
 from kiln.zoo.audio_frontend import LogMel
 from kiln.zoo.audio_transformer import Block
 
@@ -193,7 +192,6 @@ def _encoder(spec: dict, hidden: int, heads: int) -> nn.Module:
     return AudioEncoder(spec, hidden)
 
 
-@register_serializable(package="kiln.zoo")
 class Fusion(Model):
     """Multimodal model over a dict of inputs (see the module docstring).
 

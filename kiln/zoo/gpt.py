@@ -23,6 +23,7 @@ import torch.nn.functional as F
 import kiln
 from kiln.errors import KilnValueError
 from kiln.zoo.common import single_input
+from kiln.zoo.tokenizer_assets import SavesTokenizer
 
 __all__ = ["GPTConfig", "GPT", "gpt", "gpt_tiny", "load_hf_gpt2"]
 
@@ -115,8 +116,7 @@ class Block(nn.Module):
         return x, present
 
 
-@kiln.saving.register_serializable(package="kiln.zoo")
-class GPT(kiln.Model):
+class GPT(SavesTokenizer, kiln.Model):
     """A GPT decoder: token ids (B, T) -> next-token logits (B, T, vocab_size).
 
     Args:

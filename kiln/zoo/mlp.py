@@ -47,7 +47,6 @@ class MLPConfig:
             raise KilnValueError("Invalid MLP config:\n  " + "\n  ".join(problems))
 
 
-@kiln.saving.register_serializable(package="kiln.zoo")
 class MLP(kiln.Model):
     """Multi-layer perceptron: (B, input_dim) -> (B, num_classes) logits.
 

@@ -103,7 +103,6 @@ class Bottleneck(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-@kiln.saving.register_serializable(package="kiln.zoo")
 class ResNet(kiln.Model):
     """ResNet classifier: (B, H, W, C) channels_last images -> (B, num_classes) logits.
 

@@ -76,7 +76,6 @@ class Up(nn.Module):
         return self.conv(x)                              # (B, out_ch, 2h, 2w)
 
 
-@kiln.saving.register_serializable(package="kiln.zoo")
 class UNet(kiln.Model):
     """U-Net: (B, H, W, C) channels_last images -> (B, H, W, num_classes) per-pixel logits.
 

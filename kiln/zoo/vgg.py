@@ -67,7 +67,6 @@ class VGGConfig:
             raise KilnValueError("Invalid VGG config:\n  " + "\n  ".join(problems))
 
 
-@kiln.saving.register_serializable(package="kiln.zoo")
 class VGG(kiln.Model):
     """VGG classifier: (B, H, W, C) channels_last images -> (B, num_classes) logits.
 

@@ -127,7 +127,6 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-@kiln.saving.register_serializable(package="kiln.zoo")
 class ViT(kiln.Model):
     """Vision Transformer: (B, H, W, C) channels_last images -> (B, num_classes) logits.
 

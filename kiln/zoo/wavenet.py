@@ -36,7 +36,6 @@ from torch.nn import functional as F
 
 from kiln.errors import KilnValueError, ShapeError
 from kiln.models.model import Model
-from kiln.saving.serialization import register_serializable
 from kiln.zoo.audio_frontend import LogMel
 from kiln.zoo.common import single_input
 
@@ -137,7 +136,6 @@ class ResidualBlock(nn.Module):
         return x + self.residual(h), self.skip(h)                  # (B, R, T), (B, S, T)
 
 
-@register_serializable(package="kiln.zoo")
 class WaveNet(Model):
     """WaveNet for classification or sample-by-sample generation (see the module docstring).
 

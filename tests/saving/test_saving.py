@@ -14,6 +14,7 @@ import json
 import pathlib
 import pickle
 import re
+import sys
 import zipfile
 
 import numpy as np
@@ -69,7 +70,7 @@ class TwoTower(kiln.Model):
 
 
 class Unregistered(L.Layer):
-    """A custom layer nobody registered: loading needs ``custom_objects``."""
+    """A custom layer nobody registered: found through its module (this one) while that is imported."""
 
     def call(self, x):
         return x + 1.0
@@ -357,16 +358,47 @@ def test_pickles_are_never_unpickled(tmp_path):
     assert not marker.exists()
 
 
+def _rename_class(path, old: str, new: str):
+    """Rewrite a saved .keras file's config.json, replacing the class reference ``old`` by ``new``."""
+    with zipfile.ZipFile(path) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    config = files["config.json"].decode()
+    assert f'"{old}"' in config
+    files["config.json"] = config.replace(f'"{old}"', f'"{new}"').encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+
+
+def test_an_unregistered_class_is_saved_as_module_and_qualname_and_found_there(tmp_path):
+    model = kiln.Sequential([kiln.Input(shape=(3,)), Unregistered(), L.Dense(1)])
+    model.save(tmp_path / "m")
+    layers = json.loads((tmp_path / "m" / "config.json").read_text())["config"]["layers"]
+    assert [spec["class_name"] for spec in layers] == [f"{__name__}:Unregistered", "kiln.layers.dense:Dense"]
+    _assert_same_predictions(model, kiln.load_model(tmp_path / "m"), X2)
+
+
 def test_unknown_custom_class_names_it_and_suggests_the_fix(tmp_path):
+    # As for a class saved from a script: its module is not the loading program's.
     model = kiln.Sequential([kiln.Input(shape=(3,)), Unregistered(), L.Dense(1)])
     model.save(tmp_path / "m.keras")
+    _rename_class(tmp_path / "m.keras", f"{__name__}:Unregistered", "kiln_tests_never_imported:Unregistered")
     with pytest.raises(SerializationError) as info:
         kiln.load_model(tmp_path / "m.keras")
     message = str(info.value)
-    assert "Unregistered" in message
-    assert "custom_objects" in message and "register_serializable" in message
+    assert "'kiln_tests_never_imported:Unregistered'" in message
+    assert "custom_objects={'Unregistered': Unregistered}" in message and "register_serializable" in message
+    assert "kiln_tests_never_imported" not in sys.modules  # a user's module is never imported by name
     loaded = kiln.load_model(tmp_path / "m.keras", custom_objects={"Unregistered": Unregistered})
     _assert_same_predictions(model, loaded, X2)
+
+
+def test_a_moved_kiln_class_is_an_unknown_class_not_an_import_error(tmp_path):
+    model = kiln.Sequential([kiln.Input(shape=(3,)), L.Dense(1)])
+    model.save(tmp_path / "m.keras")
+    _rename_class(tmp_path / "m.keras", "kiln.layers.dense:Dense", "kiln.layers.gone:Dense")
+    with pytest.raises(SerializationError, match=r"Unknown layer or model class 'kiln.layers.gone:Dense'"):
+        kiln.load_model(tmp_path / "m.keras")
 
 
 @kiln.saving.register_serializable(package="kiln_tests")
@@ -430,7 +462,9 @@ def test_saved_files_are_json_and_safetensors(tmp_path):
     model = sequential()
     model.save(tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert config["format"] == "kiln.model" and config["class_name"] == "Sequential"
+    assert config["format"] == "kiln.model" and config["class_name"] == "kiln.models.sequential:Sequential"
+    assert [spec["class_name"] for spec in config["config"]["layers"]][-3:] == [
+        "kiln_tests>Scale", "kiln.layers.dropout:Dropout", "kiln.layers.dense:Dense"]  # registered: its name
     from safetensors.torch import load_file
     assert set(load_file(str(tmp_path / "m" / "model.safetensors"))) == set(model.state_dict())
 
@@ -512,3 +546,43 @@ def test_include_optimizer_false_leaves_it_out(tmp_path):
     model.save(tmp_path / "without.keras", include_optimizer=False)
     assert "optimizer.safetensors" in zipfile.ZipFile(tmp_path / "with.keras").namelist()
     assert "optimizer.safetensors" not in zipfile.ZipFile(tmp_path / "without.keras").namelist()
+
+
+# ---------------------------------------------------------------------- a model's own files (assets)
+class WithVocabulary(kiln.Model):
+    """Keeps a word list beside its weights through the save_assets/load_assets hook."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = L.Dense(2)
+        self.words = []
+
+    def call(self, x):
+        return self.dense(x)
+
+    def save_assets(self):
+        return {"vocabulary.txt": "\n".join(self.words).encode()}
+
+    def load_assets(self, assets):
+        self.words = assets["vocabulary.txt"].decode().split("\n")
+
+
+@pytest.mark.parametrize("name", ["m.keras", "m"])
+def test_a_models_assets_are_saved_beside_its_weights_and_given_back(name, tmp_path):
+    model = WithVocabulary()
+    model(torch.zeros(2, 3))
+    model.words = ["cat", "dog"]
+    model.save(tmp_path / name)
+    loaded = kiln.load_model(tmp_path / name)
+    assert loaded.words == ["cat", "dog"]
+    _assert_same_predictions(model, loaded, X2)
+
+
+@pytest.mark.parametrize("asset", ["model.safetensors", "../escape.txt", ""])
+def test_an_asset_name_that_is_not_a_plain_free_file_name_is_refused(asset, tmp_path):
+    model = WithVocabulary()
+    model(torch.zeros(2, 3))
+    model.save_assets = lambda: {asset: b"x"}
+    with pytest.raises(SerializationError, match=rf"WithVocabulary.save_assets\(\) returned the file name {re.escape(repr(asset))}"):
+        model.save(tmp_path / "m.keras")
+    assert not (tmp_path / "m.keras").exists()
