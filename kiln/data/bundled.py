@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kiln.data.sources import require
+from kiln.data.optional import require
 from kiln.errors import DataError, closest_match
 
 if TYPE_CHECKING:

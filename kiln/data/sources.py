@@ -13,7 +13,6 @@ row, and says what to do.
 from __future__ import annotations
 
 import difflib
-import importlib
 import json
 import os
 import sys
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kiln.data.optional import require
 from kiln.errors import DataError, KilnTypeError, closest_match
 
 if TYPE_CHECKING:
@@ -50,18 +50,6 @@ _OPTIONS = {"csv": {"sep"}, "tsv": {"sep"}}
 _FORMATS = ("auto", *dict.fromkeys(FILE_FORMATS.values()), *FOLDER_FORMATS, "bundled")
 # Show a progress bar at once from this many files; below it, only after a second's work.
 _PROGRESS_FILES = 1000
-_INSTALL_HINT = 'Install kiln\'s data extras: pip install "kiln[data]".'
-
-
-def require(module: str) -> Any:
-    """Import an optional package, or raise a DataError that says how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise DataError(f"Reading data needs the package {module.split('.')[0]!r}, which is not installed "
-                        f"({exc}). {_INSTALL_HINT}") from exc
-
-
 def read_source(source: str | os.PathLike | pd.DataFrame | dict, *, format: str = "auto", **options) -> pd.DataFrame:
     """Read a data source into a DataFrame with one row per example.
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kiln.data.sources import require
+from kiln.data.optional import require
 from kiln.errors import DataError, KilnTypeError, closest_match
 
 if TYPE_CHECKING:
