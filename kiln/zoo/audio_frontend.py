@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kiln.data.features.audio import mel_filterbank
 from kiln.errors import KilnValueError, ShapeError
+from kiln_edge.audio import mel_filterbank  # the NumPy filters kiln.data's AudioFeature uses too
 
 __all__ = ["LogMel"]
 
@@ -51,7 +51,7 @@ class LogMel(nn.Module):
         self.normalize = bool(normalize)
         # Not saved in the state dict: both are rebuilt from the arguments above.
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
-        self.register_buffer("filterbank", mel_filterbank(sample_rate, n_fft, n_mels), persistent=False)
+        self.register_buffer("filterbank", torch.from_numpy(mel_filterbank(sample_rate, n_fft, n_mels)), persistent=False)
 
     def frames(self, samples: int) -> int:
         return 1 + samples // self.hop_length
