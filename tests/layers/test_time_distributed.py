@@ -67,7 +67,7 @@ def test_save_and_load_rebuilds_the_inner_layer(tmp_path):
 def test_config_holds_the_inner_layer():
     td = TimeDistributed(L.Dense(4, use_bias=False), name="td")
     config = json.loads(json.dumps(td.get_config()))
-    assert config["layer"]["class_name"] == "Dense" and config["layer"]["config"]["use_bias"] is False
+    assert config["layer"]["class_name"] == "kiln.layers.dense:Dense" and config["layer"]["config"]["use_bias"] is False
     clone = TimeDistributed.from_config(config)
     assert clone.get_config() == td.get_config()
 
