@@ -93,7 +93,7 @@ def _from_module_path(name: str):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as err:  # a class moved or renamed since the file was written
-            if err.name != module_name:
+            if not (err.name == module_name or module_name.startswith(f"{err.name}.")):
                 raise  # the module exists but needs a package that is not installed: say which
             return None
     else:
