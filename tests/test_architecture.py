@@ -11,11 +11,11 @@ class its file names; ``kiln.zoo`` and ``kiln/__init__.py`` import their members
 The rules, each failure naming file:line:
 
 1. Layers: every module belongs to the first entry of ``LAYERS`` whose prefix it has; a module may
-   import its own layer and those below it, never one above (``ALLOWED_UPWARD`` lists the few
-   exceptions, each with its reason).
+   import its own layer and those below it, never one above (``ALLOWED_UPWARD`` and
+   ``BEING_REPLACED`` list the exceptions, each with its reason).
 2. Components (everything below the workflow layer) never import a workflow or the CLI.
-3. No import circles between modules, counting lazy imports (``ALLOWED_CIRCLE_EDGES`` lists the
-   edges knowingly left; the circle without them must be gone).
+3. No import circles between modules, counting lazy imports (``ALLOWED_CIRCLE_EDGES`` and
+   ``BEING_REPLACED`` list the edges knowingly left; the circle without them must be gone).
 4. ``kiln_edge`` imports nothing of kiln but ``kiln.errors``, and ``kiln.errors`` imports nothing
    of kiln and nothing heavy: checked in a subprocess.
 """
@@ -60,24 +60,25 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 WORKFLOWS = ("kiln.workflows", "kiln.serve", "kiln.cli", "kiln.__main__")
 
 # (importer, imported): why the upward import stays.
-ALLOWED_UPWARD = {
-    ("kiln.callbacks.backup_and_restore", "kiln.training.checkpoint"):
-        "the callback saves/restores training checkpoints; the trainer's public training-state API "
-        "(owned by kiln/training) is to replace it",
-}
+ALLOWED_UPWARD: dict = {}  # none today
 # (importer, imported): lazy imports that close a circle, and why they stay.
 ALLOWED_CIRCLE_EDGES = {
     ("kiln.models.model", "kiln.models.functional"):
         "Keras's Model(inputs, outputs) returns a Functional, a subclass of Model",
     ("kiln.layers.symbolic", "kiln.layers.merge"):
         "Keras's KerasTensor arithmetic: x + y on symbolic tensors builds an Add layer",
+}
+# Imports their owners are replacing (kiln/training + kiln/callbacks, kiln/data/features, kiln/config
+# belong to other work): allowed until then, and not checked for staleness so that their fix does
+# not fail this test. Delete an entry once its import is gone.
+BEING_REPLACED = {
+    ("kiln.callbacks.backup_and_restore", "kiln.training.checkpoint"):
+        "upward: the callback saves/restores checkpoints through kiln.training; the trainer's public "
+        "training-state API is to replace it",
     ("kiln.data.features.base", "kiln.data.features"):
-        "load_features finds a feature class by its type name in the package (kiln/data/features is "
-        "another engineer's: to be replaced by a table)",
-    ("kiln.config.load", "kiln.config.schema"):
-        "config loading and its schema refer to each other (kiln/config is another engineer's)",
-    ("kiln.config.schema", "kiln.config.load"):
-        "config loading and its schema refer to each other (kiln/config is another engineer's)",
+        "circle: load_features finds a feature class by its type name in the package",
+    ("kiln.config.load", "kiln.config.schema"): "circle: config loading and its schema refer to each other",
+    ("kiln.config.schema", "kiln.config.load"): "circle: config loading and its schema refer to each other",
 }
 
 
@@ -158,7 +159,7 @@ def layer_of(module: str) -> int:
     raise AssertionError(f"{module} is in no entry of LAYERS in tests/test_architecture.py: add it where it belongs")
 
 
-def upward_imports(edges: list[Edge], allowed=ALLOWED_UPWARD) -> list[str]:
+def upward_imports(edges: list[Edge], allowed=ALLOWED_UPWARD.keys() | BEING_REPLACED.keys()) -> list[str]:
     return [f"{e.where()}: {e.importer} ({LAYERS[layer_of(e.importer)][0]} layer) imports {e.imported} "
             f"({LAYERS[layer_of(e.imported)][0]} layer, above it){' lazily' if e.lazy else ''}"
             for e in edges
@@ -172,7 +173,7 @@ def workflow_imports(edges: list[Edge]) -> list[str]:
             for e in edges if is_workflow(e.imported) and not is_workflow(e.importer)]
 
 
-def import_circles(edges: list[Edge], allowed=ALLOWED_CIRCLE_EDGES) -> list[str]:
+def import_circles(edges: list[Edge], allowed=ALLOWED_CIRCLE_EDGES.keys() | BEING_REPLACED.keys()) -> list[str]:
     """Each strongly connected group of modules, as the edges that join it (Tarjan's algorithm)."""
     graph = defaultdict(set)
     for e in edges:
