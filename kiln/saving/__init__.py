@@ -1,4 +1,9 @@
-"""Saving and loading without pickle: JSON for architecture, safetensors for weights."""
+"""Saving and loading without pickle: JSON for architecture, safetensors for weights.
+
+This package sits below kiln.layers and kiln.models and imports neither: a saved config names
+each class by ``"module:qualname"`` (serialization.py), and a model hands over its extra files
+through ``save_assets``/``load_assets``, so layers and models can use saving without a circle.
+"""
 
 from kiln.saving.model_io import load_model, save_model
 from kiln.saving.serialization import get_registered_object, register_serializable
