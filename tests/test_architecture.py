@@ -53,13 +53,16 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("kiln.zoo",),
     ("kiln.data",),  # sources, splits and fitted features (feed models; the zoo never needs them)
     ("kiln.config", "kiln.explain", "kiln.export", "kiln.reports", "kiln.compress"),  # wrap a model from outside
-    ("kiln.workflows", "kiln.serve"),  # workflows: components wired into a run
+    ("kiln.workflows", "kiln.serve", "kiln.tune"),  # workflows: components wired into a run
     ("kiln.cli", "kiln.__main__"),
 )
-WORKFLOWS = ("kiln.workflows", "kiln.serve", "kiln.cli", "kiln.__main__")
+WORKFLOWS = ("kiln.workflows", "kiln.serve", "kiln.tune", "kiln.cli", "kiln.__main__")
 
 # (importer, imported): why the upward import stays.
-ALLOWED_UPWARD: dict = {}  # none today
+ALLOWED_UPWARD = {
+    ("kiln.models.model", "kiln.compress.quantize"):
+        "Keras 3's model.quantize('int8'): a thin door to kiln.compress (arrives with the compress work)",
+}
 # (importer, imported): lazy imports that close a circle, and why they stay.
 ALLOWED_CIRCLE_EDGES = {
     ("kiln.models.model", "kiln.models.functional"):
@@ -234,8 +237,10 @@ def test_no_import_circles(edges):
 
 
 def test_the_allowlists_hold_only_edges_that_exist(edges):
-    present = {(e.importer, e.imported) for e in edges}
-    stale = sorted(set(ALLOWED_UPWARD) - present) + sorted(set(ALLOWED_CIRCLE_EDGES) - present)
+    # Stale: both modules exist and the import is gone (an entry may wait for a module still to come).
+    present, modules = {(e.importer, e.imported) for e in edges}, module_files(ROOT)
+    stale = sorted(pair for pair in [*ALLOWED_UPWARD, *ALLOWED_CIRCLE_EDGES]
+                   if pair not in present and all(m in modules for m in pair))
     assert not stale, f"remove from the allowlists in tests/test_architecture.py (no such import any more): {stale}"
 
 
