@@ -52,11 +52,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("kiln.models",),  # a Model owns a Trainer (compile)
     ("kiln.zoo",),
     ("kiln.data",),  # sources, splits and fitted features (feed models; the zoo never needs them)
-    ("kiln.config", "kiln.explain", "kiln.export", "kiln.reports", "kiln.compress"),  # wrap a model from outside
-    ("kiln.workflows", "kiln.serve", "kiln.tune"),  # workflows: components wired into a run
+    ("kiln.config", "kiln.explain", "kiln.export", "kiln.reports", "kiln.compress", "kiln.privacy"),  # from outside
+    ("kiln.workflows", "kiln.serve", "kiln.tune", "kiln.tuners"),  # workflows: components wired into a run
     ("kiln.cli", "kiln.__main__"),
 )
-WORKFLOWS = ("kiln.workflows", "kiln.serve", "kiln.tune", "kiln.cli", "kiln.__main__")
+WORKFLOWS = ("kiln.workflows", "kiln.serve", "kiln.tune", "kiln.tuners", "kiln.cli", "kiln.__main__")
 
 # (importer, imported): why the upward import stays.
 ALLOWED_UPWARD = {
