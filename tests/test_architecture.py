@@ -204,9 +204,11 @@ def import_circles(edges: list[Edge], allowed=ALLOWED_CIRCLE_EDGES.keys() | BEIN
     for v in sorted(set(graph)):
         if v not in index:
             connect(v)
+    def joining(group):
+        return [e for e in edges
+                if e.importer in group and e.imported in group and (e.importer, e.imported) not in allowed]
     return ["circle among " + ", ".join(sorted(group)) + ": " + "; ".join(
-                f"{e.where()} {e.importer} -> {e.imported}{' (lazy)' if e.lazy else ''}"
-                for e in edges if e.importer in group and e.imported in group and (e.importer, e.imported) not in allowed)
+                f"{e.where()} {e.importer} -> {e.imported}{' (lazy)' if e.lazy else ''}" for e in joining(group))
             for group in groups]
 
 
@@ -223,7 +225,8 @@ def test_every_module_has_a_layer(edges):
 
 def test_no_module_imports_a_layer_above_its_own(edges):
     problems = upward_imports(edges)
-    assert not problems, "imports against the layer order (LAYERS in tests/test_architecture.py):\n" + "\n".join(problems)
+    assert not problems, ("imports against the layer order (LAYERS in tests/test_architecture.py):\n"
+                          + "\n".join(problems))
 
 
 def test_components_never_import_workflows_or_the_cli(edges):

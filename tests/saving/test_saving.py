@@ -584,6 +584,7 @@ def test_an_asset_name_that_is_not_a_plain_free_file_name_is_refused(asset, tmp_
     model = WithVocabulary()
     model(torch.zeros(2, 3))
     model.save_assets = lambda: {asset: b"x"}
-    with pytest.raises(SerializationError, match=rf"WithVocabulary.save_assets\(\) returned the file name {re.escape(repr(asset))}"):
+    expected = rf"WithVocabulary.save_assets\(\) returned the file name {re.escape(repr(asset))}"
+    with pytest.raises(SerializationError, match=expected):
         model.save(tmp_path / "m.keras")
     assert not (tmp_path / "m.keras").exists()
