@@ -22,6 +22,7 @@ a 500, and the server stays up.
 import asyncio
 import gc
 import json
+import logging
 import sys
 import tempfile
 from contextlib import asynccontextmanager, nullcontext
@@ -113,8 +114,9 @@ def create_app(backend, settings: ServeSettings | None = None, *, data_errors: t
                                             f"{settings.timeout_ms:g} ms (--timeout-ms)."))
         except refused as err:  # the features refused a value (an unreadable image, an unseen label)
             return refuse(RequestError(422, str(err)))
-        except Exception as err:
-            return JSONResponse({"error": f"internal error: {type(err).__name__}: {err}", "field": None}, 500)
+        except Exception:  # a bug or a broken backend: logged here, never echoed to the client
+            logging.getLogger("kiln.serve").exception("the backend failed on a /predict batch")
+            return JSONResponse({"error": "internal error (see the server log)", "field": None}, 500)
         return Response(_json_bytes({"predictions": result}), media_type="application/json")
 
     @app.post("/predict", openapi_extra={"requestBody": _predict_body(inputs, settings.max_records)},
@@ -122,6 +124,8 @@ def create_app(backend, settings: ServeSettings | None = None, *, data_errors: t
     async def predict(request: Request):
         try:
             body = _parse_json(await request.body())
+        except RequestError as err:  # nested too deeply
+            return refuse(err)
         except (ValueError, UnicodeDecodeError) as err:
             return refuse(RequestError(400, f"The body is not valid JSON ({err}). Send "
                                             f'{{"records": [{{...}}, ...]}}.', "body"))
@@ -273,10 +277,49 @@ def _json_bytes(payload) -> bytes:
     return json.dumps(payload, allow_nan=False, separators=(",", ":")).encode()
 
 
+MAX_JSON_DEPTH = 32  # a request needs 5 levels ({"records": [{"image": [[[r, g, b]]]}]}); 32 leaves room
+
+
 def _parse_json(data: bytes):
-    if orjson is not None:
-        try:
-            return orjson.loads(data)
-        except ValueError:
-            pass  # NaN/Infinity literals, which the stdlib reads: let it decide (and word the error)
-    return json.loads(data)
+    """The body's JSON, or a ``RequestError`` (400) when arrays/objects nest deeper than
+    ``MAX_JSON_DEPTH``; a ``ValueError`` when it is not JSON.
+
+    Why a depth limit: the stdlib decoder (the fallback, and the one NaN literals take) and every
+    ``repr`` of the value recurse, so 1,000 nested arrays or 50,000 nested objects used to end in
+    a ``RecursionError`` (a 500). orjson stops at 1,024 levels itself; the check below bounds the
+    rest at a depth no request needs.
+    """
+    value = None
+    try:
+        if orjson is not None:
+            try:
+                value = orjson.loads(data)
+            except ValueError as err:
+                if "recursion" in str(err).lower():
+                    raise RecursionError from err
+                value = json.loads(data)  # NaN/Infinity literals, which the stdlib reads (and words the error)
+        else:
+            value = json.loads(data)
+    except RecursionError:
+        value = _TOO_DEEP
+    if value is _TOO_DEEP or _deeper_than(value, MAX_JSON_DEPTH):
+        raise RequestError(400, f"The body nests arrays/objects more than {MAX_JSON_DEPTH} levels deep; a request "
+                                f'needs a handful ({{"records": [{{...}}, ...]}}, images as nested lists of pixels).',
+                           "body")
+    return value
+
+
+_TOO_DEEP = object()
+
+
+def _deeper_than(value, limit: int) -> bool:
+    """Whether ``value`` nests lists/dicts more than ``limit`` levels deep (level by level, no recursion)."""
+    level = [value] if isinstance(value, (list, dict)) else []
+    for _ in range(limit):
+        below = []
+        for item in level:
+            below.extend(v for v in (item.values() if isinstance(item, dict) else item) if isinstance(v, (list, dict)))
+        if not below:
+            return False
+        level = below
+    return bool(level)
