@@ -82,7 +82,16 @@ class CountRequests:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = time.perf_counter()
-        status = None
+        status, gone, received = None, False, 0
+
+        async def receiving():
+            nonlocal gone, received
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                gone = True
+            else:
+                received += len(message.get("body", b""))
+            return message
 
         async def sending(message):
             nonlocal status
@@ -91,12 +100,25 @@ class CountRequests:
             await send(message)
 
         try:
-            await self.app(scope, receive, sending)
+            await self.app(scope, receiving, sending)
         except Exception:  # a bug below: logged, still a JSON answer, and the server stays up
             logging.getLogger("kiln.serve").exception("internal error on %s", scope.get("path"))
-            if status is None:
+            if status is None and not gone:
                 await _send_json(sending, 500, {"error": "internal error (see the server log)", "field": None})
         route = scope.get("route")
         path = scope.get("path", "")
         endpoint = getattr(route, "path", None) or (path if path in self.paths else "unmatched")
+        if status is None and gone:
+            # The client went away before its answer (mid-body, or while waiting): its fault, not a
+            # server error, so it is counted apart from the status codes and logged.
+            logging.getLogger("kiln.serve").warning(
+                "client %s disconnected from %s %s before the answer (%d body bytes received)",
+                _client(scope), scope.get("method"), path, received)
+            self.metrics.observe_disconnect(endpoint)
+            return
         self.metrics.observe_request(endpoint, status or 500, time.perf_counter() - started)
+
+
+def _client(scope) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "unknown"

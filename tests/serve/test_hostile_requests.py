@@ -69,3 +69,34 @@ def test_deeply_nested_json_is_a_named_400_with_the_stdlib_codec(backend, serve,
             assert response.status_code == 400 and response.json()["field"] == "body", response.text
         assert _post(server.url, b'{"records": [{"size": 2, "weight": 1, "colour": "red", '
                                  b'"extra": [[[[[[1]]]]]]}]}').status_code == 200
+
+
+def _metric(url, name):
+    """The samples of ``name`` in /metrics, as {labels: value}."""
+    text = httpx.get(url + "/metrics").text
+    return {line.split(" ")[0][len(name):]: float(line.split(" ")[1]) for line in text.splitlines()
+            if line.startswith(name + "{")}
+
+
+def _raw(port, data: bytes, timeout=5.0) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock.sendall(data)
+    return sock
+
+
+def test_a_client_that_disconnects_mid_body_is_counted_apart_and_logged(server, caplog):
+    port = int(server.url.rsplit(":", 1)[1])
+    before = _metric(server.url, "kiln_client_disconnected_total").get('{endpoint="/predict"}', 0)
+    with caplog.at_level(logging.WARNING, logger="kiln.serve"):
+        sock = _raw(port, b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: 1000\r\n\r\n" + b'{"records": [')
+        sock.close()
+        for _ in range(100):  # the server notices the closed socket within a few event-loop turns
+            after = _metric(server.url, "kiln_client_disconnected_total").get('{endpoint="/predict"}', 0)
+            if after > before:
+                break
+            time.sleep(0.05)
+    assert after == before + 1
+    assert '{endpoint="/predict",status="500"}' not in _metric(server.url, "kiln_requests_total")
+    assert any("disconnected from POST /predict" in r.getMessage() and "13 body bytes" in r.getMessage()
+               for r in caplog.records)
