@@ -140,7 +140,32 @@ def _read_member(filepath, name: str) -> bytes | None:
     if path.is_dir():
         return (path / name).read_bytes() if (path / name).exists() else None
     with zipfile.ZipFile(path) as archive:
-        return archive.read(name) if name in archive.namelist() else None
+        return _read_zip_member(archive, name, path) if name in archive.namelist() else None
+
+
+# A zip member may inflate to at most this many times its compressed size (plus the slack below).
+# model.save stores members uncompressed (ratio 1); weights re-zipped with deflate shrink ~1.1x and
+# JSON ~10x, while a zip bomb inflates thousands of times (285 KB -> 1.1 GB took 7.6 s).
+_MAX_INFLATION = 100
+_INFLATION_SLACK = 1 << 20  # small members (config.json) may compress better than 100x
+
+
+def _read_zip_member(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:
+    """A member's bytes, refused before inflating when its declared size is out of proportion to
+    its compressed size, and read with a cap so a lying header cannot inflate past it either."""
+    info = archive.getinfo(name)
+    limit = info.compress_size * _MAX_INFLATION + _INFLATION_SLACK
+    if info.file_size > limit:
+        raise SerializationError(
+            f"{path}: {name} would inflate from {info.compress_size} to {info.file_size} bytes, more than "
+            f"{_MAX_INFLATION}x its compressed size: refused as a possible zip bomb. Re-save the model with "
+            f"model.save (which stores members uncompressed) or load it from a folder.")
+    with archive.open(info) as member:
+        data = member.read(limit + 1)
+    if len(data) > limit:
+        raise SerializationError(f"{path}: {name} inflates past {limit} bytes ({_MAX_INFLATION}x its compressed "
+                                 f"size): refused as a possible zip bomb.")
+    return data
 
 
 def read_optimizer_state(filepath):
@@ -190,8 +215,8 @@ def read_saved_model(filepath) -> tuple[dict, dict]:
             raise SerializationError(f"{path} is a zip archive but not a kiln model: it lacks "
                                      f"config.json/model.safetensors (it has {sorted(names)[:5]}).")
         # The config (and its format marker) is checked before the weights are read.
-        config = _parse_config(path, archive.read("config.json"))
-        return config, read_safetensors(archive.read("model.safetensors"))
+        config = _parse_config(path, _read_zip_member(archive, "config.json", path))
+        return config, read_safetensors(_read_zip_member(archive, "model.safetensors", path))
 
 
 def _parse_config(path: Path, data: bytes) -> dict:
@@ -218,10 +243,7 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
         compile: re-apply the saved compile settings (optimizer, loss, metrics).
     """
     config, state = read_saved_model(filepath)
-    # deserialize_layer turns a from_config TypeError (a get_config missing an __init__
-    # argument) into a SerializationError that says so.
-    model = deserialize_layer({"class_name": config["class_name"], "config": config["config"]}, custom_objects)
-    _build_from_example(model, config.get("build_input"))
+    model = _built_within_budget(config, state, custom_objects, source=str(filepath))
     apply_state(model, state, source=str(filepath))
     compile_config = config.get("compile_config")
     tokenizer_bytes = _read_member(filepath, _TOKENIZER_FILE)
@@ -245,6 +267,105 @@ def _restore_compile_config(compile_config: dict, custom_objects: dict | None) -
     restored["metrics"] = _deserialize_tree(compile_config.get("metrics"),
                                             lambda c: metrics.deserialize(c, custom_objects=custom_objects))
     return restored
+
+
+# The largest example sample a saved build_input may declare (elements per sample; the build runs a
+# batch of two): a 2048 x 2048 x 4 image. Larger ones would make loading allocate whatever a
+# config.json asks for.
+_MAX_EXAMPLE_ELEMENTS = 1 << 24
+
+
+def _check_build_input(build_input, source: str) -> None:
+    """Refuse a saved build_input whose example would be larger than any model is built with."""
+    for spec in _example_specs(build_input):
+        shape = [1 if d is None else d for d in spec["shape"]]
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+            raise SerializationError(f"{source}: config.json's build_input shape {spec['shape']} is not a list of "
+                                     f"non-negative integers; it was not written by model.save.")
+        elements = 1
+        for d in shape:
+            elements *= d
+        if elements > _MAX_EXAMPLE_ELEMENTS:
+            raise SerializationError(f"{source}: config.json's build_input shape {spec['shape']} holds {elements} "
+                                     f"elements per sample, more than the {_MAX_EXAMPLE_ELEMENTS} a model is built "
+                                     f"with; refused before allocating it.")
+
+
+# Building may create, beyond the saved tensors themselves, initializer temporaries and casts (the
+# factor) and non-persistent buffers and the example batch (the slack).
+_BUILD_FACTOR, _BUILD_SLACK = 4, 256 << 20
+
+
+class _AllocationBudget(torch.overrides.TorchFunctionMode):
+    """Refuse, before it happens, a tensor creation that would take the bytes created so far past
+    ``budget``: a config.json is a request to allocate (``units: 10**9``), and the archive's real
+    tensors say how much a genuine model of it holds."""
+
+    _FACTORIES = {torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn, torch.randint,
+                  torch.eye}
+
+    def __init__(self, held: int, source: str):
+        super().__init__()
+        self.held, self.source = held, source
+        self.budget = self.left = _BUILD_FACTOR * held + _BUILD_SLACK
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self._FACTORIES:
+            size = _bytes_asked(func, args, kwargs)
+            if size > self.left:
+                raise SerializationError(
+                    f"{self.source}: building the model its config.json declares would allocate more than "
+                    f"{self.budget} bytes (torch.{func.__name__} of {size} bytes), while its saved weights hold "
+                    f"{self.held} bytes: the config does not match the weights (edited, or not written by "
+                    f"model.save); refused before allocating.")
+            self.left -= size
+        return func(*args, **kwargs)
+
+
+def _bytes_asked(func, args, kwargs) -> int:
+    """Bytes a factory call would allocate (its size arguments and dtype), without allocating."""
+    if func is torch.eye:
+        n = args[0] if args else kwargs.get("n", 0)
+        m = args[1] if len(args) > 1 and isinstance(args[1], int) else kwargs.get("m", n)
+        shape = (n, m)
+    elif func is torch.randint:
+        shape = kwargs.get("size", next((a for a in args if isinstance(a, (tuple, list, torch.Size))), ()))
+    elif func is torch.full:
+        shape = args[0] if args else kwargs.get("size", ())
+    else:
+        shape = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list, torch.Size)) else \
+            (args or kwargs.get("size", ()))
+    elements = 1
+    for d in shape:
+        elements *= max(int(d), 0)
+    dtype = kwargs.get("dtype") or torch.get_default_dtype()
+    return elements * dtype.itemsize
+
+
+def _built_within_budget(config: dict, state: dict, custom_objects: dict | None, source: str):
+    """The model config.json declares, built (weights created) under an allocation budget set by
+    the archive's real tensors, so a config asking for more than its weights is refused first."""
+    _check_build_input(config.get("build_input"), source)
+    held = sum(t.numel() * t.element_size() for t in state.values())
+    with _AllocationBudget(held, source):
+        # deserialize_layer turns a from_config TypeError (a get_config missing an __init__
+        # argument) into a SerializationError that says so.
+        model = deserialize_layer({"class_name": config["class_name"], "config": config["config"]}, custom_objects)
+        _build_from_example(model, config.get("build_input"))
+    return model
+
+
+def _example_specs(build_input):
+    """Every ``{"shape", "dtype"}`` leaf of a saved build_input."""
+    if isinstance(build_input, dict) and "shape" in build_input and "dtype" in build_input:
+        yield build_input
+    elif isinstance(build_input, dict):
+        for value in build_input.values():
+            yield from _example_specs(value)
+    elif isinstance(build_input, (list, tuple)):
+        for value in build_input:
+            yield from _example_specs(value)
 
 
 def _build_from_example(model, build_input) -> None:
