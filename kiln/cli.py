@@ -170,11 +170,9 @@ def cmd_serve(args) -> int:
         import uvicorn
     except ImportError as err:
         raise _UsageError("kiln serve needs FastAPI and uvicorn: pip install 'kiln[serve]'.") from err
-    from kiln_edge.server.settings import ServeSettings  # torch-free: both backends take these settings
+    from kiln_edge.serve import settings_from_args  # torch-free: both backends take these settings
     try:
-        settings = ServeSettings(max_batch_size=args.max_batch_size, max_latency_ms=args.max_latency_ms,
-                                 timeout_ms=args.timeout_ms, max_body_bytes=args.max_body_bytes,
-                                 max_records=args.max_records, model_threads=args.threads or None)
+        settings = settings_from_args(args)
     except ValueError as err:
         raise _UsageError(str(err)) from err
     if args.backend == "onnx":

@@ -16,7 +16,7 @@ import sys
 
 from kiln_edge.errors import EdgeError
 
-__all__ = ["main", "command_line", "add_server_flags"]
+__all__ = ["main", "command_line", "add_server_flags", "settings_from_args"]
 
 
 def command_line(run, host: str, port: int, settings) -> list[str]:
@@ -28,7 +28,7 @@ def command_line(run, host: str, port: int, settings) -> list[str]:
     return [sys.executable, "-m", "kiln_edge.serve", str(run), "--host", str(host), "--port", str(port),
             "--max-batch-size", str(settings.max_batch_size), "--max-latency-ms", repr(settings.max_latency_ms),
             "--timeout-ms", repr(settings.timeout_ms), "--max-body-bytes", str(settings.max_body_bytes),
-            "--max-records", str(settings.max_records),
+            "--max-records", str(settings.max_records), "--max-image-pixels", str(settings.max_image_pixels),
             "--threads", "0" if settings.model_threads is None else str(settings.model_threads)]
 
 
@@ -48,9 +48,24 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout-ms", type=float, default=10_000.0, help="answer 504 after this long")
     parser.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024, help="larger bodies get 413")
     parser.add_argument("--max-records", type=int, default=1000, help="more records per request get 413")
+    parser.add_argument("--max-image-pixels", type=int, default=4096 * 4096,
+                        help="images with more pixels (read from the header, before decoding) get 413")
     parser.add_argument("--threads", type=int, default=1,
                         help="the model's intra-op threads, torch's or onnxruntime's (default 1: the model thread "
                              "and the event loop each get a core; 0: the library's default, every core)")
+
+
+def settings_from_args(args):
+    """``ServeSettings`` from the parsed server flags (``add_server_flags``): one place for both commands.
+
+    Raises:
+        ServeSettingsError: a flag out of range (every problem at once).
+    """
+    from kiln_edge.server import ServeSettings
+    return ServeSettings(max_batch_size=args.max_batch_size, max_latency_ms=args.max_latency_ms,
+                         timeout_ms=args.timeout_ms, max_body_bytes=args.max_body_bytes,
+                         max_records=args.max_records, max_image_pixels=args.max_image_pixels,
+                         model_threads=args.threads or None)
 
 
 def main(argv=None) -> int:
@@ -64,11 +79,9 @@ def main(argv=None) -> int:
               "(the `serve` extra's packages; docs/edge.md lists them for a machine without torch).", file=sys.stderr)
         return 2
     from kiln_edge.run import OnnxRun
-    from kiln_edge.server import ServeSettings, create_app
+    from kiln_edge.server import create_app
     try:
-        settings = ServeSettings(max_batch_size=args.max_batch_size, max_latency_ms=args.max_latency_ms,
-                                 timeout_ms=args.timeout_ms, max_body_bytes=args.max_body_bytes,
-                                 max_records=args.max_records, model_threads=args.threads or None)
+        settings = settings_from_args(args)
     except EdgeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

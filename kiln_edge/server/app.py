@@ -34,7 +34,7 @@ from kiln_edge.errors import EdgeError
 from kiln_edge.server.batching import MicroBatcher
 from kiln_edge.server.metrics import ServeMetrics
 from kiln_edge.server.middleware import BodyLimit, CountRequests
-from kiln_edge.server.records import RequestError, json_type, needs_folder, records_to_rows
+from kiln_edge.server.records import RequestError, check_image_pixels, json_type, needs_folder, records_to_rows
 from kiln_edge.server.settings import ServeSettings
 
 try:  # a faster JSON codec when installed (kiln[serve] brings it); the stdlib's otherwise
@@ -133,13 +133,14 @@ def create_app(backend, settings: ServeSettings | None = None, *, data_errors: t
             return refuse(RequestError(422, 'The body needs a `records` list: {"records": [{...}, ...]}.', "records"))
         if not media:  # tabular/text runs: no temporary folder per request
             try:
-                rows = records_to_rows(body["records"], inputs, None, settings.max_records)
+                rows = records_to_rows(body["records"], inputs, None, settings.max_records, settings.max_image_pixels)
             except RequestError as err:
                 return refuse(err)
             return await answer(rows)
         with tempfile.TemporaryDirectory(prefix="kiln-serve-") as folder:  # base64 media live here
             try:
-                rows = records_to_rows(body["records"], inputs, Path(folder), settings.max_records)
+                rows = records_to_rows(body["records"], inputs, Path(folder), settings.max_records,
+                                       settings.max_image_pixels)
             except RequestError as err:
                 return refuse(err)
             return await answer(rows)
@@ -155,7 +156,13 @@ def create_app(backend, settings: ServeSettings | None = None, *, data_errors: t
         import pandas as pd
         with tempfile.TemporaryDirectory(prefix="kiln-serve-") as folder:
             path = Path(folder) / ("upload" + Path(file.filename or "").suffix.lower()[:8])
-            path.write_bytes(await file.read())
+            data = await file.read()
+            if inputs[0].type == "image":
+                try:
+                    check_image_pixels(data, "file", settings.max_image_pixels)
+                except RequestError as err:
+                    return refuse(err)
+            path.write_bytes(data)
             column = np.empty(1, dtype=object)
             column[0] = str(path)  # a path, read by the feature as `kiln predict` reads files
             return await answer(pd.DataFrame({inputs[0].column: column}))
@@ -183,7 +190,7 @@ def _metadata(backend, settings: ServeSettings, model_name: str, version: str, b
             "outputs": [_feature_schema(f) for f in backend.outputs],
             "limits": {"max_records": settings.max_records, "max_body_bytes": settings.max_body_bytes,
                        "max_batch_size": settings.max_batch_size, "max_latency_ms": settings.max_latency_ms,
-                       "timeout_ms": settings.timeout_ms}}
+                       "timeout_ms": settings.timeout_ms, "max_image_pixels": settings.max_image_pixels}}
 
 
 _ERROR = {"content": {"application/json": {"schema": {
@@ -192,7 +199,8 @@ _ERROR = {"content": {"application/json": {"schema": {
 # What a request can get besides 200: each names the field at fault (docs/serving.md, "Errors").
 _ERROR_RESPONSES = {
     400: {"description": "The body is not valid JSON (or not UTF-8).", **_ERROR},
-    413: {"description": "The body or the number of records is over the server's limits.", **_ERROR},
+    413: {"description": "The body, the number of records or an image's pixels are over the server's limits.",
+          **_ERROR},
     422: {"description": "A missing field, a wrong type, or a value the features refuse.", **_ERROR},
     504: {"description": "The prediction took longer than --timeout-ms.", **_ERROR},
 }

@@ -30,6 +30,8 @@ class ServeSettings:
         timeout_ms: a request not answered within this gets 504 (default 10 s).
         max_body_bytes: larger request bodies get 413 (default 10 MB: a few base64 images).
         max_records: more records in one request get 413 (default 1000).
+        max_image_pixels: an image with more pixels (width x height, read from its header before
+            decoding) gets 413 (default 4096 x 4096: a decoded RGB image of 50 MB, 200 MB as float32).
         model_threads: the model's intra-op threads while the server runs (default 1: one model
             thread next to the event loop beats two threads fighting over 2 cores for the small
             batches a server sees). The torch backend sets ``torch.set_num_threads`` for the
@@ -46,10 +48,11 @@ class ServeSettings:
     timeout_ms: float = 10_000.0
     max_body_bytes: int = 10 * 1024 * 1024
     max_records: int = 1000
+    max_image_pixels: int = 4096 * 4096
     model_threads: int | None = 1
 
     def __post_init__(self):
-        positive = ("max_batch_size", "timeout_ms", "max_body_bytes", "max_records")
+        positive = ("max_batch_size", "timeout_ms", "max_body_bytes", "max_records", "max_image_pixels")
         problems = [f"`{name}` must be positive, received {getattr(self, name)!r} ({_flag(name)})"
                     for name in positive if not getattr(self, name) > 0]
         if not self.max_latency_ms >= 0:

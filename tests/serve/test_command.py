@@ -25,7 +25,8 @@ def test_kiln_serve_answers_like_kiln_predict(kind, tabular_run, reference, same
     records, expected = reference
     free = port()
     process = start(tabular_run, free, "--backend", kind, "--max-batch-size", "4", "--max-latency-ms", "2.5",
-                    "--timeout-ms", "3000", "--max-body-bytes", "100000", "--max-records", "20")
+                    "--timeout-ms", "3000", "--max-body-bytes", "100000", "--max-records", "20",
+                    "--max-image-pixels", "1000")
     try:
         wait_until_up(process, f"http://127.0.0.1:{free}")
         client = Client(f"http://127.0.0.1:{free}", timeout=5)
@@ -35,7 +36,7 @@ def test_kiln_serve_answers_like_kiln_predict(kind, tabular_run, reference, same
         meta = client.metadata()
         assert meta["backend"] == kind
         assert meta["limits"] == {"max_batch_size": 4, "max_latency_ms": 2.5, "timeout_ms": 3000,
-                                  "max_body_bytes": 100_000, "max_records": 20}
+                                  "max_body_bytes": 100_000, "max_records": 20, "max_image_pixels": 1000}
         # The process we started is the server (--backend onnx replaces the `kiln` process, no child):
         # torch is in its modules, and its memory, only for the torch backend.
         assert meta["torch_loaded"] is (kind == "torch")
