@@ -189,7 +189,8 @@ def cmd_serve(args) -> int:
     from kiln.serve.app import create_app, load_backend
     app = create_app(load_backend(args.run), settings)
     print(f"serving {args.run} on http://{args.host}:{args.port} (torch; docs: /docs)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    from kiln_edge.server.connections import uvicorn_config  # header/body/idle timeouts (docs/serving.md)
+    uvicorn.Server(uvicorn_config(app, settings, args.host, args.port)).run()
     return 0
 
 

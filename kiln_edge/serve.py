@@ -29,6 +29,8 @@ def command_line(run, host: str, port: int, settings) -> list[str]:
             "--max-batch-size", str(settings.max_batch_size), "--max-latency-ms", repr(settings.max_latency_ms),
             "--timeout-ms", repr(settings.timeout_ms), "--max-body-bytes", str(settings.max_body_bytes),
             "--max-records", str(settings.max_records), "--max-image-pixels", str(settings.max_image_pixels),
+            "--header-timeout-s", repr(settings.header_timeout_s), "--body-timeout-s", repr(settings.body_timeout_s),
+            "--keep-alive-s", repr(settings.keep_alive_s), "--max-header-bytes", str(settings.max_header_bytes),
             "--threads", "0" if settings.model_threads is None else str(settings.model_threads)]
 
 
@@ -50,6 +52,11 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-records", type=int, default=1000, help="more records per request get 413")
     parser.add_argument("--max-image-pixels", type=int, default=4096 * 4096,
                         help="images with more pixels (read from the header, before decoding) get 413")
+    parser.add_argument("--header-timeout-s", type=float, default=10.0,
+                        help="close a connection whose request headers take longer (408 if some came)")
+    parser.add_argument("--body-timeout-s", type=float, default=30.0, help="answer 408 to a body that takes longer")
+    parser.add_argument("--keep-alive-s", type=float, default=5.0, help="close idle keep-alive connections after this")
+    parser.add_argument("--max-header-bytes", type=int, default=16 * 1024, help="larger request headers get 431")
     parser.add_argument("--threads", type=int, default=1,
                         help="the model's intra-op threads, torch's or onnxruntime's (default 1: the model thread "
                              "and the event loop each get a core; 0: the library's default, every core)")
@@ -65,6 +72,8 @@ def settings_from_args(args):
     return ServeSettings(max_batch_size=args.max_batch_size, max_latency_ms=args.max_latency_ms,
                          timeout_ms=args.timeout_ms, max_body_bytes=args.max_body_bytes,
                          max_records=args.max_records, max_image_pixels=args.max_image_pixels,
+                         header_timeout_s=args.header_timeout_s, body_timeout_s=args.body_timeout_s,
+                         keep_alive_s=args.keep_alive_s, max_header_bytes=args.max_header_bytes,
                          model_threads=args.threads or None)
 
 
@@ -80,6 +89,7 @@ def main(argv=None) -> int:
         return 2
     from kiln_edge.run import OnnxRun
     from kiln_edge.server import create_app
+    from kiln_edge.server.connections import uvicorn_config
     try:
         settings = settings_from_args(args)
     except EdgeError as err:
@@ -91,7 +101,7 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"serving {args.run} (onnx, no torch) on http://{args.host}:{args.port} (docs: /docs)", flush=True)
-    uvicorn.run(create_app(backend, settings), host=args.host, port=args.port, log_level="warning")
+    uvicorn.Server(uvicorn_config(create_app(backend, settings), settings, args.host, args.port)).run()
     return 0
 
 

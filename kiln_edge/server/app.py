@@ -98,7 +98,7 @@ def create_app(backend, settings: ServeSettings | None = None, *, data_errors: t
     app = FastAPI(title=f"kiln: {model_name}", version=version, lifespan=lifespan,
                   description="Predictions from a kiln run; the same labels/probabilities/values as `kiln predict`.")
     app.state.metrics, app.state.batcher, app.state.settings = metrics, batcher, settings
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)  # inside `CountRequests`, so a 413 is counted
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s)  # inside `CountRequests`, so a 413 is counted
     app.add_middleware(CountRequests, metrics=metrics, paths=_PATHS)
 
     def refuse(error: RequestError):

@@ -1,4 +1,5 @@
-"""The server's two ASGI middlewares: a body-size limit (413) and request counting (metrics, no 500 leaks).
+"""The server's two ASGI middlewares: a body-size limit (413) and deadline (408), and request counting
+(metrics, no 500 leaks).
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)   # inner: a 413 is still counted
     app.add_middleware(CountRequests, metrics=metrics, paths=paths)
@@ -8,6 +9,7 @@ Plain ASGI rather than ``@app.middleware("http")``, which costs a task and a str
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -17,23 +19,26 @@ from kiln_edge.server.records import RequestError
 __all__ = ["BodyLimit", "CountRequests"]
 
 
-async def _send_json(send, status: int, payload: dict) -> None:
+async def _send_json(send, status: int, payload: dict, close: bool = False) -> None:
     body = json.dumps(payload).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:  # the rest of the request will not be read: the connection cannot carry another
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 class BodyLimit:
-    """A POST body over ``limit`` bytes gets 413 before any handler reads it.
+    """A POST body over ``limit`` bytes gets 413 before any handler reads it; one not complete
+    ``timeout_s`` after its headers gets 408 (and the connection is closed).
 
     Why buffer here: the declared Content-Length can be absent (chunked uploads), so the bytes
     are counted as they arrive; an oversized body is drained (up to a hard cap) so the client can
     read the 413 instead of a reset connection.
     """
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, timeout_s: float | None = None):
+        self.app, self.limit, self.timeout_s = app, limit, timeout_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -41,8 +46,17 @@ class BodyLimit:
         declared = dict(scope.get("headers") or {}).get(b"content-length")
         too_big = declared is not None and declared.isdigit() and int(declared) > self.limit
         chunks, size, more = [], 0, True
+        deadline = None if self.timeout_s is None else time.monotonic() + self.timeout_s
         while more:
-            message = await receive()
+            try:  # a body trickling in (or stopping half way) must not hold the connection forever
+                message = await (receive() if deadline is None else
+                                 asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0)))
+            except asyncio.TimeoutError:
+                error = RequestError(408, f"The request body did not arrive within {self.timeout_s:g} s "
+                                          f"(--body-timeout-s): {size} bytes came"
+                                          f"{f' of the {int(declared)} declared' if declared and declared.isdigit() else ''}.",
+                                     "body")
+                return await _send_json(send, 408, error.body(), close=True)
             if message["type"] == "http.disconnect":
                 return
             body = message.get("body", b"")

@@ -32,6 +32,12 @@ class ServeSettings:
         max_records: more records in one request get 413 (default 1000).
         max_image_pixels: an image with more pixels (width x height, read from its header before
             decoding) gets 413 (default 4096 x 4096: a decoded RGB image of 50 MB, 200 MB as float32).
+        header_timeout_s: a connection whose request headers are not complete this long after it
+            opened (or after the previous answer) is closed, with 408 when part of them came
+            (default 10 s: slow or idle clients cannot hold connections).
+        body_timeout_s: a request body not complete this long after its headers gets 408 (default 30 s).
+        keep_alive_s: an idle keep-alive connection is closed after this long (default 5 s).
+        max_header_bytes: larger request headers get 431 (default 16 KiB, h11's own default).
         model_threads: the model's intra-op threads while the server runs (default 1: one model
             thread next to the event loop beats two threads fighting over 2 cores for the small
             batches a server sees). The torch backend sets ``torch.set_num_threads`` for the
@@ -49,10 +55,15 @@ class ServeSettings:
     max_body_bytes: int = 10 * 1024 * 1024
     max_records: int = 1000
     max_image_pixels: int = 4096 * 4096
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keep_alive_s: float = 5.0
+    max_header_bytes: int = 16 * 1024
     model_threads: int | None = 1
 
     def __post_init__(self):
-        positive = ("max_batch_size", "timeout_ms", "max_body_bytes", "max_records", "max_image_pixels")
+        positive = ("max_batch_size", "timeout_ms", "max_body_bytes", "max_records", "max_image_pixels",
+                    "header_timeout_s", "body_timeout_s", "keep_alive_s", "max_header_bytes")
         problems = [f"`{name}` must be positive, received {getattr(self, name)!r} ({_flag(name)})"
                     for name in positive if not getattr(self, name) > 0]
         if not self.max_latency_ms >= 0:

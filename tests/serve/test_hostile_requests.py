@@ -100,3 +100,88 @@ def test_a_client_that_disconnects_mid_body_is_counted_apart_and_logged(server, 
     assert '{endpoint="/predict",status="500"}' not in _metric(server.url, "kiln_requests_total")
     assert any("disconnected from POST /predict" in r.getMessage() and "13 body bytes" in r.getMessage()
                for r in caplog.records)
+
+
+# ---- slow, idle and oversized connections (raw sockets; uvicorn's h11 and httptools protocols) ------
+QUICK = dict(header_timeout_s=0.5, body_timeout_s=0.5, keep_alive_s=0.5)
+
+
+@pytest.fixture(scope="module", params=["h11", "httptools"])
+def guarded_server(request, tabular_run, port, wait_until_up):
+    """The onnx backend served with short connection limits, on uvicorn's h11 or httptools protocol."""
+    import threading
+
+    import uvicorn
+
+    from kiln_edge import OnnxRun
+    from kiln_edge.server import create_app
+    from kiln_edge.server.connections import guarded_protocol
+    if request.param == "httptools":
+        pytest.importorskip("httptools")
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as base
+    else:
+        from uvicorn.protocols.http.h11_impl import H11Protocol as base
+    settings = ServeSettings(**QUICK, max_header_bytes=4096)
+    app = create_app(OnnxRun(tabular_run, threads=1), settings)
+    free = port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free, log_level="warning",
+                                           http=guarded_protocol(base, settings.header_timeout_s, 4096),
+                                           timeout_keep_alive=settings.keep_alive_s))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{free}"
+    wait_until_up(None, url, seconds=20)
+    yield free, url
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _until_closed(sock) -> bytes:
+    """Everything the server sends until it closes the connection (a socket timeout of 5 s fails the test)."""
+    data = b""
+    for _ in range(1000):
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    raise AssertionError("the server kept sending")
+
+
+def test_an_idle_connection_is_closed(guarded_server):
+    free, url = guarded_server
+    with _raw(free, b"") as sock:
+        assert _until_closed(sock) == b""  # nothing ever sent: closed silently
+
+
+def test_slow_headers_get_408_and_the_connection_is_closed(guarded_server):
+    free, url = guarded_server
+    with _raw(free, b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n") as sock:  # ...and the rest never comes
+        answer = _until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 408 ") and b"--header-timeout-s" in answer
+    assert httpx.get(url + "/health").status_code == 200
+
+
+def test_a_body_that_stops_half_way_gets_408_naming_the_body(guarded_server):
+    free, url = guarded_server
+    with _raw(free, b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 100\r\n\r\n" + b'{"records": [') as sock:
+        answer = _until_closed(sock)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 "), answer
+    assert json.loads(body) == {"field": "body", "error": "The request body did not arrive within 0.5 s "
+                                                          "(--body-timeout-s): 13 bytes came of the 100 declared."}
+    assert _metric(url, "kiln_requests_total")['{endpoint="/predict",status="408"}'] >= 1
+
+
+def test_oversized_headers_get_431(guarded_server):
+    free, url = guarded_server
+    with _raw(free, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Filler: " + b"a" * 8000) as sock:
+        answer = _until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 431 ") and b"limit of 4096 bytes" in answer, answer
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_its_answer(guarded_server):
+    free, url = guarded_server
+    with _raw(free, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n") as sock:
+        answer = _until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.count(b"HTTP/1.1") == 1
