@@ -182,7 +182,7 @@ def cmd_serve(args) -> int:
         import os
 
         from kiln_edge.serve import command_line
-        command = command_line(args.run, args.host, args.port, settings)
+        command = command_line(args.run, args.host, args.port, settings, args.api_key_file)
         sys.stdout.flush()
         sys.stderr.flush()
         os.execv(command[0], command)

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from kiln_edge.errors import EdgeError
 
 __all__ = ["main", "command_line", "add_server_flags", "settings_from_args"]
 
 
-def command_line(run, host: str, port: int, settings) -> list[str]:
-    """The ``python -m kiln_edge.serve`` command serving ``run`` with ``settings`` (``ServeSettings``).
+def command_line(run, host: str, port: int, settings, api_key_file=None) -> list[str]:
+    """The ``python -m kiln_edge.serve`` command serving ``run`` with ``settings`` (``ServeSettings``);
+    the API key travels as its file's path (``api_key_file``), never on the command line itself.
 
     Why here: the flags are written next to ``add_server_flags``, which declares them for both
     commands, so ``kiln serve --backend onnx`` forwards every one of them.
@@ -31,7 +33,9 @@ def command_line(run, host: str, port: int, settings) -> list[str]:
             "--max-records", str(settings.max_records), "--max-image-pixels", str(settings.max_image_pixels),
             "--header-timeout-s", repr(settings.header_timeout_s), "--body-timeout-s", repr(settings.body_timeout_s),
             "--keep-alive-s", repr(settings.keep_alive_s), "--max-header-bytes", str(settings.max_header_bytes),
-            "--threads", "0" if settings.model_threads is None else str(settings.model_threads)]
+            "--threads", "0" if settings.model_threads is None else str(settings.model_threads),
+            *[flag for name in (settings.allowed_hosts or ["*"]) for flag in ("--allowed-host", name)],
+            *(["--api-key-file", str(api_key_file)] if api_key_file else [])]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,6 +61,11 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--body-timeout-s", type=float, default=30.0, help="answer 408 to a body that takes longer")
     parser.add_argument("--keep-alive-s", type=float, default=5.0, help="close idle keep-alive connections after this")
     parser.add_argument("--max-header-bytes", type=int, default=16 * 1024, help="larger request headers get 431")
+    parser.add_argument("--api-key-file", metavar="PATH",
+                        help="require the key on this file's first line: Authorization: Bearer KEY (401 otherwise)")
+    parser.add_argument("--allowed-host", action="append", metavar="NAME",
+                        help="a Host header name the server answers to (repeat it; '*': any); required when "
+                             "--host is not a loopback address")
     parser.add_argument("--threads", type=int, default=1,
                         help="the model's intra-op threads, torch's or onnxruntime's (default 1: the model thread "
                              "and the event loop each get a core; 0: the library's default, every core)")
@@ -68,13 +77,36 @@ def settings_from_args(args):
     Raises:
         ServeSettingsError: a flag out of range (every problem at once).
     """
-    from kiln_edge.server import ServeSettings
-    return ServeSettings(max_batch_size=args.max_batch_size, max_latency_ms=args.max_latency_ms,
+    from kiln_edge.server import ServeSettings, ServeSettingsError
+    api_key = None
+    if args.api_key_file:
+        try:
+            api_key = Path(args.api_key_file).read_text(encoding="utf-8").splitlines()[0].strip()
+        except (OSError, UnicodeDecodeError, IndexError) as err:
+            raise ServeSettingsError(f"--api-key-file {args.api_key_file!r} cannot be read as a key: "
+                                     f"{type(err).__name__}: {err}. Put the key on its first line.") from None
+    hosts = args.allowed_host
+    if not hosts and not _loopback(args.host):
+        raise ServeSettingsError(f"--host {args.host} makes the server reachable beyond this machine: name the "
+                                 f"Host header names clients use with --allowed-host NAME (repeatable), or "
+                                 f"--allowed-host '*' to answer any (docs/serving.md, \"Security\").")
+    return ServeSettings(api_key=api_key, allowed_hosts=None if not hosts or "*" in hosts else list(hosts),
+                         max_batch_size=args.max_batch_size, max_latency_ms=args.max_latency_ms,
                          timeout_ms=args.timeout_ms, max_body_bytes=args.max_body_bytes,
                          max_records=args.max_records, max_image_pixels=args.max_image_pixels,
                          header_timeout_s=args.header_timeout_s, body_timeout_s=args.body_timeout_s,
                          keep_alive_s=args.keep_alive_s, max_header_bytes=args.max_header_bytes,
                          model_threads=args.threads or None)
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: it may resolve anywhere
+        return False
 
 
 def main(argv=None) -> int:

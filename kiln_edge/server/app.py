@@ -33,7 +33,7 @@ import numpy as np
 from kiln_edge.errors import EdgeError
 from kiln_edge.server.batching import MicroBatcher
 from kiln_edge.server.metrics import ServeMetrics
-from kiln_edge.server.middleware import BodyLimit, CountRequests
+from kiln_edge.server.middleware import BodyLimit, CountRequests, Gate
 from kiln_edge.server.records import RequestError, check_image_pixels, json_type, needs_folder, records_to_rows
 from kiln_edge.server.settings import ServeSettings
 
@@ -98,7 +98,8 @@ def create_app(backend, settings: ServeSettings | None = None, *, data_errors: t
     app = FastAPI(title=f"kiln: {model_name}", version=version, lifespan=lifespan,
                   description="Predictions from a kiln run; the same labels/probabilities/values as `kiln predict`.")
     app.state.metrics, app.state.batcher, app.state.settings = metrics, batcher, settings
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s)  # inside `CountRequests`, so a 413 is counted
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
+    app.add_middleware(Gate, api_key=settings.api_key, allowed_hosts=settings.allowed_hosts)  # before any body is read  # inside `CountRequests`, so a 413 is counted
     app.add_middleware(CountRequests, metrics=metrics, paths=_PATHS)
 
     def refuse(error: RequestError):
@@ -122,6 +123,13 @@ def create_app(backend, settings: ServeSettings | None = None, *, data_errors: t
     @app.post("/predict", openapi_extra={"requestBody": _predict_body(inputs, settings.max_records)},
               responses=_ERROR_RESPONSES, summary="Predict for JSON records (one object of raw feature values per row)")
     async def predict(request: Request):
+        kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if kind != "application/json":
+            # Why strict: text/plain and form bodies are "simple" requests a page on any site can make a
+            # browser send without asking (no CORS preflight); JSON cannot be sent that way.
+            return refuse(RequestError(415, f"POST /predict takes JSON: send `Content-Type: application/json` "
+                                            f"(received {kind or 'none'!r}). Upload files to /predict/file.",
+                                       "content-type"))
         try:
             body = _parse_json(await request.body())
         except RequestError as err:  # nested too deeply
@@ -199,8 +207,12 @@ _ERROR = {"content": {"application/json": {"schema": {
 # What a request can get besides 200: each names the field at fault (docs/serving.md, "Errors").
 _ERROR_RESPONSES = {
     400: {"description": "The body is not valid JSON (or not UTF-8).", **_ERROR},
+    401: {"description": "An API key is needed (--api-key-file) and was missing or wrong.", **_ERROR},
+    408: {"description": "The body did not arrive within --body-timeout-s.", **_ERROR},
     413: {"description": "The body, the number of records or an image's pixels are over the server's limits.",
           **_ERROR},
+    415: {"description": "POST /predict got a body that is not declared `application/json`.", **_ERROR},
+    421: {"description": "The Host header is not among --allowed-host.", **_ERROR},
     422: {"description": "A missing field, a wrong type, or a value the features refuse.", **_ERROR},
     504: {"description": "The prediction took longer than --timeout-ms.", **_ERROR},
 }

@@ -10,18 +10,19 @@ Plain ASGI rather than ``@app.middleware("http")``, which costs a task and a str
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import time
 
 from kiln_edge.server.records import RequestError
 
-__all__ = ["BodyLimit", "CountRequests"]
+__all__ = ["BodyLimit", "CountRequests", "Gate"]
 
 
-async def _send_json(send, status: int, payload: dict, close: bool = False) -> None:
+async def _send_json(send, status: int, payload: dict, close: bool = False, headers=()) -> None:
     body = json.dumps(payload).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
     if close:  # the rest of the request will not be read: the connection cannot carry another
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -83,6 +84,56 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+class Gate:
+    """Who may talk to the server: the Host header among ``allowed_hosts`` (None: any), and the API
+    key, when one is set, in ``Authorization: Bearer KEY`` or ``X-API-Key: KEY`` (401 otherwise).
+
+    Why a Host check: a server bound beyond loopback can be reached under any name, and a page on
+    another site can make a browser send requests to it (DNS rebinding). ``/health`` (which tells
+    only the model's name) is open to both: load balancers probe it by address, without a key. The key is
+    compared in constant time (``hmac.compare_digest``), so timing does not reveal its prefix.
+    """
+
+    def __init__(self, app, api_key: str | None = None, allowed_hosts=None, open_paths=("/health",)):
+        self.app, self.open_paths = app, frozenset(open_paths)
+        self.key = api_key.encode() if api_key else None
+        self.hosts = None if allowed_hosts is None else frozenset(h.lower() for h in allowed_hosts)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if scope.get("path") in self.open_paths:
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or {})
+        if self.hosts is not None:
+            host = _host_name(headers.get(b"host", b"").decode("latin-1"))
+            if host not in self.hosts:
+                error = RequestError(421, f"The Host header {host!r} is not one this server answers to "
+                                          f"(--allowed-host: {', '.join(sorted(self.hosts))}).", "host")
+                return await _send_json(send, 421, error.body())
+        if self.key is not None:
+            sent = headers.get(b"x-api-key") or _bearer(headers.get(b"authorization", b""))
+            if not sent or not hmac.compare_digest(sent, self.key):
+                error = RequestError(401, "This server needs an API key: send `Authorization: Bearer KEY` (or "
+                                          "`X-API-Key: KEY`) with the key in the server's --api-key-file.",
+                                     "authorization")
+                return await _send_json(send, 401, error.body(), headers=[(b"www-authenticate", b"Bearer")])
+        return await self.app(scope, receive, send)
+
+
+def _bearer(value: bytes) -> bytes:
+    scheme, _, token = value.partition(b" ")
+    return token.strip() if scheme.lower() == b"bearer" else b""
+
+
+def _host_name(host: str) -> str:
+    """``example.com:8000`` -> ``example.com``; ``[::1]:8000`` -> ``::1``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 class CountRequests:

@@ -8,7 +8,7 @@ they are the command's flags, checked once here with every problem reported toge
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kiln_edge.errors import EdgeError
 
@@ -38,6 +38,10 @@ class ServeSettings:
         body_timeout_s: a request body not complete this long after its headers gets 408 (default 30 s).
         keep_alive_s: an idle keep-alive connection is closed after this long (default 5 s).
         max_header_bytes: larger request headers get 431 (default 16 KiB, h11's own default).
+        api_key: when set, every request but ``GET /health`` must carry it (``Authorization: Bearer
+            KEY`` or ``X-API-Key: KEY``), else 401 (default None: no key; ``--api-key-file``).
+        allowed_hosts: the Host header names the server answers to, others get 421 (default None:
+            any; ``kiln serve`` requires ``--allowed-host`` when it binds beyond loopback).
         model_threads: the model's intra-op threads while the server runs (default 1: one model
             thread next to the event loop beats two threads fighting over 2 cores for the small
             batches a server sees). The torch backend sets ``torch.set_num_threads`` for the
@@ -59,6 +63,8 @@ class ServeSettings:
     body_timeout_s: float = 30.0
     keep_alive_s: float = 5.0
     max_header_bytes: int = 16 * 1024
+    api_key: str | None = field(default=None, repr=False)  # a secret: never in a repr or a log
+    allowed_hosts: list[str] | None = None
     model_threads: int | None = 1
 
     def __post_init__(self):
@@ -70,6 +76,10 @@ class ServeSettings:
             problems.append(f"`max_latency_ms` must be >= 0, received {self.max_latency_ms!r} (--max-latency-ms)")
         if self.model_threads is not None and not (isinstance(self.model_threads, int) and self.model_threads > 0):
             problems.append(f"`model_threads` must be a positive integer or None, received {self.model_threads!r}")
+        if self.api_key is not None and (not isinstance(self.api_key, str) or len(self.api_key.strip()) < 16
+                                         or self.api_key != self.api_key.strip()):
+            problems.append("`api_key` must be a string of at least 16 characters without surrounding whitespace "
+                            "(--api-key-file holds it on its first line)")
         if problems:
             raise ServeSettingsError("Invalid server settings: " + "; ".join(problems) + ".")
 

@@ -185,3 +185,79 @@ def test_an_idle_keep_alive_connection_is_closed_after_its_answer(guarded_server
     with _raw(free, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n") as sock:
         answer = _until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 200 ") and answer.count(b"HTTP/1.1") == 1
+
+
+# ---- cross-site requests, API keys, Host names ---------------------------------------------------------
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+                                          None])
+def test_predict_refuses_bodies_not_declared_json_with_415(server, content_type):
+    """text/plain, form and multipart posts are what a page on another site can make a browser send
+    without a CORS preflight: /predict takes only application/json."""
+    body = json.dumps({"records": [RECORD]}).encode()
+    headers = {} if content_type is None else {"content-type": content_type}
+    response = httpx.post(server.url + "/predict", content=body, headers=headers)
+    assert response.status_code == 415 and response.json()["field"] == "content-type", response.text
+    assert f"(received {content_type or 'none'!r})" in response.json()["error"]
+    assert _post(server.url, body, "application/json; charset=utf-8").status_code == 200
+
+
+KEY = "k3y-0123456789abcdef"
+
+
+def test_an_api_key_is_required_everywhere_but_health(backend, serve):
+    from kiln.serve import Client, ServeError
+    kind, model = backend
+    with serve(make_app(kind, model, ServeSettings(api_key=KEY))) as server:
+        body = json.dumps({"records": [RECORD]}).encode()
+        for headers in ({}, {"authorization": "Bearer wrong-key-0123456789"}, {"x-api-key": KEY[:-1]},
+                        {"authorization": KEY}):
+            response = _post(server.url, body, **headers)
+            assert response.status_code == 401 and response.json()["field"] == "authorization", headers
+            assert response.headers["www-authenticate"] == "Bearer"
+        assert _post(server.url, body, authorization=f"Bearer {KEY}").status_code == 200
+        assert _post(server.url, body, **{"x-api-key": KEY}).status_code == 200
+        assert httpx.get(server.url + "/metadata").status_code == 401
+        assert httpx.get(server.url + "/health").status_code == 200  # load balancers probe without a key
+        assert Client(server.url, api_key=KEY).metadata()["backend"] == kind
+        with pytest.raises(ServeError) as err:
+            Client(server.url, retries=0).predict([RECORD])
+        assert err.value.status == 401
+
+
+def test_the_host_header_must_be_an_allowed_name(backend, serve):
+    kind, model = backend
+    with serve(make_app(kind, model, ServeSettings(allowed_hosts=["model.example"]))) as server:
+        body = json.dumps({"records": [RECORD]}).encode()
+        refused = _post(server.url, body)  # Host: 127.0.0.1:PORT
+        assert refused.status_code == 421 and refused.json()["field"] == "host"
+        assert "'127.0.0.1'" in refused.json()["error"]
+        assert _post(server.url, body, host="model.example:8000").status_code == 200
+        assert _post(server.url, body, host="MODEL.example").status_code == 200
+
+
+def test_a_bind_beyond_loopback_needs_allowed_hosts_and_a_readable_key_file(tabular_run, tmp_path, capsys):
+    from kiln.cli import main
+    assert main(["serve", str(tabular_run), "--host", "0.0.0.0"]) == 2
+    assert "--allowed-host" in capsys.readouterr().err
+    assert main(["serve", str(tabular_run), "--api-key-file", str(tmp_path / "absent")]) == 2
+    assert "--api-key-file" in capsys.readouterr().err
+    (tmp_path / "short").write_text("abc\n")
+    assert main(["serve", str(tabular_run), "--api-key-file", str(tmp_path / "short")]) == 2
+    assert "at least 16 characters" in capsys.readouterr().err
+
+
+def test_settings_from_flags_read_the_key_file_and_never_show_the_key(tmp_path):
+    import argparse
+
+    from kiln_edge.serve import add_server_flags, command_line, settings_from_args
+    parser = argparse.ArgumentParser()
+    add_server_flags(parser)
+    (tmp_path / "key").write_text(KEY + "\n")
+    args = parser.parse_args(["--host", "10.0.0.5", "--allowed-host", "a.example", "--allowed-host", "b.example",
+                              "--api-key-file", str(tmp_path / "key")])
+    settings = settings_from_args(args)
+    assert settings.api_key == KEY and settings.allowed_hosts == ["a.example", "b.example"]
+    assert KEY not in repr(settings)
+    command = command_line("RUN", args.host, 8000, settings, args.api_key_file)
+    assert KEY not in " ".join(command) and command[-2:] == ["--api-key-file", str(tmp_path / "key")]
+    assert settings_from_args(parser.parse_args(command[4:])).allowed_hosts == ["a.example", "b.example"]

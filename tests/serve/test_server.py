@@ -111,7 +111,8 @@ def test_malformed_json_oversized_body_and_file_endpoint(server):
     response = httpx.post(server.url + "/predict", content=b'{"records": [',
                           headers={"content-type": "application/json"})
     assert response.status_code == 400 and response.json()["field"] == "body"
-    response = httpx.post(server.url + "/predict", content=b"\xff\xfe not utf-8")
+    response = httpx.post(server.url + "/predict", content=b"\xff\xfe not utf-8",
+                          headers={"content-type": "application/json"})
     assert response.status_code == 400 and response.json()["field"] == "body"
     response = httpx.post(server.url + "/predict", content=b"x" * 300_000)
     assert response.status_code == 413 and "max-body-bytes" in response.json()["error"]
