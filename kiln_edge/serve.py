@@ -17,7 +17,7 @@ from pathlib import Path
 
 from kiln_edge.errors import EdgeError
 
-__all__ = ["main", "command_line", "add_server_flags", "settings_from_args"]
+__all__ = ["main", "command_line", "add_server_flags", "settings_from_args", "port_problem"]
 
 
 def command_line(run, host: str, port: int, settings, api_key_file=None) -> list[str]:
@@ -99,6 +99,30 @@ def settings_from_args(args):
                          model_threads=args.threads or None)
 
 
+def port_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on ``host``:``port`` (in use, not an address here), or None.
+
+    Why before loading: uvicorn finds out only when it starts listening, after the model has
+    loaded, and then exits with a traceback-like log and status 3. A bind test (with
+    SO_REUSEADDR, as uvicorn binds) answers at once; a port taken in between still fails in uvicorn.
+    """
+    import socket
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as err:
+        return f"--host {host} is not an address of this machine ({err.strerror})."
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as err:
+            if err.errno in (98, 48, 10048):  # EADDRINUSE on Linux, macOS, Windows
+                return f"port {port} on {host} is already in use; stop what listens there or pick another --port."
+            return f"cannot listen on {host}:{port} ({err.strerror or err})."
+    return None
+
+
 def _loopback(host: str) -> bool:
     import ipaddress
     if host == "localhost":
@@ -111,29 +135,36 @@ def _loopback(host: str) -> bool:
 
 def main(argv=None) -> int:
     """Parse the flags, load the run with onnxruntime and serve it until interrupted (exit 0);
-    2 for a usage error (a bad flag, FastAPI/uvicorn missing), 1 when the run cannot be loaded."""
+    2 for a usage error (a bad flag, FastAPI/uvicorn missing), 1 when the port is taken or the run
+    cannot be loaded (one line on stderr naming the port or the file)."""
     args = _parser().parse_args(argv)
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401 - only: is it installed?
     except ImportError:
         print("error: serving needs FastAPI and uvicorn: pip install fastapi uvicorn python-multipart "
               "(the `serve` extra's packages; docs/edge.md lists them for a machine without torch).", file=sys.stderr)
         return 2
     from kiln_edge.run import OnnxRun
     from kiln_edge.server import create_app
-    from kiln_edge.server.connections import uvicorn_config
+    from kiln_edge.server.connections import serve_until_stopped
     try:
         settings = settings_from_args(args)
     except EdgeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    problem = port_problem(args.host, args.port)
+    if problem:  # before the model loads (seconds) rather than after
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     try:
         backend = OnnxRun(args.run, threads=settings.model_threads)
     except EdgeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"serving {args.run} (onnx, no torch) on http://{args.host}:{args.port} (docs: /docs)", flush=True)
-    uvicorn.Server(uvicorn_config(create_app(backend, settings), settings, args.host, args.port)).run()
+    if not serve_until_stopped(create_app(backend, settings), settings, args.host, args.port):
+        print(f"error: the server could not listen on {args.host}:{args.port} (see the line above).", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -15,7 +15,7 @@ is enforced by the ``BodyLimit`` middleware, which reads every body. Limits in d
 
 from __future__ import annotations
 
-__all__ = ["uvicorn_config", "guarded_protocol"]
+__all__ = ["uvicorn_config", "guarded_protocol", "serve_until_stopped"]
 
 _408 = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: "
 _431 = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\nconnection: close\r\n" \
@@ -89,3 +89,16 @@ def uvicorn_config(app, settings, host: str = "127.0.0.1", port: int = 8000, **o
                           http=guarded_protocol(AutoHTTPProtocol, settings.header_timeout_s, settings.max_header_bytes),
                           timeout_keep_alive=settings.keep_alive_s,
                           h11_max_incomplete_event_size=settings.max_header_bytes, **options)
+
+
+def serve_until_stopped(app, settings, host: str, port: int) -> bool:
+    """Serve ``app`` until interrupted; False when the server never started listening (the port
+    was taken after ``port_problem`` looked), so the command can say so in one line and exit 1
+    instead of uvicorn's exit status 3."""
+    import uvicorn
+    server = uvicorn.Server(uvicorn_config(app, settings, host, port))
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits when it cannot bind; it has logged why
+        return False
+    return bool(server.started)
