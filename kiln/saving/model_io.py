@@ -6,7 +6,9 @@ Layout (a folder, or the same two files inside a zip when the path ends in ``.ke
     config.json        {"format": "kiln.model", "class_name": ..., "config": ..., ...}
     model.safetensors  the state_dict
 
-Writes are atomic (temporary name, then rename), so a crash never leaves half a model.
+A zip file is replaced atomically (written under a temporary name, then renamed over the old
+one): readers see the old model or the new one, never none or half. A folder cannot be swapped
+for another in one rename, so a folder save guarantees less: see ``_write_folder_atomically``.
 """
 
 from __future__ import annotations
@@ -175,6 +177,15 @@ def read_optimizer_state(filepath):
 
 
 def _write_folder_atomically(path: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` into a temporary sibling folder, then move it to ``path``.
+
+    What this guarantees: ``path`` never holds half a model (a crash while writing leaves the old
+    model untouched and a ``.NAME.*.tmp`` sibling). What it does not: when ``path`` already holds a
+    model, it is renamed to ``.NAME.old`` and the new folder renamed into its place, two renames,
+    so between them (microseconds) ``path`` does not exist; a crash exactly there leaves the old
+    model at ``.NAME.old``. Save to a ``.keras`` file when readers may load while you save: a file
+    is replaced in one rename.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
