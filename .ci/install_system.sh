@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # Installs the system packages kiln's tests use that pip cannot provide.
-# Idempotent and quiet: does nothing (exit 0) when everything is already there.
-#   chromium: the headless browser that renders report.html in tests/reports/test_report.py
+# Idempotent and quiet: each tool is checked on its own, and only the missing ones are installed
+# (exit 0 and no apt-get at all when everything is already there).
+#   chromium:  the headless browser that renders report.html in tests/reports/test_report.py
+#   espeak-ng: speech synthesis for the spoken-digits data in tests/zoo/test_audio_fusion.py
 set -euo pipefail
 
-if command -v chromium >/dev/null 2>&1; then
+missing=()
+for tool in chromium espeak-ng; do  # the Debian package is named like its command
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        missing+=("$tool")
+    fi
+done
+if [ "${#missing[@]}" -eq 0 ]; then
     exit 0
 fi
 
@@ -15,5 +23,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq >/dev/null
-$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
-command -v chromium >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+for tool in "${missing[@]}"; do
+    command -v "$tool" >/dev/null
+done

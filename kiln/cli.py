@@ -154,16 +154,18 @@ def cmd_compress(args) -> int:
 def cmd_serve(args) -> int:
     """Serve a run over HTTP: POST /predict, /health, /metadata, /metrics (needs kiln[serve])."""
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401 - only: is it installed?
     except ImportError as err:
         raise _UsageError("kiln serve needs FastAPI and uvicorn: pip install 'kiln[serve]'.") from err
-    from kiln_edge.server.settings import ServeSettings  # torch-free: both backends take these settings
+    from kiln_edge.serve import settings_from_args  # torch-free: both backends take these settings
     try:
-        settings = ServeSettings(max_batch_size=args.max_batch_size, max_latency_ms=args.max_latency_ms,
-                                 timeout_ms=args.timeout_ms, max_body_bytes=args.max_body_bytes,
-                                 max_records=args.max_records, model_threads=args.threads or None)
+        settings = settings_from_args(args)
     except ValueError as err:
         raise _UsageError(str(err)) from err
+    from kiln_edge.serve import port_problem
+    problem = port_problem(args.host, args.port)
+    if problem:  # before the model loads, not after (uvicorn's exit 3)
+        raise _RunError(problem)
     if args.backend == "onnx":
         # This process may hold torch already (kiln's CLI imports it): become the torch-free server
         # (`python -m kiln_edge.serve`, every flag forwarded) instead, so torch is never loaded where
@@ -171,14 +173,16 @@ def cmd_serve(args) -> int:
         import os
 
         from kiln_edge.serve import command_line
-        command = command_line(args.run, args.host, args.port, settings)
+        command = command_line(args.run, args.host, args.port, settings, args.api_key_file)
         sys.stdout.flush()
         sys.stderr.flush()
         os.execv(command[0], command)
     from kiln.serve.app import create_app, load_backend
     app = create_app(load_backend(args.run), settings)
     print(f"serving {args.run} on http://{args.host}:{args.port} (torch; docs: /docs)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    from kiln_edge.server.connections import serve_until_stopped  # header/body/idle timeouts (docs/serving.md)
+    if not serve_until_stopped(app, settings, args.host, args.port):
+        raise _RunError(f"the server could not listen on {args.host}:{args.port} (see the line above).")
     return 0
 
 

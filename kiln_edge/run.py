@@ -264,7 +264,12 @@ class OnnxBackend:
         if threads is not None:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
-        self.model = ort.InferenceSession(str(onnx_file), options, providers=providers or ["CPUExecutionProvider"])
+        try:
+            self.model = ort.InferenceSession(str(onnx_file), options, providers=providers or ["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime's own types for a truncated or foreign file: one line, named
+            raise EdgeError(f"{onnx_file} cannot be loaded by onnxruntime ({type(err).__name__}: "
+                            f"{str(err).strip().splitlines()[0][:200] if str(err).strip() else 'no message'}); "
+                            f"export it again with `kiln export {run_dir} --format onnx`.") from None
         self.input_names = [i.name for i in self.model.get_inputs()]
         self.output_names = list(output_names)  # the graph's outputs come in this order
         missing = [name for name in input_names if name not in self.input_names]

@@ -40,18 +40,40 @@ def read_mini_newsgroup(path: str | Path) -> tuple[list[str], list[str]]:
     """
     path = Path(path)
     try:
-        bunch = inert_unpickle(zlib.decompress(path.read_bytes()))
-    except (OSError, zlib.error, ValueError, IndexError, KeyError, TypeError) as err:
+        bunch = inert_unpickle(_inflate(path))
+    except DataError as err:
+        raise DataError(f"{path} is not gensim's mini_newsgroup file (a zlib-compressed pickle): {err}") from err
+    except (OSError, zlib.error) as err:
         raise DataError(f"{path} is not gensim's mini_newsgroup file (a zlib-compressed pickle): {err}") from err
     state = _dict_of(bunch)
     if not isinstance(state, dict) or not {"data", "target", "target_names"} <= set(state):
         raise DataError(f"{path} does not hold the data/target/target_names of a scikit-learn Bunch.")
-    posts = [_text(p) for p in state["data"]]
-    codes = _int64_array(state["target"], path)
-    names = [_text(n) for n in state["target_names"]]
+    try:
+        posts = [_text(p) for p in state["data"]]
+        codes = _int64_array(state["target"], path)
+        names = [_text(n) for n in state["target_names"]]
+    except DataError:
+        raise
+    except Exception as err:  # whatever shape a crafted file gives these values: a DataError, named
+        raise DataError(f"{path}: its data/target/target_names are not posts, int64 labels and names "
+                        f"({type(err).__name__}: {err}).") from err
     if len(codes) != len(posts) or not posts or codes.max() >= len(names) or codes.min() < 0:
         raise DataError(f"{path}: {len(posts)} posts, {len(codes)} labels and {len(names)} topic names disagree.")
     return [strip_headers(p) for p in posts], [names[c] for c in codes]
+
+
+# gensim's file is 0.4 MB inflated; a file that inflates past this is not it (a zip bomb of 300 bytes
+# would otherwise inflate to whatever it asks).
+MAX_INFLATED_BYTES = 64 << 20
+
+
+def _inflate(path: Path) -> bytes:
+    """The file's zlib stream inflated, refused once it passes ``MAX_INFLATED_BYTES``."""
+    inflater = zlib.decompressobj()
+    data = inflater.decompress(path.read_bytes(), MAX_INFLATED_BYTES + 1)
+    if len(data) > MAX_INFLATED_BYTES or inflater.unconsumed_tail:
+        raise DataError(f"it inflates past {MAX_INFLATED_BYTES} bytes (the real file is about 0.4 MB)")
+    return data
 
 
 class Call:
@@ -65,21 +87,34 @@ class Call:
         return f"Call({self.name!r})"
 
 
-_MARK = object()
-
-
 def inert_unpickle(blob: bytes):
     """Evaluate a pickle's data opcodes (strings, numbers, lists, tuples, dicts, memo) on a stack,
     turning every global/REDUCE/NEWOBJ/BUILD into an inert ``Call`` record.
 
     The same values the standard unpickler would give for plain data, with no code run: a class named in
-    the file is never imported, so a malicious file can only give wrong data, never act.
+    the file is never imported, so a malicious file can only give wrong data, never act. Work and
+    memory are linear in the stream's length (marks are kept apart, as CPython's unpickler keeps
+    them; no constructor runs on a number, so ``bytes(10**12)`` stays an inert record).
+
+    Raises:
+        DataError: the stream is not a pickle of plain data this reader understands.
     """
-    stack, memo = [], {}
+    try:
+        return _evaluate(blob)
+    except DataError:
+        raise
+    except (ValueError, IndexError, KeyError, TypeError, AttributeError, LookupError, RecursionError) as err:
+        raise DataError(f"not a pickle of plain data ({type(err).__name__}: {err})") from err
+
+
+def _evaluate(blob: bytes):
+    stack, memo, marks = [], {}, []  # marks: where each open MARK sits on the stack
 
     def pop_mark():
-        i = len(stack) - 1 - stack[::-1].index(_MARK)
-        items = stack[i + 1:]
+        if not marks:
+            raise ValueError("a mark-taking opcode without a MARK")
+        i = marks.pop()
+        items = stack[i:]
         del stack[i:]
         return items
 
@@ -88,7 +123,7 @@ def inert_unpickle(blob: bytes):
         if name in ("PROTO", "FRAME", "STOP"):
             continue
         if name == "MARK":
-            stack.append(_MARK)
+            marks.append(len(stack))
         elif name in _LITERALS:
             stack.append(_LITERALS[name])
         elif name in _ARG_OPS:
@@ -146,6 +181,8 @@ def inert_unpickle(blob: bytes):
             stack.append(stack[-1])
         else:
             raise ValueError(f"unsupported pickle opcode {name}")
+        if marks and marks[-1] > len(stack):  # an opcode popped below an open MARK
+            raise ValueError(f"{name} popped past a MARK")
     return stack[-1]
 
 
@@ -157,7 +194,9 @@ _PURE = {"_codecs encode": lambda text="", encoding="latin1": text.encode(encodi
 
 
 def _plain(args) -> bool:
-    return isinstance(args, tuple) and all(isinstance(a, (str, bytes, list, tuple, int)) for a in args)
+    """Arguments the pure constructors may run on: strings and sequences, whose size the stream
+    paid for. Never a number: ``bytes(10**12)`` from a 30-byte stream would allocate a terabyte."""
+    return isinstance(args, tuple) and all(isinstance(a, (str, bytes, list, tuple)) for a in args)
 
 
 _LITERALS = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}
@@ -172,7 +211,9 @@ def _add(target, items) -> None:
 
 def _set(target, entries: dict) -> None:
     if isinstance(target, Call):  # a dict subclass (Bunch) built by REDUCE: its items become its state
-        target.state = {**(target.state or {}), **entries}
+        if not isinstance(target.state, dict):
+            target.state = {}
+        target.state.update(entries)  # in place: copying per SETITEM was quadratic
     else:
         target.update(entries)
 

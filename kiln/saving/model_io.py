@@ -5,7 +5,8 @@ saved_model.py's; here the model becomes those files and back. Writes are atomic
 name, then rename), so a crash never leaves half a model.
 
 A model's own extra files (a text model's tokenizer) come from its ``save_assets()`` hook and go
-back through ``load_assets()``: saving knows no model family.
+back through ``load_assets()``: saving knows no model family. A zip file is replaced in one rename;
+a folder save guarantees less (saved_model.py's ``_write_folder_atomically`` says what).
 """
 
 from __future__ import annotations
@@ -144,10 +145,7 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
         compile: re-apply the saved compile settings (optimizer, loss, metrics).
     """
     config, state = read_saved_model(filepath)
-    # deserialize_layer turns a from_config TypeError (a get_config missing an __init__
-    # argument) into a SerializationError that says so.
-    model = deserialize_layer({"class_name": config["class_name"], "config": config["config"]}, custom_objects)
-    _build_from_example(model, config.get("build_input"))
+    model = _built_within_budget(config, state, custom_objects, source=str(filepath))
     apply_state(model, state, source=str(filepath))
     compile_config = config.get("compile_config")
     asset_names = [name for name in member_names(filepath) if name not in RESERVED_FILES]
@@ -170,6 +168,105 @@ def _restore_compile_config(compile_config: dict, custom_objects: dict | None) -
     restored["metrics"] = _deserialize_tree(compile_config.get("metrics"),
                                             lambda c: metrics.deserialize(c, custom_objects=custom_objects))
     return restored
+
+
+# The largest example sample a saved build_input may declare (elements per sample; the build runs a
+# batch of two): a 2048 x 2048 x 4 image. Larger ones would make loading allocate whatever a
+# config.json asks for.
+_MAX_EXAMPLE_ELEMENTS = 1 << 24
+
+
+def _check_build_input(build_input, source: str) -> None:
+    """Refuse a saved build_input whose example would be larger than any model is built with."""
+    for spec in _example_specs(build_input):
+        shape = [1 if d is None else d for d in spec["shape"]]
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+            raise SerializationError(f"{source}: config.json's build_input shape {spec['shape']} is not a list of "
+                                     f"non-negative integers; it was not written by model.save.")
+        elements = 1
+        for d in shape:
+            elements *= d
+        if elements > _MAX_EXAMPLE_ELEMENTS:
+            raise SerializationError(f"{source}: config.json's build_input shape {spec['shape']} holds {elements} "
+                                     f"elements per sample, more than the {_MAX_EXAMPLE_ELEMENTS} a model is built "
+                                     f"with; refused before allocating it.")
+
+
+# Building may create, beyond the saved tensors themselves, initializer temporaries and casts (the
+# factor) and non-persistent buffers and the example batch (the slack).
+_BUILD_FACTOR, _BUILD_SLACK = 4, 256 << 20
+
+
+class _AllocationBudget(torch.overrides.TorchFunctionMode):
+    """Refuse, before it happens, a tensor creation that would take the bytes created so far past
+    ``budget``: a config.json is a request to allocate (``units: 10**9``), and the archive's real
+    tensors say how much a genuine model of it holds."""
+
+    _FACTORIES = {torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn, torch.randint,
+                  torch.eye}
+
+    def __init__(self, held: int, source: str):
+        super().__init__()
+        self.held, self.source = held, source
+        self.budget = self.left = _BUILD_FACTOR * held + _BUILD_SLACK
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self._FACTORIES:
+            size = _bytes_asked(func, args, kwargs)
+            if size > self.left:
+                raise SerializationError(
+                    f"{self.source}: building the model its config.json declares would allocate more than "
+                    f"{self.budget} bytes (torch.{func.__name__} of {size} bytes), while its saved weights hold "
+                    f"{self.held} bytes: the config does not match the weights (edited, or not written by "
+                    f"model.save); refused before allocating.")
+            self.left -= size
+        return func(*args, **kwargs)
+
+
+def _bytes_asked(func, args, kwargs) -> int:
+    """Bytes a factory call would allocate (its size arguments and dtype), without allocating."""
+    if func is torch.eye:
+        n = args[0] if args else kwargs.get("n", 0)
+        m = args[1] if len(args) > 1 and isinstance(args[1], int) else kwargs.get("m", n)
+        shape = (n, m)
+    elif func is torch.randint:
+        shape = kwargs.get("size", next((a for a in args if isinstance(a, (tuple, list, torch.Size))), ()))
+    elif func is torch.full:
+        shape = args[0] if args else kwargs.get("size", ())
+    else:
+        shape = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list, torch.Size)) else \
+            (args or kwargs.get("size", ()))
+    elements = 1
+    for d in shape:
+        elements *= max(int(d), 0)
+    dtype = kwargs.get("dtype") or torch.get_default_dtype()
+    return elements * dtype.itemsize
+
+
+def _built_within_budget(config: dict, state: dict, custom_objects: dict | None, source: str):
+    """The model config.json declares, built (weights created) under an allocation budget set by
+    the archive's real tensors, so a config asking for more than its weights is refused first."""
+    _check_build_input(config.get("build_input"), source)
+    held = sum(t.numel() * t.element_size() for t in state.values())
+    with _AllocationBudget(held, source):
+        # deserialize_layer turns a from_config TypeError (a get_config missing an __init__
+        # argument) into a SerializationError that says so.
+        model = deserialize_layer({"class_name": config["class_name"], "config": config["config"]}, custom_objects)
+        _build_from_example(model, config.get("build_input"))
+    return model
+
+
+def _example_specs(build_input):
+    """Every ``{"shape", "dtype"}`` leaf of a saved build_input."""
+    if isinstance(build_input, dict) and "shape" in build_input and "dtype" in build_input:
+        yield build_input
+    elif isinstance(build_input, dict):
+        for value in build_input.values():
+            yield from _example_specs(value)
+    elif isinstance(build_input, (list, tuple)):
+        for value in build_input:
+            yield from _example_specs(value)
 
 
 def _build_from_example(model, build_input) -> None:

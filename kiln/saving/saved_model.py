@@ -56,7 +56,32 @@ def read_member(filepath, name: str) -> bytes | None:
     if path.is_dir():
         return (path / name).read_bytes() if (path / name).exists() else None
     with zipfile.ZipFile(path) as archive:
-        return archive.read(name) if name in archive.namelist() else None
+        return _read_zip_member(archive, name, path) if name in archive.namelist() else None
+
+
+# A zip member may inflate to at most this many times its compressed size (plus the slack below).
+# model.save stores members uncompressed (ratio 1); weights re-zipped with deflate shrink ~1.1x and
+# JSON ~10x, while a zip bomb inflates thousands of times (285 KB -> 1.1 GB took 7.6 s).
+_MAX_INFLATION = 100
+_INFLATION_SLACK = 1 << 20  # small members (config.json) may compress better than 100x
+
+
+def _read_zip_member(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:
+    """A member's bytes, refused before inflating when its declared size is out of proportion to
+    its compressed size, and read with a cap so a lying header cannot inflate past it either."""
+    info = archive.getinfo(name)
+    limit = info.compress_size * _MAX_INFLATION + _INFLATION_SLACK
+    if info.file_size > limit:
+        raise SerializationError(
+            f"{path}: {name} would inflate from {info.compress_size} to {info.file_size} bytes, more than "
+            f"{_MAX_INFLATION}x its compressed size: refused as a possible zip bomb. Re-save the model with "
+            f"model.save (which stores members uncompressed) or load it from a folder.")
+    with archive.open(info) as member:
+        data = member.read(limit + 1)
+    if len(data) > limit:
+        raise SerializationError(f"{path}: {name} inflates past {limit} bytes ({_MAX_INFLATION}x its compressed "
+                                 f"size): refused as a possible zip bomb.")
+    return data
 
 
 def member_names(filepath) -> list[str]:
@@ -69,6 +94,15 @@ def member_names(filepath) -> list[str]:
 
 
 def _write_folder_atomically(path: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` into a temporary sibling folder, then move it to ``path``.
+
+    What this guarantees: ``path`` never holds half a model (a crash while writing leaves the old
+    model untouched and a ``.NAME.*.tmp`` sibling). What it does not: when ``path`` already holds a
+    model, it is renamed to ``.NAME.old`` and the new folder renamed into its place, two renames,
+    so between them (microseconds) ``path`` does not exist; a crash exactly there leaves the old
+    model at ``.NAME.old``. Save to a ``.keras`` file when readers may load while you save: a file
+    is replaced in one rename.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
@@ -109,8 +143,8 @@ def read_saved_model(filepath) -> tuple[dict, dict]:
             raise SerializationError(f"{path} is a zip archive but not a kiln model: it lacks "
                                      f"config.json/model.safetensors (it has {sorted(names)[:5]}).")
         # The config (and its format marker) is checked before the weights are read.
-        config = _parse_config(path, archive.read("config.json"))
-        return config, read_safetensors(archive.read("model.safetensors"))
+        config = _parse_config(path, _read_zip_member(archive, "config.json", path))
+        return config, read_safetensors(_read_zip_member(archive, "model.safetensors", path))
 
 
 def _parse_config(path: Path, data: bytes) -> dict:

@@ -22,6 +22,7 @@ a 500, and the server stays up.
 import asyncio
 import gc
 import json
+import logging
 import sys
 import tempfile
 from contextlib import asynccontextmanager, nullcontext
@@ -32,8 +33,8 @@ import numpy as np
 from kiln_edge.errors import EdgeError
 from kiln_edge.server.batching import MicroBatcher
 from kiln_edge.server.metrics import ServeMetrics
-from kiln_edge.server.middleware import BodyLimit, CountRequests
-from kiln_edge.server.records import RequestError, json_type, needs_folder, records_to_rows
+from kiln_edge.server.middleware import BodyLimit, CountRequests, Gate
+from kiln_edge.server.records import RequestError, check_image_pixels, json_type, needs_folder, records_to_rows
 from kiln_edge.server.settings import ServeSettings
 
 try:  # a faster JSON codec when installed (kiln[serve] brings it); the stdlib's otherwise
@@ -97,7 +98,8 @@ def create_app(backend, settings: ServeSettings | None = None, *, data_errors: t
     app = FastAPI(title=f"kiln: {model_name}", version=version, lifespan=lifespan,
                   description="Predictions from a kiln run; the same labels/probabilities/values as `kiln predict`.")
     app.state.metrics, app.state.batcher, app.state.settings = metrics, batcher, settings
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)  # inside `CountRequests`, so a 413 is counted
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
+    app.add_middleware(Gate, api_key=settings.api_key, allowed_hosts=settings.allowed_hosts)  # before any body is read  # inside `CountRequests`, so a 413 is counted
     app.add_middleware(CountRequests, metrics=metrics, paths=_PATHS)
 
     def refuse(error: RequestError):
@@ -113,15 +115,25 @@ def create_app(backend, settings: ServeSettings | None = None, *, data_errors: t
                                             f"{settings.timeout_ms:g} ms (--timeout-ms)."))
         except refused as err:  # the features refused a value (an unreadable image, an unseen label)
             return refuse(RequestError(422, str(err)))
-        except Exception as err:
-            return JSONResponse({"error": f"internal error: {type(err).__name__}: {err}", "field": None}, 500)
+        except Exception:  # a bug or a broken backend: logged here, never echoed to the client
+            logging.getLogger("kiln.serve").exception("the backend failed on a /predict batch")
+            return JSONResponse({"error": "internal error (see the server log)", "field": None}, 500)
         return Response(_json_bytes({"predictions": result}), media_type="application/json")
 
     @app.post("/predict", openapi_extra={"requestBody": _predict_body(inputs, settings.max_records)},
               responses=_ERROR_RESPONSES, summary="Predict for JSON records (one object of raw feature values per row)")
     async def predict(request: Request):
+        kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if kind != "application/json":
+            # Why strict: text/plain and form bodies are "simple" requests a page on any site can make a
+            # browser send without asking (no CORS preflight); JSON cannot be sent that way.
+            return refuse(RequestError(415, f"POST /predict takes JSON: send `Content-Type: application/json` "
+                                            f"(received {kind or 'none'!r}). Upload files to /predict/file.",
+                                       "content-type"))
         try:
             body = _parse_json(await request.body())
+        except RequestError as err:  # nested too deeply
+            return refuse(err)
         except (ValueError, UnicodeDecodeError) as err:
             return refuse(RequestError(400, f"The body is not valid JSON ({err}). Send "
                                             f'{{"records": [{{...}}, ...]}}.', "body"))
@@ -129,13 +141,14 @@ def create_app(backend, settings: ServeSettings | None = None, *, data_errors: t
             return refuse(RequestError(422, 'The body needs a `records` list: {"records": [{...}, ...]}.', "records"))
         if not media:  # tabular/text runs: no temporary folder per request
             try:
-                rows = records_to_rows(body["records"], inputs, None, settings.max_records)
+                rows = records_to_rows(body["records"], inputs, None, settings.max_records, settings.max_image_pixels)
             except RequestError as err:
                 return refuse(err)
             return await answer(rows)
         with tempfile.TemporaryDirectory(prefix="kiln-serve-") as folder:  # base64 media live here
             try:
-                rows = records_to_rows(body["records"], inputs, Path(folder), settings.max_records)
+                rows = records_to_rows(body["records"], inputs, Path(folder), settings.max_records,
+                                       settings.max_image_pixels)
             except RequestError as err:
                 return refuse(err)
             return await answer(rows)
@@ -151,7 +164,13 @@ def create_app(backend, settings: ServeSettings | None = None, *, data_errors: t
         import pandas as pd
         with tempfile.TemporaryDirectory(prefix="kiln-serve-") as folder:
             path = Path(folder) / ("upload" + Path(file.filename or "").suffix.lower()[:8])
-            path.write_bytes(await file.read())
+            data = await file.read()
+            if inputs[0].type == "image":
+                try:
+                    check_image_pixels(data, "file", settings.max_image_pixels)
+                except RequestError as err:
+                    return refuse(err)
+            path.write_bytes(data)
             column = np.empty(1, dtype=object)
             column[0] = str(path)  # a path, read by the feature as `kiln predict` reads files
             return await answer(pd.DataFrame({inputs[0].column: column}))
@@ -179,7 +198,7 @@ def _metadata(backend, settings: ServeSettings, model_name: str, version: str, b
             "outputs": [_feature_schema(f) for f in backend.outputs],
             "limits": {"max_records": settings.max_records, "max_body_bytes": settings.max_body_bytes,
                        "max_batch_size": settings.max_batch_size, "max_latency_ms": settings.max_latency_ms,
-                       "timeout_ms": settings.timeout_ms}}
+                       "timeout_ms": settings.timeout_ms, "max_image_pixels": settings.max_image_pixels}}
 
 
 _ERROR = {"content": {"application/json": {"schema": {
@@ -188,7 +207,12 @@ _ERROR = {"content": {"application/json": {"schema": {
 # What a request can get besides 200: each names the field at fault (docs/serving.md, "Errors").
 _ERROR_RESPONSES = {
     400: {"description": "The body is not valid JSON (or not UTF-8).", **_ERROR},
-    413: {"description": "The body or the number of records is over the server's limits.", **_ERROR},
+    401: {"description": "An API key is needed (--api-key-file) and was missing or wrong.", **_ERROR},
+    408: {"description": "The body did not arrive within --body-timeout-s.", **_ERROR},
+    413: {"description": "The body, the number of records or an image's pixels are over the server's limits.",
+          **_ERROR},
+    415: {"description": "POST /predict got a body that is not declared `application/json`.", **_ERROR},
+    421: {"description": "The Host header is not among --allowed-host.", **_ERROR},
     422: {"description": "A missing field, a wrong type, or a value the features refuse.", **_ERROR},
     504: {"description": "The prediction took longer than --timeout-ms.", **_ERROR},
 }
@@ -273,10 +297,49 @@ def _json_bytes(payload) -> bytes:
     return json.dumps(payload, allow_nan=False, separators=(",", ":")).encode()
 
 
+MAX_JSON_DEPTH = 32  # a request needs 5 levels ({"records": [{"image": [[[r, g, b]]]}]}); 32 leaves room
+
+
 def _parse_json(data: bytes):
-    if orjson is not None:
-        try:
-            return orjson.loads(data)
-        except ValueError:
-            pass  # NaN/Infinity literals, which the stdlib reads: let it decide (and word the error)
-    return json.loads(data)
+    """The body's JSON, or a ``RequestError`` (400) when arrays/objects nest deeper than
+    ``MAX_JSON_DEPTH``; a ``ValueError`` when it is not JSON.
+
+    Why a depth limit: the stdlib decoder (the fallback, and the one NaN literals take) and every
+    ``repr`` of the value recurse, so 1,000 nested arrays or 50,000 nested objects used to end in
+    a ``RecursionError`` (a 500). orjson stops at 1,024 levels itself; the check below bounds the
+    rest at a depth no request needs.
+    """
+    value = None
+    try:
+        if orjson is not None:
+            try:
+                value = orjson.loads(data)
+            except ValueError as err:
+                if "recursion" in str(err).lower():
+                    raise RecursionError from err
+                value = json.loads(data)  # NaN/Infinity literals, which the stdlib reads (and words the error)
+        else:
+            value = json.loads(data)
+    except RecursionError:
+        value = _TOO_DEEP
+    if value is _TOO_DEEP or _deeper_than(value, MAX_JSON_DEPTH):
+        raise RequestError(400, f"The body nests arrays/objects more than {MAX_JSON_DEPTH} levels deep; a request "
+                                f'needs a handful ({{"records": [{{...}}, ...]}}, images as nested lists of pixels).',
+                           "body")
+    return value
+
+
+_TOO_DEEP = object()
+
+
+def _deeper_than(value, limit: int) -> bool:
+    """Whether ``value`` nests lists/dicts more than ``limit`` levels deep (level by level, no recursion)."""
+    level = [value] if isinstance(value, (list, dict)) else []
+    for _ in range(limit):
+        below = []
+        for item in level:
+            below.extend(v for v in (item.values() if isinstance(item, dict) else item) if isinstance(v, (list, dict)))
+        if not below:
+            return False
+        level = below
+    return bool(level)

@@ -41,7 +41,8 @@ class MicroBatcher:
 
     Args:
         predict_frame: ``DataFrame -> DataFrame`` with one result row per input row (the backend).
-        max_batch_size: most records per forward pass (default 32); a larger request runs alone.
+        max_batch_size: most records per forward pass (default 32); a larger request runs alone,
+            ``max_batch_size`` records at a time, and stops when its caller has gone (timed out).
         max_latency_ms: longest wait for more requests after the first one arrived (default 5).
         on_batch: called with the record count of every forward pass (metrics).
         convert: optional, run in the model thread on each batch's result: ``DataFrame -> list``
@@ -159,8 +160,23 @@ class MicroBatcher:
         return [self._run_one(batch[0])]
 
     def _run_one(self, item: _Item):
+        """One request alone, in forward passes of at most ``max_batch_size`` rows.
+
+        Why in pieces: a forward pass cannot be interrupted, so a request larger than a batch is
+        run a batch at a time and dropped as soon as its caller has gone (timed out: 504), so the
+        requests queued behind it wait for at most one batch, not for the whole abandoned request.
+        """
         try:
-            return self._predict(_join([item.frame])), None
+            frame = _join([item.frame])
+            if len(frame) <= self.max_batch_size:
+                return self._predict(frame), None
+            parts = []
+            for start in range(0, len(frame), self.max_batch_size):
+                if item.future.done():  # timed out (cancelled) while the previous piece ran
+                    return None, asyncio.CancelledError()
+                piece = frame.iloc[start:start + self.max_batch_size].reset_index(drop=True)
+                parts.append(self._predict(piece))
+            return _concat(parts), None
         except Exception as err:  # handed to the caller, who turns it into a 4xx/5xx
             return None, err
 
@@ -176,6 +192,14 @@ def _rows_of(result, start: int, stop: int):
     if isinstance(result, list):
         return result[start:stop]
     return result.iloc[start:stop].reset_index(drop=True)
+
+
+def _concat(parts: list):
+    """A request's pieces' results back into one: lists (converted rows) or DataFrames."""
+    if all(isinstance(part, list) for part in parts):
+        return [row for part in parts for row in part]
+    import pandas as pd
+    return pd.concat(parts, ignore_index=True)
 
 
 def _join(frames: list):

@@ -3,6 +3,7 @@
     metrics = ServeMetrics()
     metrics.observe_request("/predict", 200, 0.012)
     metrics.observe_batch(7)
+    metrics.observe_disconnect("/predict")   # a client that went away mid-body
     text = metrics.render()       # served at GET /metrics
 """
 
@@ -45,7 +46,7 @@ class _Histogram:
 
 
 class ServeMetrics:
-    """Request counts by endpoint and status, errors, request latency and batch sizes."""
+    """Request counts by endpoint and status, errors, client disconnects, request latency and batch sizes."""
 
     def __init__(self):
         self._lock = threading.Lock()  # the batch worker's executor thread and the event loop both write
@@ -53,6 +54,7 @@ class ServeMetrics:
         self.errors: dict[str, int] = defaultdict(int)
         self.latency: dict[str, _Histogram] = {}
         self.batch_size = _Histogram(BATCH_BUCKETS)
+        self.disconnects: dict[str, int] = defaultdict(int)
 
     def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -60,6 +62,11 @@ class ServeMetrics:
             if status >= 400:
                 self.errors[endpoint] += 1
             self.latency.setdefault(endpoint, _Histogram(LATENCY_BUCKETS)).observe(seconds)
+
+    def observe_disconnect(self, endpoint: str) -> None:
+        """A client that went away before its answer (not a request the server failed)."""
+        with self._lock:
+            self.disconnects[endpoint] += 1
 
     def observe_batch(self, records: int) -> None:
         with self._lock:
@@ -74,6 +81,10 @@ class ServeMetrics:
             lines += ["# HELP kiln_errors_total HTTP requests answered with a 4xx or 5xx status, by endpoint.",
                       "# TYPE kiln_errors_total counter"]
             lines += [f'kiln_errors_total{{endpoint="{e}"}} {n}' for e, n in sorted(self.errors.items())]
+            lines += ["# HELP kiln_client_disconnected_total Requests whose client disconnected before the answer, "
+                      "by endpoint (not counted in kiln_requests_total).",
+                      "# TYPE kiln_client_disconnected_total counter"]
+            lines += [f'kiln_client_disconnected_total{{endpoint="{e}"}} {n}' for e, n in sorted(self.disconnects.items())]
             lines += ["# HELP kiln_request_latency_seconds Time from request to response, by endpoint.",
                       "# TYPE kiln_request_latency_seconds histogram"]
             for endpoint, histogram in sorted(self.latency.items()):

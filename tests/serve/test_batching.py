@@ -35,3 +35,50 @@ def test_micro_batcher_returns_each_callers_rows():
 def test_micro_batcher_refuses_bad_settings_naming_them(kwargs, name):
     with pytest.raises(ServeSettingsError, match=name):
         MicroBatcher(lambda frame: frame, **kwargs)
+
+
+@pytest.mark.parametrize("convert", [None, lambda frame: frame["y"].tolist()])
+def test_a_request_larger_than_a_batch_runs_in_batch_sized_pieces_in_order(convert):
+    sizes = []
+
+    async def main():
+        batcher = MicroBatcher(lambda frame: pd.DataFrame({"y": frame["x"] * 2}), max_batch_size=4,
+                               on_batch=sizes.append, convert=convert)
+        result = await batcher.submit(pd.DataFrame({"x": range(10)}))
+        await batcher.stop()
+        return result
+
+    result = asyncio.run(main())
+    expected = [2 * i for i in range(10)]
+    assert (result if convert else result["y"].tolist()) == expected
+    assert sizes == [4, 4, 2]
+
+
+def test_a_timed_out_request_is_dropped_after_the_batch_it_is_in():
+    """A 40-row request times out during its first 4-row piece: the model runs nothing more of it,
+    and the request queued behind waits for that one piece only (was: all 40 rows in one pass)."""
+    import threading
+    calls, running, release = [], threading.Event(), threading.Event()
+
+    def predict_frame(frame):
+        calls.append(frame["x"].tolist())
+        running.set()
+        assert release.wait(10), "the test never released the model"
+        return pd.DataFrame({"y": frame["x"] * 2})
+
+    async def main():
+        batcher = MicroBatcher(predict_frame, max_batch_size=4, max_latency_ms=0)
+        big = asyncio.ensure_future(asyncio.wait_for(batcher.submit(pd.DataFrame({"x": range(40)})), 0.05))
+        with pytest.raises(asyncio.TimeoutError):
+            await big  # the first piece is held in the model by `release`
+        assert running.is_set()
+        small = asyncio.ensure_future(batcher.submit(pd.DataFrame({"x": [100]})))
+        await asyncio.sleep(0.01)
+        release.set()
+        result = await asyncio.wait_for(small, 10)
+        await batcher.stop()
+        return result
+
+    result = asyncio.run(main())
+    assert result["y"].tolist() == [200]
+    assert calls == [[0, 1, 2, 3], [100]]

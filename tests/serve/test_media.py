@@ -149,3 +149,37 @@ def test_audio_as_wav_uploads_base64_and_samples_equal_kiln_predict(kind, audio_
         upload = httpx.post(server.url + "/predict/file", files={"file": ("x.wav", b"RIFF....WAVE")})
         assert upload.status_code == 422 and "audio" in upload.json()["error"]
         assert client.health()["status"] == "ok"
+
+
+def _png_header(width, height):
+    """A PNG that declares ``width`` x ``height`` RGB pixels and holds none: what the server must
+    refuse from the header alone, before any decoder allocates the image."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + \
+        chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.slow
+def test_images_over_the_pixel_limit_are_413_naming_the_field_before_decoding(image_run, serve):
+    from kiln.serve import create_app, load_backend
+    run_dir, files, _ = image_run
+    bomb = base64.b64encode(_png_header(10_000, 10_000)).decode()  # 100 M pixels: 300 MB decoded, 1.2 GB as float
+    with serve(create_app(load_backend(run_dir), ServeSettings())) as server:
+        response = httpx.post(server.url + "/predict", json={"records": [{"image": b64(files[0])}, {"image": bomb}]})
+        assert response.status_code == 413, response.text
+        assert response.json() == {"field": "records[1].image", "error": (
+            "`records[1].image` is an image of 10000 x 10000 = 100000000 pixels; the server takes at most 16777216 "
+            "pixels per image (--max-image-pixels). Resize it before sending.")}
+        upload = httpx.post(server.url + "/predict/file", files={"file": ("big.png", _png_header(5000, 4000))})
+        assert upload.status_code == 413 and upload.json()["field"] == "file"
+        assert "5000 x 4000 = 20000000 pixels" in upload.json()["error"]
+    # The limit applies to real images, and to nested lists of pixels, at the configured size.
+    with serve(create_app(load_backend(run_dir), ServeSettings(max_image_pixels=63))) as server:
+        for record in ({"image": b64(files[0])}, {"image": np.asarray(Image.open(files[0])).tolist()}):
+            response = httpx.post(server.url + "/predict", json={"records": [record]})
+            assert response.status_code == 413 and "8 x 8 = 64 pixels" in response.json()["error"], response.text
+        assert httpx.get(server.url + "/metadata").json()["limits"]["max_image_pixels"] == 63

@@ -3,7 +3,8 @@ setting, saved by transformers' ``save_pretrained``, loaded by kiln and compared
 transformers within 1e-5; then fitted one step and round-tripped through kiln's own format.
 And the folders kiln must refuse, each with an error that names what is wrong.
 
-Tiny random models (hidden 32, 2 layers, vocab 100), seeded, so every test runs in well under 2 s.
+Tiny random models (hidden 32, 2 layers, vocab 100), seeded, so every test runs in well under 2 s; the
+variant tests redraw every weight at std 0.5 (``_perturbed``), so a wrong activation cannot hide.
 """
 
 from __future__ import annotations
@@ -39,6 +40,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def _perturbed(hf_model, std: float = 0.5):
+    """``hf_model`` with every weight (biases, norms, embeddings too) redrawn from N(0, std²).
+
+    Why: transformers initialises with std 0.02, biases 0 and norms 1, so activations stay so small
+    that exact and tanh GELU (and other near-misses) agree to 1e-5, and a wrong activation in a
+    loader passed every parity test. At std 0.5 they differ by far more than the tolerance.
+    """
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for parameter in hf_model.parameters():  # tied weights (lm_head = wte) are one parameter
+            parameter.copy_(torch.randn(parameter.shape, generator=g) * std)
+    return hf_model
 
 
 def _save(hf_model, folder: Path, **kwargs) -> Path:
@@ -119,7 +134,7 @@ BERT_VARIANTS = {
 def test_bert_variant_matches_transformers(variant, tmp_path):
     build, kiln_cls, output, note = BERT_VARIANTS[variant]
     torch.manual_seed(0)
-    hf = build().eval()
+    hf = _perturbed(build()).eval()
     folder = _save(hf, tmp_path / "hf")
     model = _load_noting(load_hf_bert, folder, note)
     assert type(model) is kiln_cls and not model.training
@@ -234,7 +249,7 @@ def test_gpt2_variant_matches_transformers(variant, tmp_path):
     torch.manual_seed(0)
     # eager attention: the only path where transformers honours reorder_and_upcast_attn
     config = _gpt2_config(**GPT2_VARIANTS[variant], attn_implementation="eager")
-    hf = transformers.GPT2LMHeadModel(config).eval()
+    hf = _perturbed(transformers.GPT2LMHeadModel(config)).eval()
     _check_gpt2(hf, _load_quietly(load_hf_gpt2, _save(hf, tmp_path / "hf")), tmp_path)
 
 
@@ -326,7 +341,7 @@ VIT_VARIANTS = {
 def test_vit_variant_matches_transformers(variant, tmp_path):
     build, note = VIT_VARIANTS[variant]
     torch.manual_seed(0)
-    hf = build().eval()
+    hf = _perturbed(build()).eval()
     folder = _save(hf, tmp_path / "hf")
     model = _load_noting(load_hf_vit, folder, note)
     assert type(model) is ViT and not model.training
