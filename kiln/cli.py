@@ -11,6 +11,8 @@ Exit codes: 0 success, 2 a usage or config error (nothing ran), 1 a failure whil
     kiln report RUN
     kiln export RUN --format onnx|safetensors
     kiln compress RUN [--quantize int8] [--prune AMOUNT [--structured]] [--distill-into MODEL] [--epochs N]
+    kiln card RUN
+    kiln explain RUN --data FILE [--method ig|saliency|smoothgrad|occlusion|shap] [--target CLASS]
     kiln version
 """
 
@@ -148,6 +150,36 @@ def cmd_compress(args) -> int:
                  output_dir=args.output, rounds=args.rounds, threads=args.threads,
                  calibration_rows=args.calibration_rows, distill_into=args.distill_into,
                  temperature=args.temperature, alpha=args.alpha, verbose=True)
+def cmd_explain(args) -> int:
+    """Explain a run's predictions for the rows of a data file: explanations.json, pictures, report section."""
+    import time
+
+    from kiln.data import read_source
+    from kiln.explain.folder import EXPLANATIONS_FILE, add_to_report, explain_run
+    from kiln.workflows.run import load_run
+    run = load_run(args.run)
+    frame = read_source(args.data, format=args.format)
+    out_dir = Path(args.output) if args.output else Path(args.run)
+    started = time.perf_counter()
+    explanations = explain_run(run, frame, out_dir, method=args.method, target=args.target, output=args.output_feature,
+                               features=args.feature or None, checks=not args.no_checks, n_steps=args.steps)
+    seconds = time.perf_counter() - started
+    if add_to_report(Path(args.run) / "report.html", explanations, out_dir):
+        print(f"added an Explanations section to {Path(args.run) / 'report.html'}")
+    top = ", ".join(f"{n} {v:.4g}" for n, v in list(explanations["mean_abs_attribution"].items())[:5])
+    print(f"explained {len(frame)} row(s) with {args.method} in {seconds:.1f} s; mean |attribution|: {top}")
+    for name, check in explanations["checks"].items():
+        passed = "passed" if check["passed"] else "FAILED"
+        print(f"  check {name}: {passed}" + "".join(f" ({n})" for n in check.get("notes", [])))
+    print(f"wrote {out_dir / EXPLANATIONS_FILE}")
+    return 0
+
+
+def cmd_card(args) -> int:
+    """Write a run's MODEL_CARD.md again (model details, intended use, metrics with 95% intervals, data, ...)."""
+    from kiln.reports.card import write_card
+    from kiln.workflows.run import load_run
+    print(f"wrote {write_card(load_run(args.run), args.run)}")
     return 0
 
 
@@ -264,6 +296,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="folder for the new run (default: beside RUN)")
     p.add_argument("--rounds", type=int, default=7, help="alternating timing rounds (default 7)")
     p.add_argument("--threads", type=int, help="CPU threads for torch and onnxruntime while measuring")
+    p = add("explain", cmd_explain)
+    p.add_argument("run")
+    p.add_argument("--data", required=True, help="rows to explain (the run's input columns)")
+    p.add_argument("--format", default="auto")
+    p.add_argument("--method", choices=["ig", "saliency", "smoothgrad", "occlusion", "shap"], default="ig")
+    p.add_argument("--target", help="the class to explain (default: each row's predicted class)")
+    p.add_argument("--output-feature", help="the output feature, for a run with several")
+    p.add_argument("--feature", action="append", default=[], help="report only this input feature (repeatable)")
+    p.add_argument("--steps", type=int, default=32, help="IG steps to start from (raised until completeness holds)")
+    p.add_argument("--no-checks", action="store_true", help="skip the completeness and randomisation checks")
+    p.add_argument("--output", help="folder for explanations.json and pictures (default: the run folder)")
+    add("card", cmd_card).add_argument("run")
     p = add("serve", cmd_serve)
     p.add_argument("run")
     from kiln_edge.serve import add_server_flags  # torch-free; the onnx server reads the same flags
@@ -276,7 +320,8 @@ def _parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"train": cmd_train, "validate": cmd_validate, "init": cmd_init, "evaluate": cmd_evaluate,
             "predict": cmd_predict, "info": cmd_info, "report": cmd_report, "export": cmd_export,
-            "compress": cmd_compress, "serve": cmd_serve, "version": cmd_version}
+            "compress": cmd_compress, "explain": cmd_explain, "card": cmd_card, "serve": cmd_serve,
+            "version": cmd_version}
 
 
 def main(argv=None) -> int:

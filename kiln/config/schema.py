@@ -21,6 +21,8 @@ The sections, top to bottom as in a YAML file::
                                      regularization: RegularizationConfig
     evaluation: EvaluationConfig
     export: ExportConfig
+    explain: ExplainConfig
+    card: CardConfig
 
 Derived checks (ratios summing to 1, unique feature names, ...) live in validators beside the
 fields they relate; each raises ``_problem(message, *at)`` (or ``_problems`` for several at
@@ -70,6 +72,8 @@ __all__ = [
     "RegularizationConfig",
     "EvaluationConfig",
     "ExportConfig",
+    "ExplainConfig",
+    "CardConfig",
     "FEATURE_TYPES",
     "AUGMENTATIONS_BY_TYPE",
 ]
@@ -584,6 +588,32 @@ class ExportConfig(_Section):
         return formats
 
 
+class ExplainConfig(_Section):
+    """What `kiln train` explains after evaluation (kiln/explain; `kiln explain RUN` does more)."""
+
+    enabled: bool = True
+    """Write explanations.json (global permutation importance on the evaluated split) and its report section."""
+    n_repeats: int = Field(default=5, ge=1)
+    """Shuffles per feature for permutation importance."""
+    method: Literal["ig", "saliency", "smoothgrad", "occlusion", "shap"] | None = None
+    """Also attribute each evaluated row with this method (checks included); None: importance only."""
+
+
+class CardConfig(_Section):
+    """What the model card (MODEL_CARD.md, kiln/reports/card.py) says that kiln cannot know from the run."""
+
+    intended_use: str | None = None
+    """What the model is for, and for whom; None: the card says it is unknown."""
+    out_of_scope: str | None = None
+    """Uses the model is not meant for."""
+    license: str | None = None
+    """The model's license (an SPDX id such as apache-2.0); None: "unknown" in the front matter."""
+    slices: list[str] = Field(default_factory=list)
+    """Columns whose values get their own metrics (disaggregated evaluation), e.g. [sex, region]."""
+    caveats: str | None = None
+    """Known limitations and recommendations, added to the ones kiln finds."""
+
+
 # ----- the whole config ----------------------------------------------------------------------
 
 
@@ -610,6 +640,10 @@ class KilnConfig(_Section):
     """The final evaluation."""
     export: ExportConfig = Field(default_factory=ExportConfig)
     """The exported model files."""
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    """The explanations written after evaluation."""
+    card: CardConfig = Field(default_factory=CardConfig)
+    """The model card's intended use, license and slices."""
 
     @field_validator("name")
     @classmethod

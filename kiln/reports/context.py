@@ -53,6 +53,11 @@ class ReportContext:
             as one in the data's units. Default none.
         standardised_metrics: names in ``final_metrics`` on a standardised target (e.g. the
             loss of a numeric output; kiln's MAE/RMSE/R² there are in data units). Default none.
+        explanations: optional, the run's explanations.json (kiln/explain) as a dict: adds an
+            "Explanations" section (rendered by kiln.explain.render). explanations_folder: where
+            its pictures lie (the run folder).
+        model_card: optional, the run's MODEL_CARD.md, relative to the report: linked from a
+            "Model card" section.
 
     Raises:
         KilnValueError / KilnTypeError listing every problem found, e.g. an unknown task or
@@ -80,6 +85,9 @@ class ReportContext:
     notes: list[str] = field(default_factory=list)
     standardised_curves: Sequence[str] = ()
     standardised_metrics: Sequence[str] = ()
+    explanations: dict | None = None
+    explanations_folder: str | None = None
+    model_card: str | None = None
 
     def __post_init__(self):
         problems = []

@@ -55,6 +55,13 @@ def render_report(context: ReportContext) -> str:
         ("environment", "Environment", _kv_table(ctx.environment, "environment-table")),
         ("config", "Config", _config_section(ctx.config_yaml)),
     ]
+    if ctx.explanations is not None:  # the explain hook: its HTML lives with the explanations (kiln/explain)
+        from kiln.explain.render import report_section
+        sections.insert(-4, ("explanations", "Explanations",
+                             report_section(ctx.explanations, ctx.explanations_folder)))
+    if ctx.model_card is not None:  # the card hook: MODEL_CARD.md sits beside the report (reports/card.py)
+        sections.insert(-4, ("card", "Model card", f'<p><a href="{_e(ctx.model_card)}">{_e(ctx.model_card)}</a>: '
+                             f"model details, intended use, metrics with 95% intervals, data, caveats.</p>"))
     notes = list(ctx.notes)
     if plots is None:
         notes.insert(0, "Plots need matplotlib, which is not installed: pip install matplotlib")

@@ -144,8 +144,10 @@ def train(config, *, output_dir=None, resume=None, verbose: int = 1) -> RunResul
         from kiln.workflows.run import load_run
         (run_dir / "export").mkdir(exist_ok=True)
         export_onnx(load_run(run_dir), run_dir / "export" / "model.onnx")
+    explanations = _write_explanations(config, model, encoded, splits, run_dir, seed)
+    _write_card(run_dir, seed)
     report_path = _write_report(config, config_yaml, run_dir, model, features, output_kinds, splits, encoded,
-                                history.history, test_metrics, seed, time.time() - started)
+                                history.history, test_metrics, seed, time.time() - started, explanations)
     if verbose:
         headline = test_metrics.get(config.evaluation.split) or {}
         print("test metrics: " + _format_metrics(headline), flush=True)
@@ -347,7 +349,7 @@ def _save_model(model, features, output_kinds, run_dir: Path) -> None:
 
 
 def _write_report(config, config_yaml, run_dir, model, features, output_kinds, splits, encoded, history,
-                  test_metrics, seed, seconds):
+                  test_metrics, seed, seconds, explanations=None):
     from kiln.reports import ReportContext, write_report
     outputs = [(name, f) for name, (role, f) in features.items() if role == "output"]
     lines = []
@@ -367,7 +369,8 @@ def _write_report(config, config_yaml, run_dir, model, features, output_kinds, s
         # Per-epoch numbers of a numeric output are on its standardised target; evaluation.json's
         # MAE/RMSE/R² are in data units (only its loss is not): the report labels which is which.
         standardised_curves=standardised_metrics(output_features, curve_names),
-        standardised_metrics=standardised_metrics(output_features, [k for k in final_names if k not in replaced]))
+        standardised_metrics=standardised_metrics(output_features, [k for k in final_names if k not in replaced]),
+        explanations=explanations, explanations_folder=str(run_dir), model_card="MODEL_CARD.md")
     split = config.evaluation.split if config.evaluation.split in encoded else "validation"
     if split in encoded and len(outputs) == 1:
         name, feature = outputs[0]
@@ -382,6 +385,38 @@ def _write_report(config, config_yaml, run_dir, model, features, output_kinds, s
             context.class_names = list(feature.spec().get("classes", sorted(set(truth), key=str)))
             context.y_score = as_probabilities(feature, pred, output_kinds[name]).numpy()
     return write_report(run_dir / "report.html", context)
+
+
+def _write_explanations(config, model, encoded, splits, run_dir: Path, seed) -> dict | None:
+    """The explain hook (kiln/explain): unless ``explain.enabled`` is false, permutation importance
+    on the evaluated split (and, with ``explain.method``, per-row attributions and their checks)
+    go to explanations.json, which the report shows as its "Explanations" section."""
+    if not config.explain.enabled:
+        return None
+    from kiln.explain.folder import EXPLANATIONS_FILE, explain_run
+    from kiln.explain.importance import permutation_importance
+    split = config.evaluation.split if config.evaluation.split in encoded else "validation"
+    if split not in encoded:
+        return None
+    x, y = encoded[split]
+    explanations = {}
+    if config.explain.method is not None:
+        from kiln.workflows.run import load_run
+        explanations = explain_run(load_run(run_dir), splits[split], run_dir, method=config.explain.method,
+                                   importance=False, seed=seed)
+    importance = permutation_importance(model, x, y, n_repeats=config.explain.n_repeats, seed=seed,
+                                        batch_size=config.training.batch_size)
+    explanations["global_importance"] = {**importance, "split": split, "n_repeats": config.explain.n_repeats,
+                                         "rows": len(splits[split])}
+    (run_dir / EXPLANATIONS_FILE).write_text(json.dumps(explanations, indent=2))
+    return explanations
+
+
+def _write_card(run_dir: Path, seed) -> None:
+    """The card hook (kiln/reports/card.py): MODEL_CARD.md from the saved run, linked from the report."""
+    from kiln.reports.card import write_card
+    from kiln.workflows.run import load_run
+    write_card(load_run(run_dir), run_dir, seed=seed)
 
 
 def _data_summary(features, splits) -> dict:
