@@ -146,16 +146,17 @@ class Model(Layer):
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, validation_freq=1, batch_transform=None):
+            validation_batch_size=None, validation_freq=1, batch_transform=None, privacy=None):
         """Train for ``epochs`` epochs; returns a ``History``. Same arguments as Keras, plus
-        ``batch_transform(x, y) -> (x, y)`` for training batches (e.g. MixUp)."""
+        ``batch_transform(x, y) -> (x, y)`` for training batches (e.g. MixUp) and
+        ``privacy=kiln.privacy.DP(epsilon=3, delta=1e-5)`` for differentially private training."""
         return self._require_trainer("fit").fit(
             x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
             validation_split=validation_split, validation_data=validation_data, shuffle=shuffle,
             class_weight=class_weight, sample_weight=sample_weight, initial_epoch=initial_epoch,
             steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
             validation_batch_size=validation_batch_size, validation_freq=validation_freq,
-            batch_transform=batch_transform)
+            batch_transform=batch_transform, privacy=privacy)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):

@@ -54,6 +54,8 @@ class FitState:
         logs: the last completed epoch's logs (``{}`` before the first).
         stop_training: set to True (by a callback, through ``model.stop_training``) to end
             ``fit`` after the current step.
+        privacy: the ``kiln.privacy.engine.PrivateFit`` of a private fit (its accountant,
+            ``spent_epsilon()`` and ``record()``), else None.
     """
 
     epochs: int
@@ -69,6 +71,7 @@ class FitState:
     resume: dict | None = None
     logs: dict[str, Any] = field(default_factory=dict)
     stop_training: bool = False
+    privacy: Any = None
 
     @classmethod
     def start(cls, *, epochs: int, initial_epoch: int, steps: int | None, history: History) -> "FitState":

@@ -183,6 +183,9 @@ class Trainer:
         return loss, y_pred
 
     def _train_step(self, x, y, sample_weight):
+        private = None if self.fit_state is None else self.fit_state.privacy
+        if private is not None:
+            return private.train_step(x, y, sample_weight)
         if self._grad_step is not None:
             loss, y_pred = self._grad_step(x, y, sample_weight)  # sets every p.grad
             self.optimizer.step()
@@ -218,12 +221,14 @@ class Trainer:
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, validation_freq=1, batch_transform=None):
+            validation_batch_size=None, validation_freq=1, batch_transform=None, privacy=None):
         """Train the module; arguments and the returned ``History`` are Keras's.
 
-        kiln's one addition: ``batch_transform(x, y) -> (x, y)`` is applied to each training
+        kiln's additions: ``batch_transform(x, y) -> (x, y)`` is applied to each training
         batch (not to validation), for batch-level augmentation that changes labels too, such
-        as ``kiln.training.mixing.MixUp``/``CutMix``.
+        as ``kiln.training.mixing.MixUp``/``CutMix``. ``privacy=kiln.privacy.DP(epsilon=...)``
+        trains with DP-SGD (kiln/privacy/engine.py); ``fit_state.privacy`` then holds its
+        accountant and ``history.history["epsilon"]`` the budget spent after each epoch.
 
         Global state: while ``fit`` runs, torch's process-wide thread count is the one chosen
         by ``compile(num_threads=...)``; it is put back when ``fit`` returns or raises.
@@ -238,9 +243,19 @@ class Trainer:
         if class_weight is not None:
             data = data.with_class_weight(class_weight)
         data = data.to(self.device)
+        private = None
+        if privacy is not None:  # DP-SGD: validated, layers checked and noise calibrated before any step
+            from kiln.privacy.engine import PrivateFit
+            private = PrivateFit.start(self, privacy, data, batch_size=batch_size, epochs=epochs - initial_epoch,
+                                       steps_per_epoch=steps_per_epoch, batch_transform=batch_transform)
+            data = private.data
+            if private.replaced_layers:  # new layers: build them and the optimizer afresh
+                self._prepared = self._optimizer_built = False
         example = data.example()  # None for a stream: the model is then built on its first batch
         if example is not None and not self._prepared:
             self._prepare(*example)
+        if private is not None:
+            private.attach(self)
         steps = data.num_batches(batch_size) if steps_per_epoch is None else steps_per_epoch
         if steps is None and data.needs_steps_per_epoch and epochs - initial_epoch > 1:
             raise KilnValueError("Training on a generator for several epochs needs `steps_per_epoch` (how many "
@@ -250,8 +265,12 @@ class Trainer:
         # The one place a fit's state is created; it also draws the shuffle generator's seed.
         state = self.fit_state = FitState.start(epochs=epochs, initial_epoch=initial_epoch, steps=steps,
                                                 history=history)
+        state.privacy = private
         # As in Keras 3: History after the user's callbacks, so it records what they add to logs.
         cbs = list(callbacks or []) + [history]
+        if private is not None:
+            from kiln.privacy.callback import PrivacyLogger
+            cbs.insert(0, PrivacyLogger(private))  # first: every later callback sees logs["epsilon"]
         if verbose:
             cbs.append(ProgbarLogger(verbose))
         callback_list = CallbackList(cbs, model=self.host, params={"epochs": epochs, "steps": steps,
@@ -283,6 +302,8 @@ class Trainer:
             callback_list.on_train_end(state.logs)
         finally:
             self.threads.end()
+            if private is not None:
+                private.close()
         self.history = history
         if self.host is not self:
             self.host.history = history
@@ -362,6 +383,7 @@ class Trainer:
             },
             "history": state.history.history,
             "threads": self.threads.decided,
+            **({"privacy": state.privacy.state_dict()} if state.privacy is not None else {}),
         }
 
     def restore_training_state(self, state: dict) -> None:
@@ -372,6 +394,7 @@ class Trainer:
         from kiln.saving.weights_io import apply_state
         from kiln.training.checkpoint import restore_rng_states
         fit_state = self._require_fit_state("restore_training_state")
+        _restore_privacy(fit_state.privacy, state.get("privacy"))  # before anything is loaded
         apply_state(self.module, state["model"], source="the checkpoint")
         self.optimizer.load_state_dict(state["optimizer"])
         restore_rng_states(state["rng"])
@@ -569,6 +592,20 @@ def _check_epochs(epochs, initial_epoch) -> int:
     if not isinstance(initial_epoch, int) or initial_epoch < 0:
         raise KilnValueError(f"`initial_epoch` must be a non-negative integer; received {initial_epoch!r}")
     return epochs
+
+
+def _restore_privacy(private, saved) -> None:
+    """A private run resumes only as the same private run: its accountant continues the
+    checkpoint's; a checkpoint and a fit that disagree on privacy are refused."""
+    if private is None and saved is None:
+        return
+    if private is None:
+        raise KilnValueError("The checkpoint comes from a differentially private run, but this fit has no "
+                             "`privacy`; pass the same privacy=... to resume it (or start a new run).")
+    if saved is None:
+        raise KilnValueError("This fit is private (`privacy` is set) but the checkpoint comes from a non-private "
+                             "run, whose steps no accountant saw; start a new run folder for private training.")
+    private.load_state_dict(saved)
 
 
 def _raise_nan(epoch, logs):
