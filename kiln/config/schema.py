@@ -64,6 +64,7 @@ __all__ = [
     "ColorJitterConfig",
     "SpecAugmentConfig",
     "ModelConfig",
+    "PrivacyConfig",
     "ZooConfig",
     "TrainingConfig",
     "OptimizerConfig",
@@ -532,6 +533,21 @@ class RegularizationConfig(_Section):
     """Dropout rate between the layers of a model built from the features or a zoo model; 0: off."""
 
 
+class PrivacyConfig(_Section):
+    """Differentially private training (DP-SGD through Opacus; ``kiln.privacy.DP``)."""
+
+    epsilon: float = Field(gt=0, strict=True)
+    """The privacy budget spent over the planned epochs (1-10 is usual; smaller: more private, noisier)."""
+    delta: float = Field(1e-5, gt=0, lt=1, strict=True)
+    """Probability the guarantee fails; must be below 1/n for n training rows (checked when the data is read)."""
+    max_grad_norm: float = Field(1.0, gt=0, strict=True)
+    """Each example's gradient is clipped to this L2 norm before noise is added."""
+    fix_layers: bool = Field(False, strict=True)
+    """Replace layers DP cannot train (BatchNorm) by per-sample ones instead of refusing the model."""
+    accountant: Literal["prv", "rdp"] = "prv"
+    """How the spent budget is tracked: Opacus's PRV accountant (its default, tighter) or RDP."""
+
+
 class TrainingConfig(_Section):
     """How the model is fitted (``kiln.training.Trainer``)."""
 
@@ -554,6 +570,8 @@ class TrainingConfig(_Section):
     the writes stay cheap); None: at epoch ends only."""
     seed: int | None = None
     """Seed of weight initialisation, shuffling and dropout; None: the top-level ``seed`` (filled in during validation)."""
+    privacy: PrivacyConfig | None = None
+    """Differentially private training, e.g. ``{epsilon: 3, delta: 1e-5, max_grad_norm: 1.0}``; None: off."""
 
     @field_validator("optimizer", mode="before")
     @classmethod

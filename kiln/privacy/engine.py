@@ -106,6 +106,11 @@ class PrivateFit:
                                          expected_batch_size=self.data.expected_batch_size, loss_reduction="mean")
         self._params = list(self._dp_optimizer.params)
 
+    @property
+    def attached(self) -> bool:
+        """True between ``attach`` and ``close``: while the fit runs."""
+        return self._grad_sample_module is not None
+
     def train_step(self, x, y, sample_weight):
         """One DP-SGD step: forward, per-sample backward, clip + noise, kiln optimizer step."""
         trainer = self._trainer

@@ -184,7 +184,7 @@ class Trainer:
 
     def _train_step(self, x, y, sample_weight):
         private = None if self.fit_state is None else self.fit_state.privacy
-        if private is not None:
+        if private is not None and private.attached:  # inside a private fit (train_on_batch after it is not)
             return private.train_step(x, y, sample_weight)
         if self._grad_step is not None:
             loss, y_pred = self._grad_step(x, y, sample_weight)  # sets every p.grad

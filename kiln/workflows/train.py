@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 import kiln
-from kiln.errors import DataError, closest_match
+from kiln.errors import DataError, KilnError, closest_match
 from kiln.workflows.model_builder import build_model
 from kiln.workflows.run import as_probabilities
 from kiln_edge.run import data_unit_names, metrics_in_data_units, standardised_metrics
@@ -132,11 +132,19 @@ def train(config, *, output_dir=None, resume=None, verbose: int = 1) -> RunResul
     splits = _read_and_split(config)
     if config.data.split.k_folds:
         _cross_validate(config, splits, seed, run_dir, verbose)
-    fitted = _fit_once(config, splits, seed, callbacks=_callbacks(config, run_dir), verbose=verbose)
+    try:
+        fitted = _fit_once(config, splits, seed, callbacks=_callbacks(config, run_dir), verbose=verbose)
+    except KilnError:
+        if config.training.privacy is not None and resume is None:
+            _discard_unstarted_run(run_dir)  # a refused private fit leaves no folder that claims privacy
+        raise
     model, features, output_kinds, encoded = fitted["model"], fitted["features"], fitted["kinds"], fitted["encoded"]
     history = fitted["history"]
     test_metrics = _evaluate_splits(model, encoded, splits, fitted["outputs"], config.training.batch_size)
     (run_dir / "evaluation.json").write_text(json.dumps(test_metrics, indent=2))
+    privacy = model.fit_state.privacy.record() if config.training.privacy is not None else None
+    if privacy is not None:
+        (run_dir / "privacy.json").write_text(json.dumps(privacy, indent=2))
 
     _save_model(model, features, output_kinds, run_dir)
     if "onnx" in config.export.formats:
@@ -147,7 +155,8 @@ def train(config, *, output_dir=None, resume=None, verbose: int = 1) -> RunResul
     explanations = _write_explanations(config, model, encoded, splits, run_dir, seed)
     _write_card(run_dir, seed)
     report_path = _write_report(config, config_yaml, run_dir, model, features, output_kinds, splits, encoded,
-                                history.history, test_metrics, seed, time.time() - started, explanations)
+                                history.history, test_metrics, seed, time.time() - started, explanations,
+                                privacy=privacy)
     if verbose:
         headline = test_metrics.get(config.evaluation.split) or {}
         print("test metrics: " + _format_metrics(headline), flush=True)
@@ -182,9 +191,24 @@ def _fit_once(config, splits, seed, callbacks, verbose) -> dict:
     x_train, y_train = encoded["train"]
     history = model.fit(x_train, y_train, epochs=config.training.epochs, batch_size=config.training.batch_size,
                         validation_data=encoded.get("validation"), callbacks=callbacks, verbose=verbose,
-                        batch_transform=mixer)
+                        batch_transform=mixer, privacy=_privacy(config))
     return {"model": model, "features": features, "kinds": output_kinds, "encoded": encoded, "history": history,
             "outputs": outputs}
+
+
+def _privacy(config):
+    """``training.privacy`` as ``kiln.privacy.DP`` (None when off); imported only when used."""
+    if config.training.privacy is None:
+        return None
+    from kiln.privacy import DP
+    return DP.from_config(config.training.privacy.model_dump())
+
+
+def _discard_unstarted_run(run_dir: Path) -> None:
+    """Remove a run folder that holds nothing but its config.yaml (the fit was refused before any step)."""
+    if {p.name for p in run_dir.iterdir()} <= {"config.yaml"}:
+        (run_dir / "config.yaml").unlink(missing_ok=True)
+        run_dir.rmdir()
 
 
 def _evaluate_splits(model, encoded, splits, outputs, batch_size) -> dict:
@@ -349,7 +373,7 @@ def _save_model(model, features, output_kinds, run_dir: Path) -> None:
 
 
 def _write_report(config, config_yaml, run_dir, model, features, output_kinds, splits, encoded, history,
-                  test_metrics, seed, seconds, explanations=None):
+                  test_metrics, seed, seconds, explanations=None, privacy=None):
     from kiln.reports import ReportContext, write_report
     outputs = [(name, f) for name, (role, f) in features.items() if role == "output"]
     lines = []
@@ -371,6 +395,12 @@ def _write_report(config, config_yaml, run_dir, model, features, output_kinds, s
         standardised_curves=standardised_metrics(output_features, curve_names),
         standardised_metrics=standardised_metrics(output_features, [k for k in final_names if k not in replaced]),
         explanations=explanations, explanations_folder=str(run_dir), model_card="MODEL_CARD.md")
+    if privacy is not None:
+        context.notes = list(context.notes or []) + [
+            f"Differentially private training (DP-SGD): epsilon {privacy['epsilon_spent']:.3g} spent of "
+            f"{privacy['epsilon_target']:g}, delta {privacy['delta']:g}, noise multiplier "
+            f"{privacy['noise_multiplier']:.3g}, clipping norm {privacy['max_grad_norm']:g} (privacy.json)."]
+        context.environment["privacy"] = f"epsilon {privacy['epsilon_spent']:.3g} (delta {privacy['delta']:g})"
     split = config.evaluation.split if config.evaluation.split in encoded else "validation"
     if split in encoded and len(outputs) == 1:
         name, feature = outputs[0]

@@ -46,6 +46,7 @@ def opacus_noise_multiplier(n, batch_size, epochs, epsilon, delta, accountant):
     return optimizer.noise_multiplier, optimizer.expected_batch_size
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("epsilon, batch_size, epochs, accountant",
                          [(3.0, 32, 2, "prv"), (8.0, 50, 3, "rdp"), (1.0, 64, 1, "rdp")])
 def test_noise_multiplier_equals_opacus_accountant(epsilon, batch_size, epochs, accountant):
@@ -60,6 +61,7 @@ def test_noise_multiplier_equals_opacus_accountant(epsilon, batch_size, epochs, 
     assert private.sample_rate == 1 / math.ceil(len(x) / batch_size)
 
 
+@pytest.mark.slow
 def test_spent_epsilon_is_logged_per_epoch_and_matches_the_rdp_accountant():
     from opacus.accountants import RDPAccountant
     x, y = data()
@@ -78,6 +80,7 @@ def test_spent_epsilon_is_logged_per_epoch_and_matches_the_rdp_accountant():
     assert record["epsilon_spent"] == expected[2] and record["steps"] == 15 and record["epsilon_per_epoch"] == expected
 
 
+@pytest.mark.slow
 def test_one_step_equals_hand_written_dp_sgd():
     """Poisson batch, per-sample gradients, clipping to C, Gaussian noise sigma*C, mean over the expected
     batch size, SGD step — written out in plain torch with the same random draws."""
@@ -127,6 +130,7 @@ class KillAt(kiln.callbacks.Callback):
             raise Interrupt()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_at", [(1, 0), (1, 2)])
 def test_resume_continues_the_accountant_exactly(tmp_path, kill_at):
     x, y = data()
@@ -149,6 +153,7 @@ def test_resume_continues_the_accountant_exactly(tmp_path, kill_at):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_resuming_a_private_checkpoint_without_privacy_is_refused(tmp_path):
     x, y = data()
     model = make_model()
@@ -164,10 +169,14 @@ def test_resuming_a_private_checkpoint_without_privacy_is_refused(tmp_path):
                          callbacks=[kiln.callbacks.BackupAndRestore(tmp_path / "backup")])
 
 
+@pytest.mark.slow
 def test_hooks_are_removed_after_fit():
     x, y = data()
     model = make_model()
     model.fit(x, y, epochs=1, batch_size=40, verbose=0, privacy=rdp(3.0))
+    assert not model.fit_state.privacy.attached
+    model.train_on_batch(x[:10], y[:10])  # a plain step: no per-sample gradients, no accounting
+    assert model.fit_state.privacy.steps_taken == 5
     model.fit(x, y, epochs=1, batch_size=40, verbose=0)  # a normal fit afterwards: no per-sample gradients
     assert all(not hasattr(p, "grad_sample") or p.grad_sample is None for p in model.parameters())
     assert model.fit_state.privacy is None

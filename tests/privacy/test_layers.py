@@ -34,6 +34,7 @@ def test_kiln_batch_norm_is_refused_naming_the_layer_and_the_fix():
     assert "GroupNorm or LayerNormalization" in message and "`privacy.fix_layers: true`" in message
 
 
+@pytest.mark.slow
 def test_fix_layers_replaces_kiln_batch_norm_and_trains():
     x, y = data()
     model = bn_model()
