@@ -85,6 +85,12 @@ class DP:
             raise KilnValueError("privacy needs `epsilon` (the budget), e.g. {'epsilon': 3, 'delta': 1e-5}.")
         return cls(**config)
 
+    def start_fit(self, trainer, data, **fit_settings):
+        """Called by ``Trainer.fit``: check everything and calibrate the noise for this fit;
+        returns the fit's ``kiln.privacy.engine.PrivateFit``."""
+        from kiln.privacy.engine import PrivateFit
+        return PrivateFit.start(trainer, self, data, **fit_settings)
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -3,8 +3,8 @@ and accountant, behind the trainer's step.
 
 What happens, in order (``Trainer.fit`` calls these when ``privacy=`` is given):
 
-1. ``PrivateFit.start`` (before the model is built): validates the settings against the data
-   (in-memory arrays, ``delta < 1/n``) and the run (no mixed precision, ``jit_compile`` or
+1. ``PrivateFit.start`` (through ``DP.start_fit``, before the model is built): validates the
+   settings against the data (in-memory arrays, ``delta < 1/n``) and the run (no mixed precision, ``jit_compile`` or
    ``batch_transform``, which would break per-sample gradients), checks (or fixes) the layers,
    wraps the data in ``PoissonData`` and calibrates the noise multiplier with Opacus's
    ``get_noise_multiplier`` for the planned epochs — the call ``PrivacyEngine.
@@ -32,7 +32,6 @@ import math
 import torch
 
 from kiln.errors import KilnError, KilnValueError
-from kiln.privacy.dp import DP
 from kiln.privacy.layers import check_layers
 from kiln.privacy.poisson import PoissonData
 
@@ -50,7 +49,7 @@ class PrivateFit:
         replaced_layers: names of layers ``fix_layers`` replaced.
     """
 
-    def __init__(self, dp: DP, data: PoissonData, epochs: int, noise_multiplier: float, replaced_layers: list[str]):
+    def __init__(self, dp, data: PoissonData, epochs: int, noise_multiplier: float, replaced_layers: list[str]):
         self.dp = dp
         self.data = data
         self.epochs = epochs
@@ -64,11 +63,12 @@ class PrivateFit:
         self._trainer = None
 
     @classmethod
-    def start(cls, trainer, privacy, data, *, batch_size: int, epochs: int, steps_per_epoch: int | None,
+    def start(cls, trainer, dp, data, *, batch_size: int, epochs: int, steps_per_epoch: int | None,
               batch_transform=None) -> "PrivateFit":
-        """Validate everything and calibrate the noise; raises before any step is taken."""
+        """Validate everything and calibrate the noise; raises before any step is taken.
+
+        ``dp`` is the ``kiln.privacy.DP`` (already valid on its own; here it meets the data)."""
         from kiln.training.data_adapter import ArrayData
-        dp = DP.from_config(privacy)
         _import_opacus()
         if not isinstance(data, ArrayData):
             raise KilnValueError(f"Private training needs in-memory arrays (Poisson sampling draws each sample "
@@ -105,6 +105,11 @@ class PrivateFit:
                                          max_grad_norm=self.dp.max_grad_norm,
                                          expected_batch_size=self.data.expected_batch_size, loss_reduction="mean")
         self._params = list(self._dp_optimizer.params)
+
+    def callback(self):
+        """The callback that writes ``logs["epsilon"]`` at each epoch's end."""
+        from kiln.privacy.callback import PrivacyLogger
+        return PrivacyLogger(self)
 
     @property
     def attached(self) -> bool:
@@ -206,7 +211,7 @@ def _accountant(kind: str):
     return create_accountant(mechanism=kind)
 
 
-def _noise_multiplier(dp: DP, sample_rate: float, epochs: int) -> float:
+def _noise_multiplier(dp, sample_rate: float, epochs: int) -> float:
     """Sigma for (epsilon, delta) over ``epochs`` epochs: PrivacyEngine.make_private_with_epsilon's call."""
     from opacus.accountants.utils import get_noise_multiplier
     try:

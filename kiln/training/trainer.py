@@ -245,9 +245,13 @@ class Trainer:
         data = data.to(self.device)
         private = None
         if privacy is not None:  # DP-SGD: validated, layers checked and noise calibrated before any step
-            from kiln.privacy.engine import PrivateFit
-            private = PrivateFit.start(self, privacy, data, batch_size=batch_size, epochs=epochs - initial_epoch,
-                                       steps_per_epoch=steps_per_epoch, batch_transform=batch_transform)
+            if not callable(getattr(privacy, "start_fit", None)):
+                raise KilnTypeError(f"`privacy` must be kiln.privacy.DP(epsilon=..., delta=...); received "
+                                    f"{type(privacy).__name__}. Example: "
+                                    f"fit(x, y, privacy=kiln.privacy.DP(epsilon=3)).")
+            # kiln.privacy wraps the trainer from outside: the trainer only calls what it is handed.
+            private = privacy.start_fit(self, data, batch_size=batch_size, epochs=epochs - initial_epoch,
+                                        steps_per_epoch=steps_per_epoch, batch_transform=batch_transform)
             data = private.data
             if private.replaced_layers:  # new layers: build them and the optimizer afresh
                 self._prepared = self._optimizer_built = False
@@ -269,8 +273,7 @@ class Trainer:
         # As in Keras 3: History after the user's callbacks, so it records what they add to logs.
         cbs = list(callbacks or []) + [history]
         if private is not None:
-            from kiln.privacy.callback import PrivacyLogger
-            cbs.insert(0, PrivacyLogger(private))  # first: every later callback sees logs["epsilon"]
+            cbs.insert(0, private.callback())  # first: every later callback sees logs["epsilon"]
         if verbose:
             cbs.append(ProgbarLogger(verbose))
         callback_list = CallbackList(cbs, model=self.host, params={"epochs": epochs, "steps": steps,

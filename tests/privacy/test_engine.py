@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import kiln
-from kiln.errors import KilnValueError
+from kiln.errors import KilnTypeError, KilnValueError
 from kiln.layers import Dense
 from kiln.privacy import DP
 
@@ -200,8 +200,9 @@ def test_impossible_budgets_are_refused_before_training(kwargs, message):
     x, y = data()
     model = make_model()
     weights = [w.copy() for w in model.get_weights()]
+    privacy = DP(**{"epsilon": 3.0, "accountant": "rdp", **kwargs})
     with pytest.raises(KilnValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        model.fit(x, y, epochs=1, batch_size=40, verbose=0, privacy={"epsilon": 3.0, "accountant": "rdp", **kwargs})
+        model.fit(x, y, epochs=1, batch_size=40, verbose=0, privacy=privacy)
     for a, b in zip(weights, model.get_weights()):
         np.testing.assert_array_equal(a, b)
 
@@ -218,6 +219,13 @@ def test_incompatible_options_are_refused(compile_kwargs, fit_kwargs, message):
     model.compile(optimizer="sgd", loss="mse", **compile_kwargs)
     with pytest.raises(KilnValueError, match=message):
         model.fit(x, y, epochs=1, verbose=0, privacy=rdp(3.0), **fit_kwargs)
+
+
+def test_privacy_must_be_a_dp():
+    x, y = data()
+    with pytest.raises(KilnTypeError, match=r"`privacy` must be kiln.privacy.DP\(epsilon=..., delta=...\); "
+                                            r"received dict"):
+        make_model().fit(x, y, epochs=1, verbose=0, privacy={"epsilon": 3})
 
 
 def test_streams_are_refused():
