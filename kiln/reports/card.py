@@ -161,7 +161,7 @@ def card_facts(run, run_dir, *, seed: int = 0) -> dict:
         environment["torch"] = torch.__version__
     except ImportError:  # pragma: no cover - the card needs the model, hence torch
         pass
-    privacy = _read_json(run_dir / "privacy.json") or config.get("privacy")
+    privacy = _read_json(run_dir / "privacy.json")  # written by a private run (kiln.privacy record)
     return {
         "name": config.get("name", run_dir.name), "run": run_dir.name, "card": card,
         "task": "regression" if output.type == "numeric" else "classification",
@@ -281,9 +281,11 @@ def render_card(facts: dict) -> str:
             analyses.append(f"- {name.capitalize()}: `{json.dumps(facts[name])}`.")
     section("Quantitative analyses", analyses)
     privacy = facts["privacy"]
-    epsilon = privacy.get("epsilon") if isinstance(privacy, dict) else None
+    epsilon = privacy.get("epsilon_spent") if isinstance(privacy, dict) else None
     section("Ethical considerations", [
-        f"- Privacy: differentially private training, epsilon spent {epsilon} (delta {privacy.get('delta')})."
+        f"- Privacy: differentially private training (DP-SGD), epsilon {epsilon:.3g} spent of "
+        f"{privacy.get('epsilon_target')} (delta {privacy.get('delta')}, noise multiplier "
+        f"{privacy.get('noise_multiplier', float('nan')):.3g}, clipping norm {privacy.get('max_grad_norm')})."
         if epsilon is not None else "- Privacy: not private (trained without differential privacy); the model may "
         "memorise training rows."])
     caveats = []

@@ -69,6 +69,8 @@ def test_private_run_records_its_privacy(tmp_path, csv, capsys):
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [line["epsilon"] for line in lines] == record["epsilon_per_epoch"]
     assert "Differentially private training (DP-SGD)" in (run / "report.html").read_text()
+    card = (run / "MODEL_CARD.md").read_text()
+    assert f"epsilon {record['epsilon_spent']:.3g} spent of 3" in card and "not private" not in card
 
 
 @pytest.mark.parametrize("privacy, problem", [
