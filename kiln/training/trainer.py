@@ -137,7 +137,7 @@ class Trainer:
                                    f"Example: compile(optimizer='adam', loss='mse')")
 
     def _call_module(self, x, module=None):
-        module = module or self.module  # the DDP wrapper for distributed training steps
+        module = self.module if module is None else module  # the DDP wrapper in distributed steps
         if self._kiln_model or torch.is_tensor(x):
             return module(x)
         if isinstance(x, dict):
