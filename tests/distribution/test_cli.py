@@ -84,7 +84,7 @@ def test_a_killed_distributed_run_resumes_with_the_same_or_another_nproc(tmp_pat
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
     try:
         for line in proc.stdout:
-            if line.startswith("Epoch 4/"):  # epoch 3's checkpoint is written before this line
+            if line.startswith("Epoch 4/"):  # the checkpoint after epoch 3 is written before this line
                 break
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -94,11 +94,13 @@ def test_a_killed_distributed_run_resumes_with_the_same_or_another_nproc(tmp_pat
     run_c = tmp_path / "c" / run_b.name
     shutil.copytree(run_b, run_c)
 
-    same, leftover = run_group(KILN + ["train", "--resume", run_b, "--quiet", "--nproc", "2"])
+    same, leftover = run_group(KILN + ["train", "--resume", run_b, "--nproc", "2"])
     assert same.returncode == 0, same.stderr
     assert not leftover
-    other, _ = run_group(KILN + ["train", "--resume", run_c, "--quiet"])
+    other, _ = run_group(KILN + ["train", "--resume", run_c])
     assert other.returncode == 0, other.stderr
+    for resumed in (same, other):  # continued from a checkpoint (epoch 4's or later), not from scratch
+        assert "Epoch 5/5" in resumed.stdout and "Epoch 1/5" not in resumed.stdout
 
     (run_a,) = list((tmp_path / "a").iterdir())
     want = load_file(run_a / "model" / "model.safetensors")
