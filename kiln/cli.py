@@ -2,7 +2,8 @@
 
 Exit codes: 0 success, 2 a usage or config error (nothing ran), 1 a failure while running.
 
-    kiln train CONFIG [--output DIR] [--resume RUN] [--set KEY=VALUE ...]
+    kiln train CONFIG [--output DIR] [--resume RUN] [--set KEY=VALUE ...] [--nproc N [--nnodes M
+               --node-rank R --rdzv-endpoint HOST:PORT] [--max-restarts K]]
     kiln validate CONFIG [--set KEY=VALUE ...]
     kiln init [PATH] [--kind image|tabular|text]
     kiln evaluate RUN --data FILE [--backend torch|onnx]
@@ -34,9 +35,52 @@ def cmd_train(args) -> int:
     if not (args.resume or args.config):
         raise _UsageError("kiln train needs a CONFIG file (or --resume RUN).")
     config = load_config(Path(args.resume) / "config.yaml" if args.resume else args.config, args.set)
-    result = train(config, output_dir=args.output, resume=args.resume, verbose=0 if args.quiet else 1)
-    print(f"run: {result.run_dir}")
+    if args.nproc is not None or args.nnodes != 1:
+        _exec_torchrun(args)  # the config is valid: become torchrun, which runs this command per rank
+    rank = _join_torchrun()
+    try:
+        result = train(config, output_dir=args.output, resume=args.resume,
+                       verbose=0 if args.quiet or rank else 1)
+    except Exception as err:
+        if rank is not None:  # say which process failed; torchrun then stops the others
+            err.args = (f"rank {rank}: {err.args[0] if err.args else err}", *err.args[1:])
+        raise
+    if not rank:
+        print(f"run: {result.run_dir}")
     return 0
+
+
+def _exec_torchrun(args) -> None:
+    """``kiln train ... --nproc N``: replace this process with torchrun (kiln/distribution/launch.py)."""
+    from kiln.distribution.launch import check_port_free, exec_torchrun, torchrun_command
+    from kiln.errors import KilnValueError
+    train_args = [args.config] if args.config else []
+    for flag, value in (("--output", args.output), ("--resume", args.resume)):
+        if value is not None:
+            train_args += [flag, value]
+    for item in args.set:
+        train_args += ["--set", item]
+    train_args += ["--quiet"] if args.quiet else []
+    try:
+        command = torchrun_command(train_args, nproc=1 if args.nproc is None else args.nproc, nnodes=args.nnodes,
+                                   node_rank=args.node_rank, rdzv_endpoint=args.rdzv_endpoint,
+                                   max_restarts=args.max_restarts)
+        if args.rdzv_endpoint is not None and args.node_rank == 0:
+            check_port_free(args.rdzv_endpoint)
+    except KilnValueError as err:
+        raise _UsageError(str(err)) from None
+    exec_torchrun(command)
+
+
+def _join_torchrun() -> int | None:
+    """Under torchrun (a worker of ``--nproc``): join the process group and return this rank."""
+    import os
+    from kiln.distribution.launch import worker_rank
+    if worker_rank(os.environ) is None:
+        return None
+    import kiln.distribution as distribution
+    distribution.set_distribution(distribution.DataParallel())
+    return distribution.distribution().rank
 
 
 def cmd_validate(args) -> int:
@@ -252,6 +296,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--nproc", type=int, metavar="N", help="train data-parallel on N processes per machine "
+                   "(torchrun underneath: gloo on CPU, nccl on GPU)")
+    p.add_argument("--nnodes", type=int, default=1, help="machines in the job (default 1)")
+    p.add_argument("--node-rank", type=int, default=0, help="this machine's index, 0..nnodes-1 (default 0)")
+    p.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="where the machines meet (several machines)")
+    p.add_argument("--max-restarts", type=int, default=0, help="restarts after a process fails (default 0)")
     p = add("validate", cmd_validate)
     p.add_argument("config")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")

@@ -48,7 +48,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("kiln.saving",),
     ("kiln.layers",),
     ("kiln.ops",),  # Keras's ops take symbolic tensors too, so they sit on kiln.layers
-    ("kiln.training", "kiln.callbacks"),  # the loop trains any nn.Module; its callbacks are its hooks
+    # the loop trains any nn.Module; its callbacks are its hooks; distribution is how it runs on N ranks
+    ("kiln.training", "kiln.callbacks", "kiln.distribution"),
     ("kiln.models",),  # a Model owns a Trainer (compile)
     ("kiln.zoo",),
     ("kiln.data",),  # sources, splits and fitted features (feed models; the zoo never needs them)

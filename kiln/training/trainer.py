@@ -38,6 +38,7 @@ from kiln import optimizers as optimizers_mod
 from kiln.callbacks.callback import CallbackList, LazyLogs
 from kiln.callbacks.history import History
 from kiln.callbacks.progbar_logger import ProgbarLogger
+from kiln.distribution import distribution as current_distribution
 from kiln.errors import KilnTypeError, KilnValueError, NaNLossError, NotCompiledError
 from kiln.layers.symbolic import flatten, map_structure
 from kiln.training import data_adapter
@@ -74,6 +75,8 @@ class Trainer:
         self.objectives: Objectives | None = None
         self.device = None
         self._prepared = False
+        self._ddp = None  # the module under DistributedDataParallel while a distributed fit runs
+        self._dist = None  # the fit's kiln.distribution.DataParallel, or None for one process
         self._kiln_model = hasattr(module, "compile") and hasattr(module, "_trainer")
 
     @property
@@ -133,14 +136,15 @@ class Trainer:
             raise NotCompiledError(f"You must call `compile()` before `{what}()`. "
                                    f"Example: compile(optimizer='adam', loss='mse')")
 
-    def _call_module(self, x):
+    def _call_module(self, x, module=None):
+        module = self.module if module is None else module  # the DDP wrapper in distributed steps
         if self._kiln_model or torch.is_tensor(x):
-            return self.module(x)
+            return module(x)
         if isinstance(x, dict):
-            return self.module(**x)
+            return module(**x)
         if isinstance(x, (list, tuple)):
-            return self.module(*x)
-        return self.module(x)
+            return module(*x)
+        return module(x)
 
     def _prepare(self, x, y) -> None:
         """Move to the device, build lazy layers on a 2-sample batch, build optimizer and metrics."""
@@ -174,15 +178,17 @@ class Trainer:
         self._prepared = True
 
     # ------------------------------------------------------------------ one step
-    def _loss_and_outputs(self, x, y, sample_weight):
-        y_pred = self._call_module(x)
+    def _loss_and_outputs(self, x, y, sample_weight, module=None):
+        y_pred = self._call_module(x, module)
         loss = self.objectives.loss(y, y_pred, sample_weight)
         for layer in self._penalized_layers:  # empty for most models: no per-step module walk
             for term in layer.regularization_losses():
                 loss = loss + term
         return loss, y_pred
 
-    def _train_step(self, x, y, sample_weight):
+    def _train_step(self, x, y, sample_weight, loss_scale=None):
+        """One optimizer step; returns the (unscaled) loss and outputs. ``loss_scale``: the
+        factor a distributed rank puts on its loss (kiln/distribution/sharding.py says why)."""
         private = None if self.fit_state is None else self.fit_state.privacy
         if private is not None and private.attached:  # inside a private fit (train_on_batch after it is not)
             return private.train_step(x, y, sample_weight)
@@ -192,16 +198,17 @@ class Trainer:
             return loss.detach(), y_pred.detach()
         loss_fn = self._compiled_loss_fn or self._loss_and_outputs
         if self.amp_dtype is None:
-            loss, y_pred = loss_fn(x, y, sample_weight)
+            loss, y_pred = loss_fn(x, y, sample_weight, self._ddp)
         else:
             with autocast_context(self.device, self.amp_dtype):
-                loss, y_pred = loss_fn(x, y, sample_weight)
+                loss, y_pred = loss_fn(x, y, sample_weight, self._ddp)
+        to_backward = loss if loss_scale is None else loss * loss_scale
         self.optimizer.zero_grad()
         if self.scaler is None:
-            loss.backward()
+            to_backward.backward()
             self.optimizer.step()
         else:
-            self._scaled_backward_and_step(loss)
+            self._scaled_backward_and_step(to_backward)
         y_pred = y_pred.detach() if type(y_pred) is torch.Tensor else map_structure(torch.Tensor.detach, y_pred)
         return loss.detach(), y_pred
 
@@ -232,7 +239,9 @@ class Trainer:
 
         Global state: while ``fit`` runs, torch's process-wide thread count is the one chosen
         by ``compile(num_threads=...)``; it is put back when ``fit`` returns or raises.
-        ``fit_state`` describes the run while it goes and after it ends."""
+        ``fit_state`` describes the run while it goes and after it ends. After
+        ``kiln.distribution.set_distribution(DataParallel())`` it trains data-parallel over the
+        torchrun processes (kiln/distribution/distribution.py)."""
         self._require_compiled("fit")
         batch_size = _check_batch_size(batch_size)
         epochs = _check_epochs(epochs, initial_epoch)
@@ -255,6 +264,13 @@ class Trainer:
             data = private.data
             if private.replaced_layers:  # new layers: build them and the optimizer afresh
                 self._prepared = self._optimizer_built = False
+        dist = self._dist = current_distribution()
+        if dist is not None:
+            if private is not None:
+                raise KilnValueError("Differentially private training (`privacy=`) does not run data-parallel yet: "
+                                     "train it in one process (drop set_distribution / --nproc), or train "
+                                     "data-parallel without `privacy`.")
+            dist.check_fit(self, data)
         example = data.example()  # None for a stream: the model is then built on its first batch
         if example is not None and not self._prepared:
             self._prepare(*example)
@@ -270,12 +286,16 @@ class Trainer:
         state = self.fit_state = FitState.start(epochs=epochs, initial_epoch=initial_epoch, steps=steps,
                                                 history=history)
         state.privacy = private
+        if dist is not None:
+            dist.sync_generator(state.shuffle_generator)  # one global data order on every rank
         # As in Keras 3: History after the user's callbacks, so it records what they add to logs.
         cbs = list(callbacks or []) + [history]
         if private is not None:
             cbs.insert(0, private.callback())  # first: every later callback sees logs["epsilon"]
         if verbose:
             cbs.append(ProgbarLogger(verbose))
+        if dist is not None:
+            cbs = dist.callbacks(cbs)  # only rank 0 writes files and prints
         callback_list = CallbackList(cbs, model=self.host, params={"epochs": epochs, "steps": steps,
                                                                    "verbose": verbose, "inside_fit": True})
 
@@ -307,6 +327,7 @@ class Trainer:
             self.threads.end()
             if private is not None:
                 private.close()
+            self._ddp = self._dist = None  # DDP wraps one fit; the module stays the user's
         self.history = history
         if self.host is not self:
             self.host.history = history
@@ -337,26 +358,39 @@ class Trainer:
         batches = data.batches(batch_size, shuffle, generator, start_step=first_step)
         if max_steps is not None:
             batches = itertools.islice(batches, max(max_steps - first_step, 0))  # a generator is not over-read
+        dist = self._dist
         for step, (xb, yb, swb) in enumerate(batches, start=first_step):
+            loss_scale = None
+            if dist is not None:  # this rank's slice of the global batch
+                part = dist.shard(xb, yb, swb)
+                xb, yb, swb, rows, loss_scale = part.x, part.y, part.sample_weight, part.rows, part.loss_scale
             if not self._prepared:
                 self._prepare(xb, yb)
+            if dist is not None and self._ddp is None:
+                self._ddp = dist.wrap(self.module, self.device)
             if threads.measuring:
                 threads.before_step()
             if wants_begin:
                 callback_list.batch_hook("on_train_batch_begin", step, {})
             if batch_transform is not None:
                 xb, yb = batch_transform(xb, yb)
-            loss, y_pred = self._train_step(xb, yb, swb)
-            n = xb.shape[0] if type(xb) is torch.Tensor else data_adapter.first_tensor(xb).shape[0]
+            loss, y_pred = self._train_step(xb, yb, swb, loss_scale)
+            if dist is None:
+                n = xb.shape[0] if type(xb) is torch.Tensor else data_adapter.first_tensor(xb).shape[0]
+            else:
+                n = rows  # 0 for a placeholder row, which must count for nothing
             loss_sum = loss * n if loss_sum is None else loss_sum.add_(loss, alpha=n)
             count += n
-            objectives.update_metrics(yb, y_pred, swb)
+            if n:
+                objectives.update_metrics(yb, y_pred, swb)
             if track:
                 state.step, state.loss_sum, state.count = step + 1, loss_sum, count
             if wants_end:
                 callback_list.batch_hook("on_train_batch_end", step, LazyLogs(running))
             if state.stop_training:
                 break
+        if dist is not None:  # the epoch over all ranks: every rank logs the same numbers
+            loss_sum, count = dist.reduce(loss_sum, count, objectives, self.device)
         if count == 0:
             raise KilnValueError("The training data produced no batches; check that it is not empty.")
         state.end_epoch(epoch)
@@ -474,8 +508,14 @@ class Trainer:
         batches = data.batches(batch_size)
         if max_steps is not None:
             batches = itertools.islice(batches, max_steps)
+        dist = current_distribution()
         with torch.no_grad():
             for step, (xb, yb, swb) in enumerate(batches):
+                if dist is not None:  # each rank evaluates its slice; the sums are reduced below
+                    part = dist.shard(xb, yb, swb)
+                    if part.rows == 0:
+                        continue
+                    xb, yb, swb = part.x, part.y, part.sample_weight
                 if not self._prepared:
                     self._prepare(xb, yb)
                 with autocast_context(self.device, self.amp_dtype):
@@ -487,6 +527,8 @@ class Trainer:
                 if wants_end:
                     callback_list.batch_hook("on_test_batch_end", step, {})
         module.train(was_training)
+        if dist is not None:
+            loss_sum, count = dist.reduce(loss_sum, count, objectives, self.device)
         if count == 0:
             raise KilnValueError("The evaluation data produced no batches; check that it is not empty.")
         logs = self._epoch_logs(loss_sum, count)

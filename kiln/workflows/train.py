@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 import kiln
+from kiln.distribution.run_folder import shared_run_folder
 from kiln.errors import DataError, KilnError, closest_match
 from kiln.workflows.model_builder import build_model
 from kiln.workflows.run import as_probabilities
@@ -123,7 +124,8 @@ def train(config, *, output_dir=None, resume=None, verbose: int = 1) -> RunResul
     started = time.time()
     seed = config.training.seed if config.training.seed is not None else config.seed
     kiln.utils.set_random_seed(seed)
-    run_dir = _run_dir(config, output_dir, resume)
+    # Distributed (kiln train --nproc N): rank 0's run folder; the other ranks write to scratch.
+    run_dir = shared_run_folder(lambda: _run_dir(config, output_dir, resume))
     config_yaml = dump_config(config)
     (run_dir / "config.yaml").write_text(config_yaml)
     if verbose:
