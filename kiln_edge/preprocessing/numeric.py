@@ -72,7 +72,8 @@ def transform(series: pd.Series, where: str, *, output: bool, fill_value: float,
     if output:
         check_targets(series, values, where)
     values = np.where(np.isnan(values), fill_value, values)
-    return ((values - shift) / divisor).astype(np.float32).reshape(-1, 1)  # (rows, 1)
+    with np.errstate(over="ignore"):  # a huge value becomes inf; LoadedRun / the trainer refuse it by row
+        return ((values - shift) / divisor).astype(np.float32).reshape(-1, 1)  # (rows, 1)
 
 
 def decode(values: np.ndarray, shift: float, divisor: float, what: str) -> np.ndarray:
