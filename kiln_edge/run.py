@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from kiln_edge.errors import EdgeDataError, EdgeError
-from kiln_edge.preprocessing.common import row_list
+from kiln_edge.preprocessing.common import row_list, row_name
 from kiln_edge.regression import regression_metrics
 
 __all__ = ["LoadedRun", "OnnxRun", "OnnxBackend", "as_probabilities", "metrics_in_data_units", "data_unit_names",
@@ -215,7 +215,8 @@ class LoadedRun:
         raise self.data_error(
             f"Input {feature.name!r} (column {feature.column!r}): {row_list(rows)} "
             f"{'hold values that are' if len(rows) > 1 else 'holds a value that is'} too large for the model "
-            f"(row {rows[0]}: {first!r}): once normalised with the training data's statistics it overflows float32 to infinity. Send values within the range the model was trained on, or leave "
+            f"({row_name(rows, rows[0])}: {first!r}): once normalised with the training data's statistics it "
+            f"overflows float32 to infinity. Send values within the range the model was trained on, or leave "
             f"them empty (a missing value is filled as in training).")
 
     def encode_targets(self, frame):

@@ -23,6 +23,7 @@ import numpy as np
 
 from kiln.data.optional import require
 from kiln.errors import DataError, KilnTypeError, closest_match
+from kiln_edge.preprocessing.common import FILE_ROW, LINE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,7 +66,9 @@ def read_source(source: str | os.PathLike | pd.DataFrame | dict, *, format: str 
         **options: ``sep`` for CSV/TSV (default ``","`` / ``"\\t"``).
 
     Returns:
-        A DataFrame with a fresh ``RangeIndex``. Folders give ``image``/``audio`` (absolute
+        A DataFrame. Its index numbers the rows as the file does, so that errors name them: a
+        CSV/TSV's index is named "file row" (the header is file row 1, the first example 2), a
+        JSON Lines file's "line"; other sources get a fresh ``RangeIndex`` from 0. Folders give ``image``/``audio`` (absolute
         path) or ``text`` (the file's text) plus ``label`` (the class folder's name), sorted by
         (class, file name). NPY: a 2-D array gives columns ``f0..f{d-1}``, a 1-D array one
         column ``x`` of scalars, a higher rank one column ``x`` holding one array per row.
@@ -161,7 +164,7 @@ def _from_dict(data: dict) -> pd.DataFrame:
 def _read_csv(path: Path, sep: str = ",") -> pd.DataFrame:
     pd = require("pandas")
     try:
-        return pd.read_csv(path, sep=sep)
+        frame = pd.read_csv(path, sep=sep)
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{path} holds no columns (only blank lines?). Put a header row and data in it.") from exc
     except UnicodeDecodeError as exc:
@@ -170,6 +173,9 @@ def _read_csv(path: Path, sep: str = ",") -> pd.DataFrame:
     except (pd.errors.ParserError, ValueError) as exc:
         raise DataError(f"Cannot read {path} as CSV (separator {sep!r}): {str(exc).strip()}. Check the quoting "
                         "and that every row has the header's number of fields, or pass the right sep=.") from exc
+    # Rows keep the number a spreadsheet shows (the header is file row 1): errors name them.
+    frame.index = pd.RangeIndex(2, 2 + len(frame), name=FILE_ROW)
+    return frame
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -189,7 +195,7 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     except UnicodeDecodeError as exc:
         raise DataError(f"Cannot read {path}: JSON Lines must be UTF-8 ({exc.reason} at byte {exc.start}). "
                         "Save it as UTF-8.") from exc
-    records = []
+    records, numbers = [], []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue  # a blank line (often the last one) carries no example
@@ -204,9 +210,10 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
                             f"{_clip(line)!r}. Each line must hold one JSON object, "
                             'e.g. {"text": "...", "label": "pos"}.')
         records.append(record)
+        numbers.append(number)
     if not records:
         raise DataError(f"{path} has only blank lines. Put one JSON object per line in it.")
-    return pd.DataFrame.from_records(records)
+    return pd.DataFrame.from_records(records, index=pd.Index(numbers, name=LINE))  # errors name the file's lines
 
 
 def _read_npy(path: Path) -> pd.DataFrame:

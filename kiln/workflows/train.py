@@ -230,7 +230,7 @@ def _cross_validate(config, splits, seed, run_dir: Path, verbose) -> dict:
 
     from kiln.data import kfold
     split = config.data.split
-    pool = pd.concat([splits["train"], splits["validation"]], ignore_index=True)
+    pool = pd.concat([splits["train"], splits["validation"]])  # keeps the file rows for errors
     results = []
     for i, (train_part, val_part) in enumerate(kfold(pool, split.k_folds, stratify=split.stratify, seed=split.seed)):
         fitted = _fit_once(config, {"train": train_part, "validation": val_part}, seed, callbacks=[], verbose=0)

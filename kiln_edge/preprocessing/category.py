@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from kiln_edge.errors import EdgeDataError, EdgeError
-from kiln_edge.preprocessing.common import row_list
+from kiln_edge.preprocessing.common import row_list, row_name
 
 __all__ = ["lookup", "check_no_missing", "indices", "transform", "decode"]
 
@@ -39,7 +39,8 @@ def indices(series: pd.Series, where: str, classes: list, index: pd.Index, outpu
     if unseen.any():
         first = int(np.flatnonzero(unseen)[0])
         known = ", ".join(repr(c) for c in classes[:10]) + (" ..." if len(classes) > 10 else "")
-        raise EdgeDataError(f"{where}: row {series.index[first]} holds {series.iloc[first]!r}, a class the training "
+        raise EdgeDataError(f"{where}: {row_name(series.index, series.index[first])} "
+                            f"holds {series.iloc[first]!r}, a class the training "
                             f"split does not have ({row_list(series.index[unseen])}). Known classes: {known}. A "
                             f"model cannot predict a class it never saw: drop those rows, or split so that "
                             f"training holds every class (a stratified split).")

@@ -10,7 +10,11 @@ import pandas as pd
 
 from kiln_edge.errors import EdgeDataError
 
-__all__ = ["select", "row_list", "is_missing"]
+__all__ = ["select", "row_list", "row_name", "is_missing", "FILE_ROW", "LINE"]
+
+# Index names that ``row_list`` reads as units: the row of a CSV file as a spreadsheet numbers it
+# (the header is file row 1), and the line of a JSON Lines file.
+FILE_ROW, LINE = "file row", "line"
 
 
 def select(data, column: str, what: str) -> pd.Series:
@@ -38,10 +42,21 @@ def select(data, column: str, what: str) -> pd.Series:
 
 
 def row_list(index, limit: int = 5) -> str:
-    """'rows 3, 8, 9' (the index labels), shortened to ``limit`` with the total count."""
+    """'rows 3, 8, 9' (the index labels), shortened to ``limit`` with the total count.
+
+    The index's name says what its labels count: ``kiln.data.read_source`` names a CSV's index
+    "file row" (1 is the header) and a JSON Lines file's "line", so the rows read "file rows 77, 80"
+    wherever the frame went (a training split keeps its source's labels). Other indexes: "rows".
+    """
     rows = list(index)
+    unit = getattr(index, "name", None) if getattr(index, "name", None) in (FILE_ROW, LINE) else "row"
     more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
-    return f"row{'s' if len(rows) > 1 else ''} {', '.join(str(r) for r in rows[:limit])}{more}"
+    return f"{unit}{'s' if len(rows) > 1 else ''} {', '.join(str(r) for r in rows[:limit])}{more}"
+
+
+def row_name(index, label) -> str:
+    """One row as ``row_list`` names it: 'file row 77', 'line 12' or 'row 3'."""
+    return row_list(pd.Index([label], name=getattr(index, "name", None)))
 
 
 def is_missing(value) -> bool:

@@ -124,5 +124,5 @@ def test_both_backends_and_commands_refuse_an_overflowing_value_alike(run_dir, t
         assert main(["predict", str(run_dir), "--data", str(tmp_path / "rows.csv"),
                      "--output", str(tmp_path / f"{backend}.csv"), "--backend", backend]) != 0
         errors.append(capsys.readouterr().err)
-    assert errors[0] == errors[1] and "row 2 holds a value that is too large" in errors[0]
+    assert errors[0] == errors[1] and "file row 4 holds a value that is too large" in errors[0]  # CSV: header = 1
     assert not (tmp_path / "onnx.csv").exists()
