@@ -85,3 +85,11 @@ def test_invalid_options_name_the_option(options, option):
 def test_output_features_refuse_input_only_options():
     with pytest.raises(KilnValueError, match="max_vocab"):
         CategoryFeature("y", output=True, max_vocab=3)
+
+
+def test_an_output_with_one_class_is_refused_like_the_binary_one():
+    # It would train to loss 0 and accuracy 1.0 without learning anything.
+    with pytest.raises(DataError, match=r"^Column 'species' \(output category feature 'species'\): the training "
+                                        r"split holds only the class 'cat'; a category target needs at least two"):
+        CategoryFeature("species", output=True).fit(pd.Series(["cat", "cat", "cat"]))
+    CategoryFeature("colour").fit(pd.Series(["red", "red"]))  # an input with one value is fine (just useless)
