@@ -31,6 +31,9 @@ def select(data, column: str, what: str) -> pd.Series:
             # kiln.errors.closest_match's rule (kiln_edge cannot import kiln: it would import torch)
             close = difflib.get_close_matches(str(column).lower(), columns, n=1, cutoff=0.5)
             hint = f" Did you mean {close[0]!r}?" if close else ""
+            if len(columns) == 1 and any(c in columns[0] for c in ";\t|,"):  # a file split at the wrong separator
+                hint += (f" The data has a single column {columns[0]!r}: the file's separator is probably not "
+                         f"the one it was read with. Set it (a config's `data.options.sep`, read_source's `sep=`).")
             raise EdgeDataError(f"The data has no column {column!r} for {what}.{hint} Columns: {', '.join(columns)}. "
                                 f"Fix the feature's `column`, or rename the column in the data.")
         return data[column]

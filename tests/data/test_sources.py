@@ -302,3 +302,26 @@ def test_csv_and_jsonl_rows_keep_the_file_s_numbers_through_the_split(tmp_path):
         build_feature("x", "numeric").fit(train)
     (tmp_path / "d.jsonl").write_text('{"x": 1}\n\n{"x": 2}\n')
     assert list(read_source(tmp_path / "d.jsonl").index) == [1, 3]  # the blank line 2 is skipped
+
+
+def test_a_semicolon_or_tab_separated_csv_is_detected_when_no_sep_is_given(tmp_path, table):
+    for sep in (";", "\t", "|"):
+        table.to_csv(tmp_path / "d.csv", index=False, sep=sep)
+        pd.testing.assert_frame_equal(read_source(tmp_path / "d.csv").reset_index(drop=True), table,
+                                      check_dtype=False)
+    # A genuine one-column file stays one column, even with ';' in its values.
+    (tmp_path / "one.csv").write_text("text\nhello; world\nsee; you; soon\n")
+    assert read_source(tmp_path / "one.csv")["text"].tolist() == ["hello; world", "see; you; soon"]
+    # An explicit sep is obeyed as given.
+    table.to_csv(tmp_path / "d.csv", index=False, sep=";")
+    assert read_source(tmp_path / "d.csv", sep=",").shape[1] == 1
+
+
+def test_a_file_read_with_the_wrong_separator_is_named_in_the_missing_column_error(tmp_path, table):
+    from kiln.data.features import build_feature
+    from kiln.errors import DataError
+    table.to_csv(tmp_path / "d.csv", index=False, sep=";")
+    frame = read_source(tmp_path / "d.csv", sep=",")  # the user forced the wrong one
+    with pytest.raises(DataError, match=r"single column .*separator is probably not the one it was read with\. "
+                                        r"Set it \(a config's `data.options.sep`"):
+        build_feature("x", "numeric", column=str(table.columns[0])).fit(frame)
