@@ -10,7 +10,7 @@ import pandas as pd
 
 from kiln_edge.errors import EdgeDataError
 
-__all__ = ["select", "row_list", "row_name", "is_missing", "FILE_ROW", "LINE"]
+__all__ = ["select", "row_list", "row_name", "plain", "is_missing", "FILE_ROW", "LINE"]
 
 # Index names that ``row_list`` reads as units: the row of a CSV file as a spreadsheet numbers it
 # (the header is file row 1), and the line of a JSON Lines file.
@@ -60,6 +60,11 @@ def row_list(index, limit: int = 5) -> str:
 def row_name(index, label) -> str:
     """One row as ``row_list`` names it: 'file row 77', 'line 12' or 'row 3'."""
     return row_list(pd.Index([label], name=getattr(index, "name", None)))
+
+
+def plain(value):
+    """A value as a message shows it: ``0``, not ``np.int64(0)`` (NumPy scalars as Python ones)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def is_missing(value) -> bool:
