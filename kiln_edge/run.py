@@ -219,6 +219,29 @@ class LoadedRun:
             f"overflows float32 to infinity. Send values within the range the model was trained on, or leave "
             f"them empty (a missing value is filled as in training).")
 
+    def filled_counts(self, frame) -> dict:
+        """``{input name: {"missing": n, "unseen": m}}`` for the inputs with values the encoding fills.
+
+        Prediction keeps training's rules (a missing value gets the feature's fill, an unseen
+        category ``<unk>``) but should not hide how often it did so; callers report these counts.
+        Inputs with nothing filled are left out.
+        """
+        from kiln_edge.preprocessing.category import label_text
+        counts = {}
+        for feature in self.inputs:
+            if feature.column not in frame.columns or feature.type not in ("numeric", "category", "binary", "text"):
+                continue
+            series = frame[feature.column]
+            blank = series.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
+            missing = series.isna().to_numpy() | blank
+            unseen = 0
+            if feature.type == "category":
+                known = {label_text(c) for c in feature.classes[1:]}  # [0] is "<unk>"
+                unseen = int(sum(label_text(v) not in known for v in series[~missing].tolist()))
+            if missing.any() or unseen:
+                counts[feature.name] = {"missing": int(missing.sum()), "unseen": unseen}
+        return counts
+
     def encode_targets(self, frame):
         """Raw rows -> the encoded targets (one output: its batch; several: a dict by name)."""
         self._check_columns(frame, self.outputs)
