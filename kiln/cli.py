@@ -137,26 +137,75 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     """Predict labels/values for the rows of a data file; writes a CSV."""
     from kiln.data import read_source
+    from kiln.errors import closest_match
     run = _load_run(args)
-    predictions = run.predict_frame(read_source(args.data, format=args.format))  # EdgeError is a KilnError
-    predictions.to_csv(args.output, index_label="row")
+    frame = read_source(args.data, format=args.format)
+    if args.id_column is not None and args.id_column not in frame.columns:
+        hint = closest_match(args.id_column, map(str, frame.columns))
+        raise _RunError(f"--id-column {args.id_column!r}: {args.data} has no such column"
+                        + (f"; did you mean {hint!r}?" if hint else ".") + f" Columns: {list(frame.columns)}.")
+    predictions = run.predict_frame(frame)  # EdgeError is a KilnError
+    if args.id_column is not None:
+        predictions.insert(0, args.id_column, frame[args.id_column].to_numpy())
+    # The CSV's `row` counts from 0 as it always has (error messages name file rows instead).
+    predictions.reset_index(drop=True).to_csv(args.output, index_label="row")
     print(f"wrote {len(predictions)} predictions to {args.output}")
+    filled = run.filled_counts(frame)
+    if filled:  # filled as in training, but never silently
+        print("filled as in training: " + "; ".join(
+            ", ".join(([f"{c['missing']} missing"] if c["missing"] else [])
+                      + ([f"{c['unseen']} unseen (-> <unk>)"] if c["unseen"] else [])) + f" in {name!r}"
+            for name, c in filled.items()), file=sys.stderr)
     return 0
 
 
 def cmd_info(args) -> int:
-    """Describe a run: features, model, final metrics."""
-    from kiln.workflows.run import load_run
-    run = load_run(args.run)
-    print(f"run: {run.path}")
-    for feature in run.inputs + run.outputs:
-        role = "input " if feature in run.inputs else "output"
-        print(f"  {role} {feature.name} ({feature.type}) <- column {feature.column!r}")
-    run.model.summary()
-    evaluation = Path(args.run) / "evaluation.json"
+    """Describe a run: features, model, final metrics.
+
+    Read from the run folder's JSON files and the safetensors header, never torch: ``kiln info``
+    answers at once (and works where only kiln_edge's dependencies are installed).
+    """
+    from kiln_edge.features import load_features
+    from kiln_edge.run import read_roles
+    run_dir = Path(args.run)
+    model_dir = run_dir / "model" if (run_dir / "model").is_dir() else run_dir
+    if not (model_dir / "roles.json").exists():
+        raise _RunError(f"{run_dir} is not a kiln run folder (no model/roles.json). Pass the folder `kiln train` "
+                        f"printed, e.g. runs/my-model-20261129-101500.")
+    inputs, outputs, _ = read_roles(model_dir, load_features(model_dir))  # EdgeError is a KilnError
+    print(f"run: {run_dir}")
+    for role, features in (("input ", inputs), ("output", outputs)):
+        for feature in features:
+            print(f"  {role} {feature.name} ({feature.type}) <- column {feature.column!r}")
+    print(_model_description(model_dir))
+    evaluation = (run_dir if model_dir != run_dir else run_dir.parent) / "evaluation.json"
     if evaluation.exists():
         print(evaluation.read_text())
     return 0
+
+
+def _model_description(model_dir: Path) -> str:
+    """The saved model's class, layers and weight count, from config.json and the safetensors header."""
+    import json
+    import struct
+    config = json.loads((model_dir / "config.json").read_text())
+    inner = config.get("config") or {}
+    lines = [f"model: {inner.get('name', '?')} ({config.get('class_name', '?')})"]
+    for layer in inner.get("layers") or []:
+        if isinstance(layer, dict):
+            lines.append(f"  {layer.get('config', {}).get('name', '?')} ({layer.get('class_name', '?')})")
+    with open(model_dir / "model.safetensors", "rb") as file:  # 8-byte header length, then the JSON header
+        header = json.loads(file.read(struct.unpack("<Q", file.read(8))[0]))
+    count = 0
+    for name, entry in header.items():
+        if name != "__metadata__":
+            size = 1
+            for n in entry["shape"]:
+                size *= n
+            count += size
+    lines.append(f"weights: {count:,} values in {len(header) - ('__metadata__' in header)} tensors "
+                 f"(parameters and buffers; `model.summary()` in Python gives the full table)")
+    return "\n".join(lines)
 
 
 def cmd_report(args) -> int:
@@ -316,6 +365,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--format", default="auto")
         if name == "predict":
             p.add_argument("--output", default="predictions.csv")
+            p.add_argument("--id-column", default=None, metavar="COLUMN",
+                           help="copy this column of the data (an ID) into the predictions, first")
         p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
                        help="onnx: NumPy features + onnxruntime on RUN/export/model.onnx (kiln export first)"
                             + ("; it has no loss: metrics of numeric outputs only" if name == "evaluate" else ""))

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from kiln_edge.errors import EdgeDataError, EdgeError
+from kiln_edge.preprocessing.common import row_list, row_name
 from kiln_edge.regression import regression_metrics
 
 __all__ = ["LoadedRun", "OnnxRun", "OnnxBackend", "as_probabilities", "metrics_in_data_units", "data_unit_names",
@@ -187,9 +188,59 @@ class LoadedRun:
                                       + f" Columns: {columns}. Add it, or rename the column that holds it.")
 
     def encode_inputs(self, frame) -> dict:
-        """Raw rows -> ``{input name: encoded batch}`` (the features' ``transform``)."""
+        """Raw rows -> ``{input name: encoded batch}`` (the features' ``transform``).
+
+        A finite value can still encode to infinity (1e308, standardised, overflows float32): the
+        model would answer NaN (ONNX: a label with no probability) or a training-time error (torch).
+        Both backends refuse it here, the same way, naming the feature, its rows and the fix.
+        """
         self._check_columns(frame, self.inputs)
-        return {f.name: f.transform(frame[f.column]) for f in self.inputs}
+        encoded = {f.name: f.transform(frame[f.column]) for f in self.inputs}
+        for feature in self.inputs:
+            self._check_finite(feature, frame, encoded[feature.name])
+        return encoded
+
+    def _check_finite(self, feature, frame, batch) -> None:
+        if not hasattr(batch, "dtype"):
+            return  # a structure (a dict of arrays): its feature checks its own values
+        values = np.asarray(batch.detach().cpu() if hasattr(batch, "detach") else batch)  # a torch tensor or NumPy
+        if values.dtype.kind != "f" or values.ndim == 0:
+            return  # token ids, class indices: integers cannot overflow here
+        bad = ~np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1)  # (rows,)
+        if not bad.any():
+            return
+        rows = frame.index[bad]
+        first = frame[feature.column].loc[rows[0]]
+        first = first.item() if isinstance(first, np.generic) else first  # 1e+308, not np.float64(1e+308)
+        raise self.data_error(
+            f"Input {feature.name!r} (column {feature.column!r}): {row_list(rows)} "
+            f"{'hold values that are' if len(rows) > 1 else 'holds a value that is'} too large for the model "
+            f"({row_name(rows, rows[0])}: {first!r}): once normalised with the training data's statistics it "
+            f"overflows float32 to infinity. Send values within the range the model was trained on, or leave "
+            f"them empty (a missing value is filled as in training).")
+
+    def filled_counts(self, frame) -> dict:
+        """``{input name: {"missing": n, "unseen": m}}`` for the inputs with values the encoding fills.
+
+        Prediction keeps training's rules (a missing value gets the feature's fill, an unseen
+        category ``<unk>``) but should not hide how often it did so; callers report these counts.
+        Inputs with nothing filled are left out.
+        """
+        from kiln_edge.preprocessing.category import label_text
+        counts = {}
+        for feature in self.inputs:
+            if feature.column not in frame.columns or feature.type not in ("numeric", "category", "binary", "text"):
+                continue
+            series = frame[feature.column]
+            blank = series.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
+            missing = series.isna().to_numpy() | blank
+            unseen = 0
+            if feature.type == "category":
+                known = {label_text(c) for c in feature.classes[1:]}  # [0] is "<unk>"
+                unseen = int(sum(label_text(v) not in known for v in series[~missing].tolist()))
+            if missing.any() or unseen:
+                counts[feature.name] = {"missing": int(missing.sum()), "unseen": unseen}
+        return counts
 
     def encode_targets(self, frame):
         """Raw rows -> the encoded targets (one output: its batch; several: a dict by name)."""

@@ -42,7 +42,6 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import re
 from typing import Annotated, Any, Literal, get_args
 
@@ -432,41 +431,17 @@ class OptimizerConfig(BaseModel):
 
     @model_validator(mode="after")
     def _optimizer_accepts(self) -> OptimizerConfig:
-        # Imported here: kiln.optimizers imports torch, and the schema alone should not need it.
-        from kiln import optimizers
-        from kiln.errors import KilnError
+        # From a table of the optimizers' arguments and ranges (tested against kiln.optimizers):
+        # building the optimizer would import torch, and `kiln validate` must not wait for it.
+        from kiln.config.optimizer_arguments import check_optimizer
 
-        try:
-            cls = type(optimizers.get(self.name))
-        except KilnError as error:  # unknown name: the message suggests the nearest one
-            raise _problem(str(error), "name") from None
-        extra = dict(self.model_extra or {})
-        valid = _argument_names(cls) - {"learning_rate", "name"}
-        for key in extra:
-            if key not in valid:
-                hint = closest_match(key, valid)
-                raise _problem(f"{cls.__name__} has no argument {key!r}."
-                               + (f" Did you mean {hint!r}?" if hint else "")
-                               + f" Valid arguments: {', '.join(sorted(valid))}", key)
-        if self.learning_rate is not None:
-            extra["learning_rate"] = self.learning_rate
-        try:
-            cls(**extra)  # the optimizer's own checks (ranges, one clip option, ...)
-        except (KilnError, TypeError, ValueError) as error:
-            raise _problem(str(error)) from None
+        found = [(message, (key,) if key else ()) for message, key in
+                 check_optimizer(self.name, dict(self.model_extra or {}))]
+        if len(found) == 1:
+            raise _problem(found[0][0], *found[0][1])
+        if found:
+            raise _problems(found)
         return self
-
-
-def _argument_names(cls: type) -> set[str]:
-    """Keyword arguments of ``cls.__init__`` and of its bases' (what ``**kwargs`` passes on)."""
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None or klass is object:
-            continue
-        params = inspect.signature(init).parameters.values()
-        names.update(p.name for p in params if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
-    return names
 
 
 # Which optional schedule arguments apply to which schedule.

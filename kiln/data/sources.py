@@ -12,6 +12,7 @@ row, and says what to do.
 
 from __future__ import annotations
 
+import csv
 import difflib
 import json
 import os
@@ -23,6 +24,7 @@ import numpy as np
 
 from kiln.data.optional import require
 from kiln.errors import DataError, KilnTypeError, closest_match
+from kiln_edge.preprocessing.common import FILE_ROW, LINE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,10 +64,13 @@ def read_source(source: str | os.PathLike | pd.DataFrame | dict, *, format: str 
         format: ``"auto"`` (default: from the extension, the files in a folder, or the name),
             or one of ``"csv"``, ``"tsv"``, ``"parquet"``, ``"jsonl"``, ``"npy"``, ``"npz"``,
             ``"image_folder"``, ``"text_folder"``, ``"audio_folder"``, ``"bundled"``.
-        **options: ``sep`` for CSV/TSV (default ``","`` / ``"\\t"``).
+        **options: ``sep`` for CSV/TSV (default ``","`` / ``"\\t"``). Without ``sep``, a CSV that ``,``
+            reads as one column whose header holds ``;``, a tab or ``|`` is read with that separator.
 
     Returns:
-        A DataFrame with a fresh ``RangeIndex``. Folders give ``image``/``audio`` (absolute
+        A DataFrame. Its index numbers the rows as the file does, so that errors name them: a
+        CSV/TSV's index is named "file row" (the header is file row 1, the first example 2), a
+        JSON Lines file's "line"; other sources get a fresh ``RangeIndex`` from 0. Folders give ``image``/``audio`` (absolute
         path) or ``text`` (the file's text) plus ``label`` (the class folder's name), sorted by
         (class, file name). NPY: a 2-D array gives columns ``f0..f{d-1}``, a 1-D array one
         column ``x`` of scalars, a higher rank one column ``x`` holding one array per row.
@@ -158,18 +163,43 @@ def _from_dict(data: dict) -> pd.DataFrame:
 
 # --- files -------------------------------------------------------------------------------
 
-def _read_csv(path: Path, sep: str = ",") -> pd.DataFrame:
+def _read_csv(path: Path, sep: str | None = None) -> pd.DataFrame:
     pd = require("pandas")
     try:
-        return pd.read_csv(path, sep=sep)
+        frame = pd.read_csv(path, sep=sep or ",")
+        if sep is None and frame.shape[1] == 1:  # one column: often a ';'- or tab-separated file read with ','
+            other = _sniff_separator(path, str(frame.columns[0]))
+            if other is not None:
+                sep, frame = other, pd.read_csv(path, sep=other)
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{path} holds no columns (only blank lines?). Put a header row and data in it.") from exc
     except UnicodeDecodeError as exc:
         raise DataError(f"Cannot read {path}: it is not UTF-8 text ({exc.reason} at byte {exc.start}). "
                         "Save it as UTF-8, or convert it to Parquet.") from exc
     except (pd.errors.ParserError, ValueError) as exc:
-        raise DataError(f"Cannot read {path} as CSV (separator {sep!r}): {str(exc).strip()}. Check the quoting "
-                        "and that every row has the header's number of fields, or pass the right sep=.") from exc
+        raise DataError(f"Cannot read {path} as CSV (separator {sep or ','!r}): {str(exc).strip()}. Check the "
+                        "quoting and that every row has the header's number of fields, or pass the right sep=.") from exc
+    # Rows keep the number a spreadsheet shows (the header is file row 1): errors name them.
+    frame.index = pd.RangeIndex(2, 2 + len(frame), name=FILE_ROW)
+    return frame
+
+
+def _sniff_separator(path: Path, header: str) -> str | None:
+    """The separator of a file that ',' read as one column: ';', tab or '|' when the header holds one
+    and csv.Sniffer agrees on the first lines, else None (a genuine one-column file stays as it is).
+
+    Without this, ``a;b;c`` became one column named "a;b;c", and the config's ``column: a`` was
+    reported as a missing column instead of a wrong separator.
+    """
+    if not any(c in header for c in ";\t|"):
+        return None
+    with open(path, encoding="utf-8-sig", errors="replace") as file:
+        sample = "".join(file.readline() for _ in range(50))
+    try:
+        found = csv.Sniffer().sniff(sample, delimiters=";\t|").delimiter
+    except csv.Error:  # no consistent separator in the sample
+        return None
+    return found if found in header else None
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -189,7 +219,7 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     except UnicodeDecodeError as exc:
         raise DataError(f"Cannot read {path}: JSON Lines must be UTF-8 ({exc.reason} at byte {exc.start}). "
                         "Save it as UTF-8.") from exc
-    records = []
+    records, numbers = [], []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue  # a blank line (often the last one) carries no example
@@ -204,9 +234,10 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
                             f"{_clip(line)!r}. Each line must hold one JSON object, "
                             'e.g. {"text": "...", "label": "pos"}.')
         records.append(record)
+        numbers.append(number)
     if not records:
         raise DataError(f"{path} has only blank lines. Put one JSON object per line in it.")
-    return pd.DataFrame.from_records(records)
+    return pd.DataFrame.from_records(records, index=pd.Index(numbers, name=LINE))  # errors name the file's lines
 
 
 def _read_npy(path: Path) -> pd.DataFrame:

@@ -4,7 +4,8 @@ Splits are exact and deterministic: the split sizes are the ratios times the row
 rounded by largest remainder (every split with a ratio above 0 gets at least one row), and a
 stratified split gives every class a share within one row of its ratio in every split. The
 same frame and seed always give the same rows. Each output frame keeps the input's row order
-and has a fresh ``RangeIndex``.
+and the input's index: a CSV's rows keep their file row numbers (``read_source``), so an error
+about a training row names the row of the file, not its position in the split.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from kiln.data.optional import require
 from kiln.errors import DataError, KilnTypeError, closest_match
+from kiln_edge.preprocessing.common import row_list
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,7 +43,7 @@ def split_frame(frame: pd.DataFrame, *, train: float = 0.8, validation: float = 
         seed: the seed of the shuffle (default 0).
 
     Returns:
-        A dict of three DataFrames with the input's columns, each with a fresh index.
+        A dict of three DataFrames with the input's columns and index labels.
 
     Raises:
         DataError: the ratios are invalid, a column is missing, there are too few rows (or too
@@ -236,9 +238,8 @@ def _class_codes(frame: pd.DataFrame, column: str, *, need: int, why: str) -> tu
         raise DataError(f"The stratify column {column!r} holds arrays; stratify by a column of class labels.")
     missing = np.flatnonzero(values.isna().to_numpy())
     if len(missing):
-        raise DataError(f"The stratify column {column!r} has {len(missing)} missing value(s), at rows "
-                        f"{', '.join(map(str, missing[:5]))}{' ...' if len(missing) > 5 else ''}. "
-                        "Fill or drop those rows first.")
+        raise DataError(f"The stratify column {column!r} has {len(missing)} missing value(s), at "
+                        f"{row_list(frame.index[missing])}. Fill or drop those rows first.")
     codes, classes = pd.factorize(values)
     counts = np.bincount(codes, minlength=len(classes))
     rare = [(classes[c], int(counts[c])) for c in np.flatnonzero(counts < need)]
@@ -255,12 +256,12 @@ def _split_by_column(frame: pd.DataFrame, column: str) -> dict[str, pd.DataFrame
     bad = frame[column][names.isna()]
     if len(bad):
         values = ", ".join(repr(v) for v in dict.fromkeys(bad.tolist()))
-        rows = ", ".join(map(str, np.flatnonzero(names.isna().to_numpy())[:5]))
-        raise DataError(f"The split column {column!r} holds values that name no split: {values} (rows {rows}"
-                        f"{' ...' if len(bad) > 5 else ''}). Use train, validation (or val/valid/dev) or test.")
+        rows = row_list(frame.index[names.isna().to_numpy()])
+        raise DataError(f"The split column {column!r} holds values that name no split: {values} ({rows}). "
+                        f"Use train, validation (or val/valid/dev) or test.")
     return {name: _rows(frame, np.flatnonzero((names == name).to_numpy())) for name in SPLITS}
 
 
 def _rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
-    return frame.iloc[np.sort(positions)].reset_index(drop=True)
+    return frame.iloc[np.sort(positions)]  # the source's index labels: errors name rows of the file
 

@@ -66,6 +66,11 @@ def _run_dir(config, output_dir, resume) -> Path:
         if not (run_dir / "config.yaml").exists():
             raise DataError(f"--resume {run_dir}: not a kiln run folder (no config.yaml). Pass the folder "
                             f"that `kiln train` printed, e.g. runs/{config.name}-20261129-101500.")
+        if (run_dir / "evaluation.json").exists() and (run_dir / "model" / "roles.json").exists():
+            # Resuming would re-run the last epoch from its checkpoint and overwrite the results.
+            raise DataError(f"--resume {run_dir}: the run is finished (it has its model and evaluation.json); "
+                            f"there is nothing to resume. Start a new run with `kiln train "
+                            f"{run_dir / 'config.yaml'}` (raise training.epochs there to train longer).")
         return run_dir
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     base = Path(output_dir or config.output_dir)
@@ -230,7 +235,7 @@ def _cross_validate(config, splits, seed, run_dir: Path, verbose) -> dict:
 
     from kiln.data import kfold
     split = config.data.split
-    pool = pd.concat([splits["train"], splits["validation"]], ignore_index=True)
+    pool = pd.concat([splits["train"], splits["validation"]])  # keeps the file rows for errors
     results = []
     for i, (train_part, val_part) in enumerate(kfold(pool, split.k_folds, stratify=split.stratify, seed=split.seed)):
         fitted = _fit_once(config, {"train": train_part, "validation": val_part}, seed, callbacks=[], verbose=0)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from kiln_edge.errors import EdgeDataError, EdgeError
-from kiln_edge.preprocessing.common import row_list
+from kiln_edge.preprocessing.common import plain, row_list, row_name
 
 __all__ = ["missing", "transform", "decode"]
 
@@ -32,7 +32,8 @@ def transform(series: pd.Series, where: str, classes: list, output: bool) -> np.
     odd = ~(is_positive | is_negative | missing(series, where, output))
     if odd.any():
         first = int(np.flatnonzero(odd)[0])
-        raise EdgeDataError(f"{where}: row {series.index[first]} holds {series.iloc[first]!r}, which is neither "
+        raise EdgeDataError(f"{where}: {row_name(series.index, series.index[first])} "
+                            f"holds {plain(series.iloc[first])!r}, which is neither "
                             f"{negative!r} nor {positive!r} (the training values; {row_list(series.index[odd])}). "
                             f"Fix those values, or use a category feature.")
     return is_positive.astype(np.float32).reshape(-1, 1)  # (rows, 1)

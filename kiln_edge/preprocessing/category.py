@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from kiln_edge.errors import EdgeDataError, EdgeError
-from kiln_edge.preprocessing.common import row_list
+from kiln_edge.preprocessing.common import is_missing, plain, row_list, row_name
 
-__all__ = ["lookup", "check_no_missing", "indices", "transform", "decode"]
+__all__ = ["lookup", "check_no_missing", "label_text", "indices", "transform", "decode"]
 
 
 def lookup(classes: list, output: bool) -> pd.Index:
@@ -29,17 +29,46 @@ def check_no_missing(series: pd.Series, where: str) -> None:
                             f"or fill them: a classification target must name a class.")
 
 
+def label_text(value) -> str:
+    """A label's string form, the one labels are compared by when their types differ: ``0``, ``0.0``
+    (an int column with a gap, read as float) and ``'0'`` (a folder name) are all ``'0'``."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value.item() if isinstance(value, np.generic) else value)
+
+
+def _match_by_text(codes: np.ndarray, values: np.ndarray, index: pd.Index) -> np.ndarray:
+    """Look the labels that matched nothing up again by their string form (``label_text``): a CSV
+    reads class ``0`` as a number, a model trained on folder names knows ``'0'``."""
+    misses = np.flatnonzero(codes < 0)
+    if not len(misses):
+        return codes
+    by_text: dict[str, int] = {}
+    for position, label in enumerate(index):
+        by_text.setdefault(label_text(label), position)  # the first of two labels with one text wins
+    codes = codes.copy()
+    for i in misses:
+        if not is_missing(values[i]):
+            codes[i] = by_text.get(label_text(values[i]), -1)
+    return codes
+
+
 def indices(series: pd.Series, where: str, classes: list, index: pd.Index, output: bool) -> np.ndarray:
-    """Each label's position in ``classes`` as int64 ``(rows,)`` (``index`` = ``lookup(classes, output)``)."""
-    codes = index.get_indexer(series.to_numpy(dtype=object))  # -1: not in the vocabulary
+    """Each label's position in ``classes`` as int64 ``(rows,)`` (``index`` = ``lookup(classes, output)``).
+
+    A label that is not found as it is (``0``) is looked up by its string form (``'0'``).
+    """
+    values = series.to_numpy(dtype=object)
+    codes = _match_by_text(index.get_indexer(values), values, index)  # -1: not in the vocabulary
     if not output:
         return (codes + 1).astype(np.int64)  # unseen and missing -> 0, "<unk>"
     check_no_missing(series, where)
     unseen = codes < 0
     if unseen.any():
         first = int(np.flatnonzero(unseen)[0])
-        known = ", ".join(repr(c) for c in classes[:10]) + (" ..." if len(classes) > 10 else "")
-        raise EdgeDataError(f"{where}: row {series.index[first]} holds {series.iloc[first]!r}, a class the training "
+        known = ", ".join(repr(plain(c)) for c in classes[:10]) + (" ..." if len(classes) > 10 else "")
+        raise EdgeDataError(f"{where}: {row_name(series.index, series.index[first])} "
+                            f"holds {plain(series.iloc[first])!r}, a class the training "
                             f"split does not have ({row_list(series.index[unseen])}). Known classes: {known}. A "
                             f"model cannot predict a class it never saw: drop those rows, or split so that "
                             f"training holds every class (a stratified split).")

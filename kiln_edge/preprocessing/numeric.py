@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from kiln_edge.errors import EdgeDataError, EdgeError
-from kiln_edge.preprocessing.common import row_list
+from kiln_edge.preprocessing.common import row_list, row_name
 
 __all__ = ["numeric_values", "parse", "check_targets", "scale", "transform", "decode"]
 
@@ -38,7 +38,8 @@ def parse(series: pd.Series, where: str) -> np.ndarray:
     values, bad = numeric_values(series)
     if bad is not None and bad.any():
         first = int(np.flatnonzero(bad)[0])
-        raise EdgeDataError(f"{where}: row {series.index[first]} holds {series.iloc[first]!r}, which is not a "
+        raise EdgeDataError(f"{where}: {row_name(series.index, series.index[first])} "
+                            f"holds {series.iloc[first]!r}, which is not a "
                             f"number ({int(bad.sum())} such rows: {row_list(series.index[bad])}). Fix those "
                             f"values, or declare the column as a category or text feature.")
     infinite = np.isinf(values)
@@ -72,7 +73,8 @@ def transform(series: pd.Series, where: str, *, output: bool, fill_value: float,
     if output:
         check_targets(series, values, where)
     values = np.where(np.isnan(values), fill_value, values)
-    return ((values - shift) / divisor).astype(np.float32).reshape(-1, 1)  # (rows, 1)
+    with np.errstate(over="ignore"):  # a huge value becomes inf; LoadedRun / the trainer refuse it by row
+        return ((values - shift) / divisor).astype(np.float32).reshape(-1, 1)  # (rows, 1)
 
 
 def decode(values: np.ndarray, shift: float, divisor: float, what: str) -> np.ndarray:

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 
 from kiln_edge.errors import EdgeDataError, EdgeError
-from kiln_edge.preprocessing.common import is_missing
+from kiln_edge.preprocessing.common import is_missing, row_name
 
 __all__ = ["parse", "parse_column", "pad", "transform", "decode"]
 
 
-def parse(value, row, where: str) -> np.ndarray:
+def parse(value, row: str, where: str) -> np.ndarray:
     """One value as float64 ``(n,)``: a list/array, a string of numbers split by spaces and/or commas, or
     missing (empty)."""
     if isinstance(value, str):
@@ -24,7 +24,7 @@ def parse(value, row, where: str) -> np.ndarray:
             numbers = np.array(parts, dtype=np.float64)
         except ValueError:
             bad = next(p for p in parts if not _is_float(p))
-            raise EdgeDataError(f"{where}: row {row} holds {value!r}, whose item {bad!r} is not a number. A "
+            raise EdgeDataError(f"{where}: {row} holds {value!r}, whose item {bad!r} is not a number. A "
                                 f"sequence is numbers separated by spaces or commas, or a list.") from None
     elif is_missing(value):
         numbers = np.zeros(0)
@@ -32,15 +32,15 @@ def parse(value, row, where: str) -> np.ndarray:
         try:
             numbers = np.asarray(value, dtype=np.float64).reshape(-1)
         except (TypeError, ValueError):
-            raise EdgeDataError(f"{where}: row {row} holds {value!r}, which is not a sequence of numbers.") from None
+            raise EdgeDataError(f"{where}: {row} holds {value!r}, which is not a sequence of numbers.") from None
     if not np.isfinite(numbers).all():
-        raise EdgeDataError(f"{where}: row {row} holds NaN or infinite values ({value!r}).")
+        raise EdgeDataError(f"{where}: {row} holds NaN or infinite values ({value!r}).")
     return numbers
 
 
 def parse_column(series: pd.Series, where: str) -> list[np.ndarray]:
     """Every row's sequence, uncut."""
-    return [parse(v, row, where) for v, row in zip(series.tolist(), series.index)]
+    return [parse(v, row_name(series.index, row), where) for v, row in zip(series.tolist(), series.index)]
 
 
 def pad(sequences: list, length: int, padding_value: float, mean: float, std: float) -> np.ndarray:

@@ -54,19 +54,21 @@ def test_wrong_source_type():
 
 def test_csv_round_trip(tmp_path, table):
     table.to_csv(tmp_path / "d.csv", index=False)
-    pd.testing.assert_frame_equal(read_source(tmp_path / "d.csv"), table, check_dtype=False)
+    pd.testing.assert_frame_equal(read_source(tmp_path / "d.csv").reset_index(drop=True), table, check_dtype=False)
 
 
 def test_csv_with_separator_and_tsv(tmp_path, table):
     table.to_csv(tmp_path / "d.csv", index=False, sep=";")
-    pd.testing.assert_frame_equal(read_source(str(tmp_path / "d.csv"), sep=";"), table, check_dtype=False)
+    pd.testing.assert_frame_equal(read_source(str(tmp_path / "d.csv"), sep=";").reset_index(drop=True), table,
+                                  check_dtype=False)
     table.to_csv(tmp_path / "d.tsv", index=False, sep="\t")
-    pd.testing.assert_frame_equal(read_source(tmp_path / "d.tsv"), table, check_dtype=False)
+    pd.testing.assert_frame_equal(read_source(tmp_path / "d.tsv").reset_index(drop=True), table, check_dtype=False)
 
 
 def test_explicit_format_overrides_extension(tmp_path, table):
     table.to_csv(tmp_path / "d.data", index=False)
-    pd.testing.assert_frame_equal(read_source(tmp_path / "d.data", format="csv"), table, check_dtype=False)
+    pd.testing.assert_frame_equal(read_source(tmp_path / "d.data", format="csv").reset_index(drop=True), table,
+                                  check_dtype=False)
 
 
 def test_parquet_round_trip(tmp_path, table):
@@ -77,7 +79,7 @@ def test_parquet_round_trip(tmp_path, table):
 def test_jsonl_round_trip(tmp_path, table):
     lines = [json.dumps(r) for r in table.to_dict(orient="records")]
     (tmp_path / "d.jsonl").write_text("\n".join(lines) + "\n\n", encoding="utf-8")
-    pd.testing.assert_frame_equal(read_source(tmp_path / "d.jsonl"), table, check_dtype=False)
+    pd.testing.assert_frame_equal(read_source(tmp_path / "d.jsonl").reset_index(drop=True), table, check_dtype=False)
 
 
 def test_npy_columns_by_rank(tmp_path):
@@ -282,3 +284,44 @@ def test_big_folder_shows_a_progress_bar_on_a_terminal(tmp_path, monkeypatch):
     out = read_source(tmp_path)
     assert len(out) == 1001 and out["text"][1000] == "1000"
     assert "1001/1001" in sys.stderr.getvalue()
+
+
+def test_csv_and_jsonl_rows_keep_the_file_s_numbers_through_the_split(tmp_path):
+    from kiln.data import split_frame
+    from kiln.data.features import build_feature
+    from kiln.errors import DataError
+    values = [str(float(i)) for i in range(100)]
+    values[75] = "oops"  # the 76th example: file row 77 (the header is row 1)
+    (tmp_path / "d.csv").write_text("x,y\n" + "".join(f"{v},{i % 2}\n" for i, v in enumerate(values)))
+    frame = read_source(tmp_path / "d.csv")
+    assert (frame.index[0], frame.index[-1], frame.index.name) == (2, 101, "file row")
+    train = split_frame(frame, seed=0)["train"]
+    assert 77 in train.index  # the bad row landed in training, at another position
+    assert list(train.index).index(77) != 75
+    with pytest.raises(DataError, match=r"Column 'x' \(input numeric feature 'x'\): file row 77 holds 'oops'"):
+        build_feature("x", "numeric").fit(train)
+    (tmp_path / "d.jsonl").write_text('{"x": 1}\n\n{"x": 2}\n')
+    assert list(read_source(tmp_path / "d.jsonl").index) == [1, 3]  # the blank line 2 is skipped
+
+
+def test_a_semicolon_or_tab_separated_csv_is_detected_when_no_sep_is_given(tmp_path, table):
+    for sep in (";", "\t", "|"):
+        table.to_csv(tmp_path / "d.csv", index=False, sep=sep)
+        pd.testing.assert_frame_equal(read_source(tmp_path / "d.csv").reset_index(drop=True), table,
+                                      check_dtype=False)
+    # A genuine one-column file stays one column, even with ';' in its values.
+    (tmp_path / "one.csv").write_text("text\nhello; world\nsee; you; soon\n")
+    assert read_source(tmp_path / "one.csv")["text"].tolist() == ["hello; world", "see; you; soon"]
+    # An explicit sep is obeyed as given.
+    table.to_csv(tmp_path / "d.csv", index=False, sep=";")
+    assert read_source(tmp_path / "d.csv", sep=",").shape[1] == 1
+
+
+def test_a_file_read_with_the_wrong_separator_is_named_in_the_missing_column_error(tmp_path, table):
+    from kiln.data.features import build_feature
+    from kiln.errors import DataError
+    table.to_csv(tmp_path / "d.csv", index=False, sep=";")
+    frame = read_source(tmp_path / "d.csv", sep=",")  # the user forced the wrong one
+    with pytest.raises(DataError, match=r"single column .*separator is probably not the one it was read with\. "
+                                        r"Set it \(a config's `data.options.sep`"):
+        build_feature("x", "numeric", column=str(table.columns[0])).fit(frame)

@@ -24,7 +24,7 @@ def test_sizes_and_every_row_once():
     assert {k: len(v) for k, v in parts.items()} == {"train": 80, "validation": 10, "test": 10}
     assert sorted(sum((ids(p) for p in parts.values()), [])) == list(range(100))
     for part in parts.values():
-        assert list(part.index) == list(range(len(part)))
+        assert list(part.index) == ids(part)  # the input's index labels are kept (errors name file rows)
         assert ids(part) == sorted(ids(part))  # the input's row order is kept
 
 
@@ -90,7 +90,7 @@ def test_stratify_errors():
     with pytest.raises(DataError, match=r"'lable'.*Did you mean 'label'"):
         split_frame(frame, stratify="lable")
     frame.loc[3, "label"] = None
-    with pytest.raises(DataError, match=r"1 missing value.*rows 3"):
+    with pytest.raises(DataError, match=r"1 missing value.*at row 3\. "):
         split_frame(frame, stratify="label")
 
 

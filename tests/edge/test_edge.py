@@ -102,3 +102,45 @@ def test_cli_predict_backend_onnx(run_dir, tmp_path, raw_rows):
     assert list(onnx_out.columns) == list(torch_out.columns)
     assert onnx_out["kind"].tolist() == torch_out["kind"].tolist()
     np.testing.assert_allclose(onnx_out.iloc[:, 2:].to_numpy(), torch_out.iloc[:, 2:].to_numpy(), atol=1e-5)
+
+
+def test_both_backends_and_commands_refuse_an_overflowing_value_alike(run_dir, tmp_path, raw_rows, capsys):
+    from kiln.cli import main
+    from kiln.errors import DataError
+    from kiln.workflows.run import load_run
+    from kiln_edge import EdgeError, OnnxRun
+    raw_rows.loc[2, "size"] = 1e308  # finite, but inf once standardised to float32
+    messages = []
+    for run in (load_run(run_dir), OnnxRun(run_dir)):
+        with pytest.raises((DataError, EdgeError)) as info:
+            run.predict_frame(raw_rows)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+    assert messages[0].startswith("Input 'size' (column 'size'): row 2 holds a value that is too large for the "
+                                  "model (row 2: 1e+308)")
+    raw_rows.to_csv(tmp_path / "rows.csv", index=False)
+    errors = []
+    for backend in ("torch", "onnx"):
+        assert main(["predict", str(run_dir), "--data", str(tmp_path / "rows.csv"),
+                     "--output", str(tmp_path / f"{backend}.csv"), "--backend", backend]) != 0
+        errors.append(capsys.readouterr().err)
+    assert errors[0] == errors[1] and "file row 4 holds a value that is too large" in errors[0]  # CSV: header = 1
+    assert not (tmp_path / "onnx.csv").exists()
+
+
+def test_predict_counts_what_it_fills_and_passes_an_id_through(run_dir, tmp_path, raw_rows, capsys):
+    from kiln.cli import main
+    raw_rows.insert(0, "order_id", [f"A{i}" for i in range(len(raw_rows))])  # raw_rows: 1 missing size, 1 purple
+    raw_rows.to_csv(tmp_path / "rows.csv", index=False)
+    for backend in ("torch", "onnx"):
+        assert main(["predict", str(run_dir), "--data", str(tmp_path / "rows.csv"), "--output",
+                     str(tmp_path / f"{backend}.csv"), "--backend", backend, "--id-column", "order_id"]) == 0
+        err = capsys.readouterr().err
+        assert err == ("filled as in training: 1 missing in 'size'; 1 unseen (-> <unk>) in 'colour'; "
+                       "1 missing in 'note'\n")
+        out = pd.read_csv(tmp_path / f"{backend}.csv")
+        assert list(out.columns[:3]) == ["row", "order_id", "kind"]
+        assert out["order_id"].tolist() == raw_rows["order_id"].tolist()
+        assert out["row"].tolist() == list(range(len(raw_rows)))
+    assert main(["predict", str(run_dir), "--data", str(tmp_path / "rows.csv"), "--id-column", "order"]) != 0
+    assert "--id-column 'order': " in capsys.readouterr().err

@@ -100,3 +100,15 @@ def test_cli_evaluate_with_onnx_refuses_class_outputs(run_dir, raw_rows, tmp_pat
     assert capsys.readouterr().err.strip() == (
         "error: kiln evaluate --backend onnx gives the metrics of numeric outputs only (an ONNX graph has no loss, "
         "and class metrics come from the model's own); evaluate kind with the torch backend: drop --backend onnx.")
+
+
+def test_a_value_that_overflows_once_standardised_is_refused_naming_feature_and_row(run):
+    # 1e308 is finite, but (1e308 - 1) / 2 as float32 is inf: the model would answer NaN.
+    frame = pd.DataFrame({"x": [1.0, 1e308, 3.0]}, index=[10, 11, 12])
+    with pytest.raises(EdgeDataError) as info:
+        run.predict_frame(frame)
+    assert str(info.value) == (
+        "Input 'x' (column 'x'): row 11 holds a value that is too large for the model (row 11: 1e+308): once "
+        "normalised with the training data's statistics it overflows float32 to infinity. Send values within the "
+        "range the model was trained on, or leave them empty (a missing value is filled as in training).")
+    assert "before training" not in str(info.value)

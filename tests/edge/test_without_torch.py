@@ -123,7 +123,6 @@ def test_commands_that_need_torch_say_so_in_one_line(run_dir, rows_csv):
     commands = {"train": ["train", str(run_dir / "config.yaml")],
                 "evaluate": ["evaluate", str(run_dir), "--data", str(rows_csv)],
                 "predict": ["predict", str(run_dir), "--data", str(rows_csv), "--output", os.devnull],
-                "info": ["info", str(run_dir)],
                 "export": ["export", str(run_dir)]}
     done = run_without(("torch",), f"""
         import contextlib, io, json
@@ -140,6 +139,19 @@ def test_commands_that_need_torch_say_so_in_one_line(run_dir, rows_csv):
     for name, (code, stderr) in json.loads(done.stdout).items():
         assert code == 1, (name, stderr)
         assert stderr == f"error: kiln {name} {NEEDS_TORCH}\n"
+
+
+def test_info_reads_the_run_folder_without_torch(run_dir):
+    done = run_without(NOT_EDGE, f"""
+        from kiln.cli import main
+        raise SystemExit(main(["info", {str(run_dir)!r}]))
+    """)
+    assert done.returncode == 0, done.stderr
+    assert "  input  size (numeric) <- column 'size'" in done.stdout
+    assert "  output kind (category) <- column 'kind'" in done.stdout
+    import safetensors.numpy
+    count = sum(a.size for a in safetensors.numpy.load_file(run_dir / "model" / "model.safetensors").values())
+    assert f"weights: {count:,} values" in done.stdout
 
 
 def test_missing_base_dependencies_are_named_together(run_dir):

@@ -95,6 +95,8 @@ def test_info_report_export(tmp_path, iris_csv, capsys):
     run = train_iris(tmp_path, iris_csv, capsys, epochs=3)
     assert main(["info", str(run)]) == 0
     assert "species (category)" in capsys.readouterr().out
+    assert main(["train", "--resume", str(run), "--quiet"]) != 0  # finished: nothing to resume, results kept
+    assert f"--resume {run}: the run is finished (it has its model and evaluation.json)" in capsys.readouterr().err
     assert main(["report", str(run)]) == 0
     assert capsys.readouterr().out.strip().endswith("report.html")
     assert main(["export", str(run), "--format", "onnx"]) == 0
@@ -236,3 +238,22 @@ def test_zoo_models_by_name_from_yaml(tmp_path, capsys):
     np.savez(rows, image=np.stack(frame["image"].to_list()))
     assert main(["predict", str(run), "--data", str(rows), "--output", str(tmp_path / "p.csv")]) == 0
     assert len(pd.read_csv(tmp_path / "p.csv")) == 5
+
+
+def test_init_and_validate_never_import_torch(tmp_path):
+    # They answer at once: torch alone takes seconds to import (the optimizer check used to build one).
+    script = textwrap.dedent(f"""
+        import sys
+        from kiln.cli import main
+        assert main(["init", {str(tmp_path / 'c.yaml')!r}]) == 0
+        assert main(["validate", {str(tmp_path / 'c.yaml')!r}]) == 0
+        (__import__("pathlib").Path({str(tmp_path / 'bad.yaml')!r})
+         .write_text(open({str(tmp_path / 'c.yaml')!r}).read().replace("{{name: adam,", "{{name: adam, beta_1: 2,")))
+        assert main(["validate", {str(tmp_path / 'bad.yaml')!r}]) != 0
+        print(sorted(m for m in sys.modules if m.split(".")[0] == "torch"))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert "expected a float in [0, 1). Received: beta_1=2" in done.stderr

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from kiln.data.features.base import Feature, check_choice, check_int, kiln_errors, sort_key, to_python
-from kiln.errors import KilnValueError, ShapeError
+from kiln.errors import DataError, KilnValueError, ShapeError
 from kiln_edge.preprocessing import category
 
 __all__ = ["CategoryFeature", "UNKNOWN"]
@@ -74,6 +74,10 @@ class CategoryFeature(Feature):
             with kiln_errors():
                 category.check_no_missing(series, self._where())
             values = [to_python(v) for v in pd.unique(series.to_numpy())]
+            if len(values) < 2:  # one class trains to loss 0 and accuracy 1.0 and learns nothing
+                raise DataError(f"{self._where()}: the training split holds only the class {values[0]!r}; a "
+                                f"category target needs at least two classes to learn from. Check the column "
+                                f"(and the split: a stratified split keeps every class in training).")
             self.classes = sorted(values, key=sort_key)
         else:
             counts = series.dropna().value_counts(sort=False)

@@ -85,3 +85,29 @@ def test_invalid_options_name_the_option(options, option):
 def test_output_features_refuse_input_only_options():
     with pytest.raises(KilnValueError, match="max_vocab"):
         CategoryFeature("y", output=True, max_vocab=3)
+
+
+def test_an_output_with_one_class_is_refused_like_the_binary_one():
+    # It would train to loss 0 and accuracy 1.0 without learning anything.
+    with pytest.raises(DataError, match=r"^Column 'species' \(output category feature 'species'\): the training "
+                                        r"split holds only the class 'cat'; a category target needs at least two"):
+        CategoryFeature("species", output=True).fit(pd.Series(["cat", "cat", "cat"]))
+    CategoryFeature("colour").fit(pd.Series(["red", "red"]))  # an input with one value is fine (just useless)
+
+
+def test_labels_match_by_their_string_form_across_types():
+    # A model trained on folder names ('0', '1') evaluated on a CSV that reads the labels as numbers.
+    f = CategoryFeature("digit", output=True).fit(pd.Series(["0", "1", "2"]))
+    got = f.transform(pd.Series(np.array([2, 0, 1], dtype=np.int64)))
+    assert got.tolist() == [2, 0, 1]
+    assert f.transform(pd.Series([1.0, 0.0])).tolist() == [1, 0]  # an int column with a gap reads as float
+    colour = CategoryFeature("c").fit(pd.Series(["1", "1", "2"]))  # inputs: no longer <unk>
+    assert colour.transform(pd.Series([1, 2, 3])).tolist() == [1, 2, 0]
+
+
+def test_an_unseen_numeric_label_is_shown_as_python_not_numpy():
+    f = CategoryFeature("digit", output=True).fit(pd.Series(["0", "1"]))
+    with pytest.raises(DataError) as info:
+        f.transform(pd.Series(np.array([0, 7], dtype=np.int64)))
+    assert "row 1 holds 7, a class the training split does not have" in str(info.value)
+    assert "np." not in str(info.value)
