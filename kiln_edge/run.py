@@ -226,6 +226,40 @@ class LoadedRun:
                 result[f"{feature.name}_probability"] = out.reshape(-1)
         return result
 
+    # -- the serving fast path: checked columns in, JSON-ready rows out, no DataFrame
+    def predict_columns(self, columns: dict) -> list[dict]:
+        """``{column: 1-D array}`` (float64 for numeric columns, object otherwise: what a DataFrame of
+        the same rows holds) -> one dict per row, equal to ``predict_frame``'s rows.
+
+        Why a second entry: a DataFrame, its Series and the backend's ``predict`` loop cost ~7 ms
+        per call, whatever the rows (the raw forward of a small model ~0.5 ms). Here each column
+        goes straight to its feature's ``transform_values`` (the array path ``transform`` shares),
+        the backend's ``predict_batch`` runs one forward pass (no batching loop, no per-call
+        checks), and the outputs are decoded column by column. Errors are ``transform``'s.
+        """
+        for feature in self.inputs:
+            if feature.column not in columns:
+                raise self.data_error(f"The data has no column {feature.column!r} (feature {feature.name!r}). "
+                                      f"Columns: {list(columns)}. Add it, or rename the column that holds it.")
+        encoded = {f.name: f.transform_values(columns[f.column]) for f in self.inputs}
+        fast = getattr(self.backend, "predict_batch", None)
+        rows = len(next(iter(columns.values()))) if columns else 0
+        raw = fast(encoded) if fast is not None else self.backend.predict(encoded, max(rows, 1))
+        scores = self.probabilities(raw if isinstance(raw, dict) else {self.outputs[0].name: raw})
+        names, lists = [], []
+        for feature in self.outputs:  # predict_frame's columns, in its order
+            out = scores[feature.name]
+            names.append(feature.name)
+            lists.append(_json_column(list(feature.decode(out))))
+            if feature.type == "category":
+                for i, cls in enumerate(feature.spec()["classes"]):
+                    names.append(f"{feature.name}_probability_{cls}")
+                    lists.append(_json_column(out[:, i]))
+            elif feature.type == "binary":
+                names.append(f"{feature.name}_probability")
+                lists.append(_json_column(out.reshape(-1)))
+        return [dict(zip(names, row)) for row in zip(*lists)] if lists else [{} for _ in range(rows)]
+
     # -- evaluating
     def evaluate_frame(self, frame, batch_size: int = 256) -> dict:
         """Metrics on rows that hold the output columns, as evaluation.json reports them.
@@ -245,6 +279,22 @@ class LoadedRun:
         """The names in ``evaluate_frame``'s result that are on a standardised target."""
         replaced = set(data_unit_names(self.outputs))
         return standardised_metrics(self.outputs, [name for name in metrics if name not in replaced])
+
+
+def _json_column(values) -> list:
+    """A prediction column as the JSON values the server sends: what a DataFrame column of these
+    values gives (``kiln_edge.server.app._predictions``): numbers and bools as Python scalars,
+    NaN as None, labels as they are. Plain strings (most labels) skip pandas."""
+    if isinstance(values, list) and all(type(v) is str for v in values):
+        return values
+    if isinstance(values, list):
+        import pandas as pd
+        values = pd.Series(values).to_numpy()  # the dtype a DataFrame column would infer
+    if values.dtype.kind in "biuf":
+        plain = values.tolist()
+        return [None if v != v else v for v in plain] if values.dtype.kind == "f" and np.isnan(values).any() else plain
+    return [None if isinstance(v, float) and v != v else (v.item() if isinstance(v, np.generic) else v)
+            for v in values]
 
 
 class OnnxBackend:
@@ -289,6 +339,11 @@ class OnnxBackend:
             raise EdgeDataError("No rows to predict.")
         merged = [np.concatenate([c[i] for c in chunks]) for i in range(len(chunks[0]))]
         return dict(zip(self.output_names, merged))
+
+    def predict_batch(self, encoded: dict) -> dict:
+        """All rows in one ``session.run`` (the server's micro-batches are already sized)."""
+        outputs = self.model.run(None, {name: encoded[name] for name in self.input_names})
+        return dict(zip(self.output_names, outputs))
 
     def probabilities(self, feature, raw, kind: str) -> np.ndarray:
         return as_probabilities(feature, raw, kind)

@@ -13,7 +13,7 @@ import pandas as pd
 from kiln_edge.errors import EdgeDataError, EdgeError
 from kiln_edge.preprocessing.common import row_list
 
-__all__ = ["lookup", "check_no_missing", "indices", "transform", "decode"]
+__all__ = ["lookup", "check_no_missing", "indices", "input_indices", "transform", "transform_values", "decode"]
 
 
 def lookup(classes: list, output: bool) -> pd.Index:
@@ -31,9 +31,9 @@ def check_no_missing(series: pd.Series, where: str) -> None:
 
 def indices(series: pd.Series, where: str, classes: list, index: pd.Index, output: bool) -> np.ndarray:
     """Each label's position in ``classes`` as int64 ``(rows,)`` (``index`` = ``lookup(classes, output)``)."""
-    codes = index.get_indexer(series.to_numpy(dtype=object))  # -1: not in the vocabulary
     if not output:
-        return (codes + 1).astype(np.int64)  # unseen and missing -> 0, "<unk>"
+        return input_indices(series.to_numpy(dtype=object), index)
+    codes = index.get_indexer(series.to_numpy(dtype=object))  # -1: not in the vocabulary
     check_no_missing(series, where)
     unseen = codes < 0
     if unseen.any():
@@ -46,10 +46,23 @@ def indices(series: pd.Series, where: str, classes: list, index: pd.Index, outpu
     return codes.astype(np.int64)
 
 
+def input_indices(values: np.ndarray, index: pd.Index) -> np.ndarray:
+    """An input's labels (an object array) -> int64 ``(rows,)``: position + 1, unseen and missing 0 (``"<unk>"``)."""
+    return (index.get_indexer(values) + 1).astype(np.int64)  # get_indexer: -1 when not in the vocabulary
+
+
 def transform(series: pd.Series, where: str, classes: list, index: pd.Index, output: bool,
               encoding: str) -> np.ndarray:
     """Labels -> int64 ``(rows,)`` ("index") or float32 ``(rows, len(classes))`` ("onehot")."""
-    codes = indices(series, where, classes, index, output)
+    return _encoded(indices(series, where, classes, index, output), classes, encoding)
+
+
+def transform_values(values: np.ndarray, classes: list, index: pd.Index, encoding: str) -> np.ndarray:
+    """An input's labels as an object array (the server's records) -> ``transform``'s output, without a Series."""
+    return _encoded(input_indices(values, index), classes, encoding)
+
+
+def _encoded(codes: np.ndarray, classes: list, encoding: str) -> np.ndarray:
     if encoding == "onehot":
         return np.eye(len(classes), dtype=np.float32)[codes]  # (rows, classes)
     return codes

@@ -48,6 +48,10 @@ class MicroBatcher:
         convert: optional, run in the model thread on each batch's result: ``DataFrame -> list``
             of one item per row (the server's JSON-ready dicts); callers then get their slice of
             that list instead of a DataFrame, and the event loop does no per-row work.
+        predict_rows: optional ``records.Rows -> list`` of one JSON-ready item per row (the
+            backend's ``predict_columns`` on ``Rows.arrays()``): used for batches of ``Rows`` (the
+            server's JSON records) instead of framing them for ``predict_frame`` — no DataFrame
+            in the hot path. Its result is not passed to ``convert``.
 
     When requests wait: the worker takes every request already queued (up to
     ``max_batch_size`` records) and runs at once; it waits for stragglers (at most
@@ -56,7 +60,8 @@ class MicroBatcher:
     """
 
     def __init__(self, predict_frame: Callable, max_batch_size: int = 32, max_latency_ms: float = 5.0,
-                 on_batch: Callable[[int], None] | None = None, convert: Callable | None = None):
+                 on_batch: Callable[[int], None] | None = None, convert: Callable | None = None,
+                 predict_rows: Callable | None = None):
         if max_batch_size < 1:
             raise ServeSettingsError(f"Received an invalid value for `max_batch_size`, expected a positive integer. "
                              f"Received: max_batch_size={max_batch_size!r}")
@@ -68,6 +73,7 @@ class MicroBatcher:
         self.max_latency = max_latency_ms / 1000.0
         self.on_batch = on_batch
         self.convert = convert
+        self.predict_rows = predict_rows
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
         self._held: _Item | None = None  # taken from the queue but did not fit the last batch
@@ -147,7 +153,7 @@ class MicroBatcher:
     def _run(self, batch: list[_Item]) -> list[tuple[Any, BaseException | None]]:
         """In the model thread: one forward pass over the joined rows, split back per caller."""
         if len(batch) > 1:
-            joined = _join([item.frame for item in batch])
+            joined = self._join([item.frame for item in batch])
             try:
                 result = self._predict(joined)
             except Exception:
@@ -167,24 +173,39 @@ class MicroBatcher:
         requests queued behind it wait for at most one batch, not for the whole abandoned request.
         """
         try:
-            frame = _join([item.frame])
+            frame = self._join([item.frame])
             if len(frame) <= self.max_batch_size:
                 return self._predict(frame), None
             parts = []
             for start in range(0, len(frame), self.max_batch_size):
                 if item.future.done():  # timed out (cancelled) while the previous piece ran
                     return None, asyncio.CancelledError()
-                piece = frame.iloc[start:start + self.max_batch_size].reset_index(drop=True)
+                stop = start + self.max_batch_size
+                piece = frame.part(start, stop) if _is_rows(frame) else frame.iloc[start:stop].reset_index(drop=True)
                 parts.append(self._predict(piece))
             return _concat(parts), None
         except Exception as err:  # handed to the caller, who turns it into a 4xx/5xx
             return None, err
 
+    def _join(self, frames: list):
+        """Requests' rows as one batch: joined ``Rows`` for ``predict_rows``, else a DataFrame."""
+        if self.predict_rows is not None and all(_is_rows(f) for f in frames):
+            from kiln_edge.server.records import Rows
+            return Rows.join(frames)
+        return _join(frames)
+
     def _predict(self, frame):
         if self.on_batch is not None:
             self.on_batch(len(frame))
+        if _is_rows(frame):  # only _join's fast branch hands Rows over
+            return self.predict_rows(frame)
         result = self.predict_frame(frame)
         return self.convert(result) if self.convert is not None else result
+
+
+def _is_rows(frame) -> bool:
+    from kiln_edge.server.records import Rows
+    return isinstance(frame, Rows)
 
 
 def _rows_of(result, start: int, stop: int):
