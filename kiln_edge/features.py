@@ -100,6 +100,10 @@ class NumericFeature(EdgeFeature):
         return numeric.transform_values(values, self._where(), fill_value=self.fill_value, shift=self.shift,
                                         divisor=self.divisor)
 
+    def scaling(self) -> tuple[float, float, float]:
+        """``(fill_value, shift, divisor)``: what ``numeric.transform_values`` applies."""
+        return self.fill_value, self.shift, self.divisor
+
     def decode(self, outputs):
         return numeric.decode(outputs, self.shift, self.divisor, self._what())
 

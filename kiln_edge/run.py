@@ -241,7 +241,9 @@ class LoadedRun:
             if feature.column not in columns:
                 raise self.data_error(f"The data has no column {feature.column!r} (feature {feature.name!r}). "
                                       f"Columns: {list(columns)}. Add it, or rename the column that holds it.")
-        encoded = {f.name: f.transform_values(columns[f.column]) for f in self.inputs}
+        encoded = self._encode_numeric_together(columns)
+        encoded = {f.name: encoded[f.name] if f.name in encoded else f.transform_values(columns[f.column])
+                   for f in self.inputs}
         fast = getattr(self.backend, "predict_batch", None)
         rows = len(next(iter(columns.values()))) if columns else 0
         raw = fast(encoded) if fast is not None else self.backend.predict(encoded, max(rows, 1))
@@ -259,6 +261,22 @@ class LoadedRun:
                 names.append(f"{feature.name}_probability")
                 lists.append(_json_column(out.reshape(-1)))
         return [dict(zip(names, row)) for row in zip(*lists)] if lists else [{} for _ in range(rows)]
+
+    def _encode_numeric_together(self, columns: dict) -> dict:
+        """Numeric inputs of float columns encoded in one (rows, k) pass of ``numeric.transform_values``
+        (20 columns: ~0.1 ms instead of ~1 ms one by one); the same float32 bits per column. Any
+        infinity (which the server refuses earlier): {} — each feature then raises its own error."""
+        group = [f for f in self.inputs if f.type == "numeric" and not f.output and hasattr(f, "scaling")
+                 and columns[f.column].dtype.kind == "f"]
+        if len(group) < 2:
+            return {}
+        from kiln_edge.preprocessing import numeric
+        matrix = np.stack([columns[f.column] for f in group], axis=1)  # (rows, k) float64
+        if np.isinf(matrix).any():
+            return {}
+        fill, shift, divisor = (np.array(v, dtype=np.float64) for v in zip(*(f.scaling() for f in group)))
+        out = numeric.transform_values(matrix, "", fill_value=fill, shift=shift, divisor=divisor)  # (rows, k)
+        return {f.name: np.ascontiguousarray(out[:, j:j + 1]) for j, f in enumerate(group)}  # each (rows, 1)
 
     # -- evaluating
     def evaluate_frame(self, frame, batch_size: int = 256) -> dict:

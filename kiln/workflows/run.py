@@ -54,7 +54,8 @@ class TorchBackend:
         x = {}
         for name, value in encoded.items():  # as predict's data adapter: floats in the model's dtype
             tensor = torch.as_tensor(value)
-            x[name] = tensor.to(self._float_dtype) if tensor.is_floating_point() else tensor
+            floats = tensor.is_floating_point() and tensor.dtype != self._float_dtype
+            x[name] = tensor.to(self._float_dtype) if floats else tensor
         with torch.inference_mode():
             return _concat_outputs([self.model(x)])
 

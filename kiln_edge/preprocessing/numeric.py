@@ -84,12 +84,14 @@ def transform_values(values: np.ndarray, where: str, *, fill_value: float, shift
     """Numbers already parsed, float64 ``(rows,)`` with NaN where missing -> float32 ``(rows, 1)``.
 
     The array entry of ``transform`` (which parses a Series, then calls this): the server's
-    records arrive as checked floats, so it skips pandas. Rows are named by position.
+    records arrive as checked floats, so it skips pandas. Rows are named by position. Several
+    columns at once: ``(rows, k)`` with ``fill_value``/``shift``/``divisor`` of shape ``(k,)``
+    -> float32 ``(rows, k)``, each column bit for bit what it gives alone (elementwise float64).
     """
     values = np.asarray(values, dtype=np.float64)
     _check_finite(values, np.arange(len(values)), where)
     values = np.where(np.isnan(values), fill_value, values)
-    return ((values - shift) / divisor).astype(np.float32).reshape(-1, 1)  # (rows, 1)
+    return ((values - shift) / divisor).astype(np.float32).reshape(len(values), -1)  # (rows, 1) or (rows, k)
 
 
 def decode(values: np.ndarray, shift: float, divisor: float, what: str) -> np.ndarray:

@@ -2,12 +2,21 @@
 
 Each request puts its rows (a DataFrame) on an asyncio queue with a future. One worker task
 takes the first waiting request, then keeps taking more until the batch holds ``max_batch_size``
-records or ``max_latency_ms`` has passed since the first arrived, runs the backend once on the
+records or the straggler window (below; at most ``max_latency_ms``) has passed since the first
+arrived, runs the backend once on the
 joined rows in a thread (so the event loop keeps accepting requests), and hands each caller the
 slice of the result that belongs to its rows. ``max_batch_size=1`` turns batching off.
 
     batcher = MicroBatcher(run.predict_frame, max_batch_size=32, max_latency_ms=5)
     predictions = await batcher.submit(frame)      # a DataFrame, rows in the order sent
+
+How long a batch waits for stragglers is sized by measured latency: the worker times every
+forward pass (``pass_seconds``, a moving average), and after the first request of a batch it
+waits for more at most ``min(max_latency_ms, pass_seconds)`` (``straggler_window``). Why that
+bound: a request that arrives after the batch has gone is served by the next pass, at most one
+pass later; waiting longer than a pass for it would cost everyone already in the batch more than
+it saves the straggler. So a fast model (a tabular MLP: ~0.5 ms a pass) never holds requests for
+the full ``max_latency_ms``, and a slow one (an image model: 50 ms) batches up to it.
 
 Why a failed batch is retried request by request: one bad request (an image that cannot be
 decoded) must fail alone, not take the other callers' rows down with it.
@@ -23,7 +32,20 @@ from typing import Any, Callable
 
 from kiln_edge.server.settings import ServeSettingsError
 
-__all__ = ["MicroBatcher"]
+__all__ = ["MicroBatcher", "straggler_window"]
+
+_SMOOTHING = 0.2  # weight of the newest forward pass in ``pass_seconds`` (about the last 5 passes)
+
+
+def straggler_window(max_latency: float, pass_seconds: float | None) -> float:
+    """Seconds a batch waits for more requests after its first: at most one measured forward pass,
+    never more than ``max_latency`` (both in seconds; ``pass_seconds`` None before the first pass)."""
+    return max_latency if pass_seconds is None else min(max_latency, pass_seconds)
+
+
+def moving_average(previous: float | None, sample: float) -> float:
+    """``pass_seconds`` after one more forward pass took ``sample`` seconds."""
+    return sample if previous is None else (1 - _SMOOTHING) * previous + _SMOOTHING * sample
 
 
 @dataclass
@@ -74,6 +96,7 @@ class MicroBatcher:
         self.on_batch = on_batch
         self.convert = convert
         self.predict_rows = predict_rows
+        self.pass_seconds: float | None = None  # moving average of a forward pass (see the module docstring)
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
         self._held: _Item | None = None  # taken from the queue but did not fit the last batch
@@ -116,7 +139,7 @@ class MicroBatcher:
         if first is None:
             first = await self._queue.get()
         batch, rows = [first], first.rows
-        deadline = time.monotonic() + self.max_latency
+        deadline = time.monotonic() + straggler_window(self.max_latency, self.pass_seconds)
         while rows < self.max_batch_size:
             item = self._take_now()
             if item is None:
@@ -197,10 +220,15 @@ class MicroBatcher:
     def _predict(self, frame):
         if self.on_batch is not None:
             self.on_batch(len(frame))
+        started = time.perf_counter()
         if _is_rows(frame):  # only _join's fast branch hands Rows over
-            return self.predict_rows(frame)
-        result = self.predict_frame(frame)
-        return self.convert(result) if self.convert is not None else result
+            result = self.predict_rows(frame)
+        else:
+            result = self.predict_frame(frame)
+            result = self.convert(result) if self.convert is not None else result
+        # Written by the model thread only, read by the event loop (a float: no lock needed).
+        self.pass_seconds = moving_average(self.pass_seconds, time.perf_counter() - started)
+        return result
 
 
 def _is_rows(frame) -> bool:

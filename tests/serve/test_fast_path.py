@@ -82,3 +82,21 @@ def test_batcher_uses_rows_path_and_splits_large_requests(run):
     rows = records_to_rows(RECORDS[:20], run.inputs, None, 1000)
     assert seen == [8, 8, 4]
     assert got == _predictions(run.predict_frame(rows.frame()))
+
+
+def test_numeric_columns_encoded_together_equal_one_by_one(run):
+    rows = records_to_rows(RECORDS, run.inputs, None, 1000)
+    arrays = rows.arrays()
+    together = run._encode_numeric_together(arrays)
+    assert set(together) == {f.name for f in run.inputs if f.type == "numeric"}
+    for feature in run.inputs:
+        if feature.type == "numeric":
+            alone = np.asarray(feature.transform_values(arrays[feature.column]))
+            assert together[feature.name].tobytes() == alone.tobytes() and together[feature.name].shape == alone.shape
+
+
+def test_infinity_in_columns_raises_the_features_own_error(run):
+    arrays = records_to_rows(RECORDS[:3], run.inputs, None, 1000).arrays()
+    arrays["weight"] = np.array([0.0, 1.0, np.inf])
+    with pytest.raises(Exception, match=r"Column 'weight' \(input numeric feature 'weight'\): infinite values in row 2"):
+        run.predict_columns(arrays)
