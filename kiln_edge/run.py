@@ -244,7 +244,14 @@ class LoadedRun:
         encoded = self._encode_numeric_together(columns)
         encoded = {f.name: encoded[f.name] if f.name in encoded else f.transform_values(columns[f.column])
                    for f in self.inputs}
-        fast = getattr(self.backend, "predict_batch", None)
+        finite = all(_finite(batch) for batch in encoded.values())
+        if not finite:
+            # A finite value can encode to infinity (1e308, standardised): the DataFrame path's
+            # checks and errors (encoding, then the backend's own predict), so both paths answer
+            # such a request the same way.
+            import pandas as pd
+            encoded = self.encode_inputs(pd.DataFrame(columns))
+        fast = getattr(self.backend, "predict_batch", None) if finite else None
         rows = len(next(iter(columns.values()))) if columns else 0
         raw = fast(encoded) if fast is not None else self.backend.predict(encoded, max(rows, 1))
         scores = self.probabilities(raw if isinstance(raw, dict) else {self.outputs[0].name: raw})
@@ -297,6 +304,12 @@ class LoadedRun:
         """The names in ``evaluate_frame``'s result that are on a standardised target."""
         replaced = set(data_unit_names(self.outputs))
         return standardised_metrics(self.outputs, [name for name in metrics if name not in replaced])
+
+
+def _finite(batch) -> bool:
+    """Whether an encoded batch (NumPy, or a CPU torch tensor) holds no inf/NaN; integers always do."""
+    values = np.asarray(batch) if hasattr(batch, "dtype") else None
+    return values is None or values.dtype.kind != "f" or bool(np.isfinite(values).all())
 
 
 def _json_column(values) -> list:

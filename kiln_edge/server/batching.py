@@ -18,6 +18,14 @@ pass later; waiting longer than a pass for it would cost everyone already in the
 it saves the straggler. So a fast model (a tabular MLP: ~0.5 ms a pass) never holds requests for
 the full ``max_latency_ms``, and a slow one (an image model: 50 ms) batches up to it.
 
+Where a batch runs is chosen the same way: in the model thread while passes are slow (or not yet
+measured), so the event loop keeps reading requests meanwhile; on the event loop itself once a
+pass measures under ``INLINE_BELOW_S`` (1 ms). Why: handing a batch to a thread and its result
+back costs two thread switches (~0.1-0.3 ms, and far more on a busy CPU, where a woken thread
+waits for the scheduler), more than such a pass; a plain FastAPI server that calls the model in
+its handler pays neither. A pass that slows down (a larger model, a loaded machine) moves the
+batches back to the thread at the next measurement.
+
 Why a failed batch is retried request by request: one bad request (an image that cannot be
 decoded) must fail alone, not take the other callers' rows down with it.
 """
@@ -34,6 +42,7 @@ from kiln_edge.server.settings import ServeSettingsError
 
 __all__ = ["MicroBatcher", "straggler_window"]
 
+INLINE_BELOW_S = 0.001  # forward passes measured faster than this run on the event loop (module docstring)
 _SMOOTHING = 0.2  # weight of the newest forward pass in ``pass_seconds`` (about the last 5 passes)
 
 
@@ -59,7 +68,8 @@ class _Item:
 
 
 class MicroBatcher:
-    """Queue requests and run ``predict_frame`` on joined batches in one worker thread.
+    """Queue requests and run ``predict_frame`` on joined batches, one at a time (in one worker
+    thread, or on the event loop once passes measure under ``INLINE_BELOW_S``).
 
     Args:
         predict_frame: ``DataFrame -> DataFrame`` with one result row per input row (the backend).
@@ -164,7 +174,10 @@ class MicroBatcher:
             batch = await self._collect()
             if not batch:
                 continue
-            outcomes = await loop.run_in_executor(self._executor, self._run, batch)
+            if self.pass_seconds is not None and self.pass_seconds < INLINE_BELOW_S:
+                outcomes = self._run(batch)  # cheaper than the two thread switches
+            else:
+                outcomes = await loop.run_in_executor(self._executor, self._run, batch)
             for item, (result, error) in zip(batch, outcomes):
                 if item.future.done():
                     continue
@@ -226,7 +239,7 @@ class MicroBatcher:
         else:
             result = self.predict_frame(frame)
             result = self.convert(result) if self.convert is not None else result
-        # Written by the model thread only, read by the event loop (a float: no lock needed).
+        # Written by whichever runs the pass (one at a time), read by the event loop: a float, no lock.
         self.pass_seconds = moving_average(self.pass_seconds, time.perf_counter() - started)
         return result
 

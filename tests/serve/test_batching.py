@@ -114,3 +114,32 @@ def test_batcher_measures_its_forward_passes():
     seconds, out = asyncio.run(go())
     assert seconds is not None and seconds >= 0
     assert out["y"].tolist() == [2.0, 4.0]
+
+
+def test_fast_passes_run_on_the_event_loop_and_give_the_same_rows():
+    """Once a pass measures under INLINE_BELOW_S the batch runs inline; the answers do not change."""
+    import asyncio
+    import threading
+    import pandas as pd
+    from kiln_edge.server.batching import INLINE_BELOW_S, MicroBatcher
+    threads = []
+
+    def predict(frame):
+        threads.append(threading.current_thread().name)
+        return frame.assign(y=frame["x"] * 2)
+
+    async def go():
+        batcher = MicroBatcher(predict, max_batch_size=4)
+        try:
+            first = await batcher.submit(pd.DataFrame({"x": [1.0]}))   # not measured yet: the thread
+            batcher.pass_seconds = INLINE_BELOW_S / 2                   # as if measured fast
+            second = await batcher.submit(pd.DataFrame({"x": [3.0]}))
+            batcher.pass_seconds = INLINE_BELOW_S * 10                  # slow again: back to the thread
+            third = await batcher.submit(pd.DataFrame({"x": [5.0]}))
+        finally:
+            await batcher.stop()
+        return first, second, third, threading.current_thread().name
+    first, second, third, loop_thread = asyncio.run(go())
+    assert threads[0].startswith("kiln-serve-model") and threads[1] == loop_thread
+    assert threads[2].startswith("kiln-serve-model")
+    assert [first["y"].tolist(), second["y"].tolist(), third["y"].tolist()] == [[2.0], [6.0], [10.0]]

@@ -100,3 +100,16 @@ def test_infinity_in_columns_raises_the_features_own_error(run):
     arrays["weight"] = np.array([0.0, 1.0, np.inf])
     with pytest.raises(Exception, match=r"Column 'weight' \(input numeric feature 'weight'\): infinite values in row 2"):
         run.predict_columns(arrays)
+
+
+def test_a_value_that_overflows_once_standardised_is_answered_as_the_frame_path_does(run):
+    records = [dict(RECORDS[0], size=1e308), RECORDS[1]]
+    rows = records_to_rows(records, run.inputs, None, 1000)
+    try:
+        want = _predictions(run.predict_frame(rows.frame()))
+    except Exception as err:  # the frame path refuses it: the same error
+        with pytest.raises(type(err)) as got:
+            run.predict_columns(rows.arrays())
+        assert str(got.value) == str(err)
+    else:
+        assert run.predict_columns(rows.arrays()) == want
