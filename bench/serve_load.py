@@ -1,155 +1,233 @@
-"""Load-test `kiln serve` over loopback: predictions/s, requests/s and p50/p99 latency.
+"""`kiln serve` against a plain FastAPI server on the same model, under the same load (issue 10, item 18).
 
-    python bench/serve_load.py RUN [--records-per-request 1|N|mixed] [--concurrency 32]
-                                   [--requests 400] [--seconds 20] [--backend torch|onnx]
-                                   [--threads 1]
+    python bench/serve_load.py RUN [--backends torch,onnx] [--clients 1,8,32,128] [--records 1,32]
+                                   [--requests 400] [--threads 1]
 
-The server runs in its own process (`python -m kiln serve RUN --backend torch|onnx`; onnx needs
-`kiln export RUN --format onnx` first and serves without torch); this process drives it with
-`concurrency` threads over keep-alive connections (the stdlib's http.client: a light client, so
-the load generator takes as little of the shared CPU as it can). Each request sends
-`--records-per-request` records built from the run's input schema; `mixed` draws 1-32 records
-per request (uniform, seeded). A run stops after `--requests` requests or `--seconds` seconds,
-whichever comes first; only 127.0.0.1 is used. `--threads` is the server's `--threads` (the
-model's intra-op threads).
-Batching is measured off (max-batch-size 1) and on (max-batch-size 32), unless `--batching`.
+For each backend two servers run side by side, each in its own process on 127.0.0.1:
+
+- kiln: `python -m kiln serve RUN --backend torch|onnx --threads 1` (micro-batching on, its defaults);
+- plain: this file's `plain_app` — what one would write by hand with FastAPI: read the JSON,
+  encode the records with the run's fitted statistics in a few lines of NumPy, call the same model
+  once per request (torch under `inference_mode`, or one `session.run`) in the handler, answer
+  labels and probabilities with orjson. No batching, no checks beyond what Python raises.
+
+One load generator drives both: `clients` httpx.AsyncClient tasks, each sending its next request
+as soon as the last answered (a closed loop), `--requests` requests in all (at least 4 per client),
+after a warm-up. Each (clients, records) cell runs kiln, then plain, then kiln and plain again, and
+keeps each server's better run (the machine is shared; the better run is the less disturbed one).
+Prints predictions/s and p50/p99 per server and the ratios kiln/plain (throughput; p99).
 """
 
 import argparse
-import http.client
+import asyncio
 import json
+import os
 import platform
 import socket
 import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
 
-def example_record(metadata, rng):
+# ---- the plain server -------------------------------------------------------------------------
+def plain_app(run: str, backend: str, threads: int):
+    """A hand-written FastAPI server: the run's model called once per request, nothing else."""
+    import orjson
+    from fastapi import FastAPI, Request
+    from fastapi.responses import Response
+    from kiln_edge.features import load_features
+
+    model_dir = Path(run) / "model"
+    roles = json.loads((model_dir / "roles.json").read_text())["roles"]
+    features = load_features(model_dir)
+    inputs = [features[n] for n, r in roles.items() if r == "input"]
+    output = next(features[n] for n, r in roles.items() if r == "output")
+    encoders = []  # (column, name, encode(list of values) -> np.ndarray)
+    for f in inputs:
+        if f.type == "numeric":
+            encoders.append((f.column, f.name, lambda v, f=f: ((np.array(
+                [f.fill_value if x is None else x for x in v], dtype=np.float64) - f.shift) / f.divisor
+            ).astype(np.float32).reshape(-1, 1)))
+        elif f.type == "category":
+            ids = {c: i for i, c in enumerate(f.classes)}
+            encoders.append((f.column, f.name, lambda v, ids=ids: np.array([ids.get(x, 0) for x in v], np.int64)))
+        else:
+            raise SystemExit(f"the plain server encodes numeric and category inputs only, not {f.type}")
+    classes = list(output.classes)
+    if backend == "torch":
+        import torch
+        import kiln
+        torch.set_num_threads(threads)
+        model = kiln.load_model(model_dir).eval()
+
+        def forward(x):
+            with torch.inference_mode():
+                logits = model({k: torch.from_numpy(v) for k, v in x.items()})
+            return (torch.sigmoid(logits) if output.type == "binary" else torch.softmax(logits, -1)).numpy()
+    else:
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        session = ort.InferenceSession(str(Path(run) / "export" / "model.onnx"), options)
+
+        def forward(x):
+            logits = session.run(None, x)[0].astype(np.float64)
+            if output.type == "binary":
+                return (1 / (1 + np.exp(-logits))).astype(np.float32)
+            e = np.exp(logits - logits.max(-1, keepdims=True))
+            return (e / e.sum(-1, keepdims=True)).astype(np.float32)
+
+    app = FastAPI()
+
+    @app.get("/metadata")
+    async def metadata():
+        return {"inputs": [{"column": f.column, "type": f.type, "spec": f.spec()} for f in inputs]}
+
+    @app.post("/predict")
+    async def predict(request: Request):
+        records = orjson.loads(await request.body())["records"]
+        x = {name: encode([r[column] for r in records]) for column, name, encode in encoders}
+        p = forward(x)
+        if output.type == "binary":
+            p = p.reshape(-1)
+            rows = [{output.name: classes[1] if q >= 0.5 else classes[0], f"{output.name}_probability": q}
+                    for q in p.tolist()]
+        else:
+            rows = [{output.name: classes[int(np.argmax(q))],
+                     **{f"{output.name}_probability_{c}": v for c, v in zip(classes, q.tolist())}} for q in p]
+        return Response(orjson.dumps({"predictions": rows}), media_type="application/json")
+
+    return app
+
+
+# ---- servers ----------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(kind: str, run: str, backend: str, threads: int):
+    port = free_port()
+    if kind == "kiln":
+        command = [sys.executable, "-m", "kiln", "serve", run, "--backend", backend, "--host", "127.0.0.1",
+                   "--port", str(port), "--threads", str(threads)]
+    else:
+        command = [sys.executable, __file__, run, "--serve-plain", str(port), "--backends", backend,
+                   "--threads", str(threads)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import httpx
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            response = httpx.get(f"http://127.0.0.1:{port}/metadata", timeout=5)
+            if response.status_code == 200:
+                return server, port, response.json()
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise RuntimeError(f"the server did not start: {' '.join(command)}")
+        time.sleep(0.2)
+
+
+def stop(server) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+# ---- the load ---------------------------------------------------------------------------------
+def example_record(metadata, rng) -> dict:
     """One record of plausible raw values for the run's inputs (from /metadata)."""
     record = {}
     for feature in metadata["inputs"]:
         classes = feature["spec"].get("classes")
         if feature["type"] in ("category", "binary") and classes:
             record[feature["column"]] = classes[int(rng.integers(len(classes)))]
-        elif feature["type"] == "text":
-            record[feature["column"]] = " ".join(rng.choice(["good", "bad", "film", "plot", "a"], size=6))
         else:
             record[feature["column"]] = round(float(rng.normal()), 4)
     return record
 
 
-def _get(port, path):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
+async def drive(port: int, bodies: list[bytes], clients: int, requests: int, records: int) -> dict:
+    """``requests`` POSTs from ``clients`` closed-loop clients; predictions/s and latency percentiles."""
+    import httpx
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    headers = {"content-type": "application/json"}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60) as http:
+        failed = []
 
+        async def client(turns: int, first: int, latencies: list):
+            for i in range(turns):
+                started = time.perf_counter()
+                try:
+                    response = await http.post("/predict", content=bodies[(first + i) % len(bodies)], headers=headers)
+                except httpx.TransportError as err:  # counted and shown, not timed: a closed connection
+                    failed.append(type(err).__name__)
+                    continue
+                latencies.append(time.perf_counter() - started)
+                assert response.status_code == 200, response.text[:200]
 
-def start_server(run, backend, max_batch_size, threads=1):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    command = [sys.executable, "-m", "kiln", "serve", run, "--backend", backend, "--host", "127.0.0.1",
-               "--port", str(port), "--max-batch-size", str(max_batch_size), "--threads", str(threads)]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            status, body = _get(port, "/metadata")
-            if status == 200:
-                return server, port, json.loads(body)
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            raise RuntimeError(f"the server did not start: {' '.join(command)}")
-        time.sleep(0.1)
-
-
-def load(run, backend, max_batch_size, records_per_request, requests, seconds, concurrency, seed=0, threads=1):
-    server, port, metadata = start_server(run, backend, max_batch_size, threads)
-    try:
-        rng = np.random.default_rng(seed)
-        pool_records = [example_record(metadata, rng) for _ in range(64)]
-        if records_per_request == "mixed":
-            sizes = rng.integers(1, 33, size=max(requests, 1) + concurrency * 4)
-        else:
-            sizes = np.full(max(requests, 1) + concurrency * 4, int(records_per_request))
-        bodies = [json.dumps({"records": [pool_records[(i + j) % 64] for j in range(int(n))]}).encode()
-                  for i, n in enumerate(sizes)]
-        local = threading.local()
-        headers = {"content-type": "application/json"}
-
-        def one(i):
-            connection = getattr(local, "connection", None)
-            if connection is None:
-                connection = local.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            started = time.perf_counter()
-            connection.request("POST", "/predict", body=bodies[i], headers=headers)
-            response = connection.getresponse()
-            payload = response.read()
-            elapsed = time.perf_counter() - started
-            assert response.status == 200, payload[:200]
-            return elapsed, int(sizes[i])
-
-        stop_at = [float("inf")]
-
-        def bounded(i):
-            if time.perf_counter() > stop_at[0]:
-                return None
-            return one(i)
-
-        with ThreadPoolExecutor(concurrency) as pool:
-            list(pool.map(one, range(requests, requests + concurrency * 4)))  # warm up (connections, model)
-            started = time.perf_counter()
-            stop_at[0] = started + seconds
-            done = [r for r in pool.map(bounded, range(requests)) if r is not None]
-            elapsed = time.perf_counter() - started
-        latencies = np.array([r[0] for r in done])
-        predictions = sum(r[1] for r in done)
-        return {"requests": len(done), "predictions": predictions, "seconds": elapsed,
-                "req_s": len(done) / elapsed, "pred_s": predictions / elapsed,
-                "p50": np.percentile(latencies, 50) * 1e3, "p99": np.percentile(latencies, 99) * 1e3}
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        warm: list = []
+        await asyncio.gather(*(client(2, c, warm) for c in range(clients)))
+        turns = max(4, requests // clients)
+        latencies: list = []
+        started = time.perf_counter()
+        await asyncio.gather(*(client(turns, c * 7, latencies) for c in range(clients)))
+        elapsed = time.perf_counter() - started
+    lat = np.array(latencies) * 1e3
+    return {"pred_s": len(lat) * records / elapsed, "p50": float(np.percentile(lat, 50)),
+            "p99": float(np.percentile(lat, 99)), "requests": len(lat), "failed": len(failed)}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run")
-    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch")
-    parser.add_argument("--records-per-request", default="1", help="a number, or `mixed` (1-32 per request)")
-    parser.add_argument("--requests", type=int, default=400, help="most requests per measurement")
-    parser.add_argument("--seconds", type=float, default=20.0, help="most seconds per measurement")
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--batching", choices=("both", "on", "off"), default="both")
-    parser.add_argument("--threads", type=int, default=1, help="the model's intra-op threads (kiln serve --threads)")
+    parser.add_argument("--backends", default="torch,onnx")
+    parser.add_argument("--clients", default="1,8,32,128")
+    parser.add_argument("--records", default="1,32", help="records per request, comma-separated")
+    parser.add_argument("--requests", type=int, default=400, help="requests per measurement (>= 4 per client)")
+    parser.add_argument("--repeats", type=int, default=2, help="alternating runs per server; the best is kept")
+    parser.add_argument("--threads", type=int, default=1, help="the model's intra-op threads, both servers")
+    parser.add_argument("--serve-plain", type=int, default=None, help=argparse.SUPPRESS)  # the plain server's port
     args = parser.parse_args()
-    if args.records_per_request != "mixed" and not args.records_per_request.isdigit():
-        parser.error("--records-per-request takes a positive number or `mixed`")
-    print(f"# {platform.node()} ({platform.processor() or platform.machine()}, "
-          f"{__import__('os').cpu_count()} cores), {time.strftime('%Y-%m-%d')}, backend {args.backend}, "
-          f"records/request {args.records_per_request}, concurrency {args.concurrency}, threads {args.threads}")
-    print("| batching | predictions/s | requests/s | p50 ms | p99 ms | requests |\n|---|---:|---:|---:|---:|---:|")
-    settings = {"off": [("off (max-batch-size 1)", 1)], "on": [("on (max-batch-size 32)", 32)]}
-    chosen = settings["off"] + settings["on"] if args.batching == "both" else settings[args.batching]
-    for label, size in chosen:
-        r = load(args.run, args.backend, size, args.records_per_request, args.requests, args.seconds,
-                 args.concurrency, threads=args.threads)
-        print(f"| {label} | {r['pred_s']:.0f} | {r['req_s']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} | "
-              f"{r['requests']} |", flush=True)
+    if args.serve_plain is not None:
+        import uvicorn
+        uvicorn.run(plain_app(args.run, args.backends, args.threads), host="127.0.0.1", port=args.serve_plain,
+                    log_level="warning")
+        return
+    print(f"# {platform.node()} ({platform.machine()}, {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f}), {time.strftime('%Y-%m-%d %H:%M')}, {args.run}, threads {args.threads}")
+    print("| backend | records | clients | kiln pred/s | plain pred/s | ratio | kiln p50 | plain p50 | kiln p99 | "
+          "plain p99 | p99 ratio | failed (kiln/plain) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for backend in args.backends.split(","):
+        servers = {kind: start(kind, args.run, backend, args.threads) for kind in ("kiln", "plain")}
+        try:
+            rng = np.random.default_rng(0)
+            pool = [example_record(servers["kiln"][2], rng) for _ in range(64)]
+            for records in map(int, args.records.split(",")):
+                bodies = [json.dumps({"records": [pool[(i + j) % 64] for j in range(records)]}).encode()
+                          for i in range(64)]
+                for clients in map(int, args.clients.split(",")):
+                    best = {}
+                    for _ in range(args.repeats):
+                        for kind in ("kiln", "plain"):
+                            r = asyncio.run(drive(servers[kind][1], bodies, clients, args.requests, records))
+                            if kind not in best or r["pred_s"] > best[kind]["pred_s"]:
+                                best[kind] = r
+                    k, p = best["kiln"], best["plain"]
+                    print(f"| {backend} | {records} | {clients} | {k['pred_s']:,.0f} | {p['pred_s']:,.0f} | "
+                          f"**{k['pred_s'] / p['pred_s']:.2f}** | {k['p50']:.1f} | {p['p50']:.1f} | {k['p99']:.1f} | "
+                          f"{p['p99']:.1f} | {k['p99'] / p['p99']:.2f} | {k['failed']}/{p['failed']} |", flush=True)
+        finally:
+            for server, _, _ in servers.values():
+                stop(server)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,17 @@ class EdgeFeature:
     def _transform(self, series: pd.Series) -> np.ndarray:
         raise NotImplementedError
 
+    def transform_values(self, values: np.ndarray) -> np.ndarray:
+        """``transform`` of one column given as a 1-D array (the server's records, no pandas Series):
+        the same output and errors. Types with an array path (numeric and category inputs) override
+        ``_transform_values``; the others build the Series here."""
+        if not self.fitted:
+            raise EdgeError(f"{self._what()} was saved unfitted; train the run first.")
+        return self._transform_values(values)
+
+    def _transform_values(self, values: np.ndarray) -> np.ndarray:
+        return self._transform(pd.Series(values, name=self.column))
+
     def spec(self) -> dict:
         raise NotImplementedError
 
@@ -83,6 +94,16 @@ class NumericFeature(EdgeFeature):
         return numeric.transform(series, self._where(), output=self.output, fill_value=self.fill_value,
                                  shift=self.shift, divisor=self.divisor)
 
+    def _transform_values(self, values):
+        if self.output or values.dtype.kind != "f":  # targets are checked, text is parsed: the Series path
+            return super()._transform_values(values)
+        return numeric.transform_values(values, self._where(), fill_value=self.fill_value, shift=self.shift,
+                                        divisor=self.divisor)
+
+    def scaling(self) -> tuple[float, float, float]:
+        """``(fill_value, shift, divisor)``: what ``numeric.transform_values`` applies."""
+        return self.fill_value, self.shift, self.divisor
+
     def decode(self, outputs):
         return numeric.decode(outputs, self.shift, self.divisor, self._what())
 
@@ -100,6 +121,11 @@ class CategoryFeature(EdgeFeature):
 
     def _transform(self, series):
         return category.transform(series, self._where(), self.classes, self._lookup, self.output, self.encoding)
+
+    def _transform_values(self, values):
+        if self.output or values.dtype != object:  # targets are checked: the Series path
+            return super()._transform_values(values)
+        return category.transform_values(values, self.classes, self._lookup, self.encoding)
 
     def decode(self, outputs):
         return category.decode(outputs, self.classes, self._what())

@@ -277,6 +277,65 @@ class LoadedRun:
                 result[f"{feature.name}_probability"] = out.reshape(-1)
         return result
 
+    # -- the serving fast path: checked columns in, JSON-ready rows out, no DataFrame
+    def predict_columns(self, columns: dict) -> list[dict]:
+        """``{column: 1-D array}`` (float64 for numeric columns, object otherwise: what a DataFrame of
+        the same rows holds) -> one dict per row, equal to ``predict_frame``'s rows.
+
+        Why a second entry: a DataFrame, its Series and the backend's ``predict`` loop cost ~7 ms
+        per call, whatever the rows (the raw forward of a small model ~0.5 ms). Here each column
+        goes straight to its feature's ``transform_values`` (the array path ``transform`` shares),
+        the backend's ``predict_batch`` runs one forward pass (no batching loop, no per-call
+        checks), and the outputs are decoded column by column. Errors are ``transform``'s.
+        """
+        for feature in self.inputs:
+            if feature.column not in columns:
+                raise self.data_error(f"The data has no column {feature.column!r} (feature {feature.name!r}). "
+                                      f"Columns: {list(columns)}. Add it, or rename the column that holds it.")
+        encoded = self._encode_numeric_together(columns)
+        encoded = {f.name: encoded[f.name] if f.name in encoded else f.transform_values(columns[f.column])
+                   for f in self.inputs}
+        finite = all(_finite(batch) for batch in encoded.values())
+        if not finite:
+            # A finite value can encode to infinity (1e308, standardised): the DataFrame path's
+            # checks and errors (encoding, then the backend's own predict), so both paths answer
+            # such a request the same way.
+            import pandas as pd
+            encoded = self.encode_inputs(pd.DataFrame(columns))
+        fast = getattr(self.backend, "predict_batch", None) if finite else None
+        rows = len(next(iter(columns.values()))) if columns else 0
+        raw = fast(encoded) if fast is not None else self.backend.predict(encoded, max(rows, 1))
+        scores = self.probabilities(raw if isinstance(raw, dict) else {self.outputs[0].name: raw})
+        names, lists = [], []
+        for feature in self.outputs:  # predict_frame's columns, in its order
+            out = scores[feature.name]
+            names.append(feature.name)
+            lists.append(_json_column(list(feature.decode(out))))
+            if feature.type == "category":
+                for i, cls in enumerate(feature.spec()["classes"]):
+                    names.append(f"{feature.name}_probability_{cls}")
+                    lists.append(_json_column(out[:, i]))
+            elif feature.type == "binary":
+                names.append(f"{feature.name}_probability")
+                lists.append(_json_column(out.reshape(-1)))
+        return [dict(zip(names, row)) for row in zip(*lists)] if lists else [{} for _ in range(rows)]
+
+    def _encode_numeric_together(self, columns: dict) -> dict:
+        """Numeric inputs of float columns encoded in one (rows, k) pass of ``numeric.transform_values``
+        (20 columns: ~0.1 ms instead of ~1 ms one by one); the same float32 bits per column. Any
+        infinity (which the server refuses earlier): {} — each feature then raises its own error."""
+        group = [f for f in self.inputs if f.type == "numeric" and not f.output and hasattr(f, "scaling")
+                 and columns[f.column].dtype.kind == "f"]
+        if len(group) < 2:
+            return {}
+        from kiln_edge.preprocessing import numeric
+        matrix = np.stack([columns[f.column] for f in group], axis=1)  # (rows, k) float64
+        if np.isinf(matrix).any():
+            return {}
+        fill, shift, divisor = (np.array(v, dtype=np.float64) for v in zip(*(f.scaling() for f in group)))
+        out = numeric.transform_values(matrix, "", fill_value=fill, shift=shift, divisor=divisor)  # (rows, k)
+        return {f.name: np.ascontiguousarray(out[:, j:j + 1]) for j, f in enumerate(group)}  # each (rows, 1)
+
     # -- evaluating
     def evaluate_frame(self, frame, batch_size: int = 256) -> dict:
         """Metrics on rows that hold the output columns, as evaluation.json reports them.
@@ -296,6 +355,28 @@ class LoadedRun:
         """The names in ``evaluate_frame``'s result that are on a standardised target."""
         replaced = set(data_unit_names(self.outputs))
         return standardised_metrics(self.outputs, [name for name in metrics if name not in replaced])
+
+
+def _finite(batch) -> bool:
+    """Whether an encoded batch (NumPy, or a CPU torch tensor) holds no inf/NaN; integers always do."""
+    values = np.asarray(batch) if hasattr(batch, "dtype") else None
+    return values is None or values.dtype.kind != "f" or bool(np.isfinite(values).all())
+
+
+def _json_column(values) -> list:
+    """A prediction column as the JSON values the server sends: what a DataFrame column of these
+    values gives (``kiln_edge.server.app._predictions``): numbers and bools as Python scalars,
+    NaN as None, labels as they are. Plain strings (most labels) skip pandas."""
+    if isinstance(values, list) and all(type(v) is str for v in values):
+        return values
+    if isinstance(values, list):
+        import pandas as pd
+        values = pd.Series(values).to_numpy()  # the dtype a DataFrame column would infer
+    if values.dtype.kind in "biuf":
+        plain = values.tolist()
+        return [None if v != v else v for v in plain] if values.dtype.kind == "f" and np.isnan(values).any() else plain
+    return [None if isinstance(v, float) and v != v else (v.item() if isinstance(v, np.generic) else v)
+            for v in values]
 
 
 class OnnxBackend:
@@ -340,6 +421,11 @@ class OnnxBackend:
             raise EdgeDataError("No rows to predict.")
         merged = [np.concatenate([c[i] for c in chunks]) for i in range(len(chunks[0]))]
         return dict(zip(self.output_names, merged))
+
+    def predict_batch(self, encoded: dict) -> dict:
+        """All rows in one ``session.run`` (the server's micro-batches are already sized)."""
+        outputs = self.model.run(None, {name: encoded[name] for name in self.input_names})
+        return dict(zip(self.output_names, outputs))
 
     def probabilities(self, feature, raw, kind: str) -> np.ndarray:
         return as_probabilities(feature, raw, kind)

@@ -38,9 +38,26 @@ class TorchBackend:
 
     def __init__(self, model):
         self.model = model
+        self._float_dtype = None  # the model's float dtype, read on the first predict_batch
 
     def predict(self, encoded: dict, batch_size: int):
         return self.model.predict(encoded, batch_size=batch_size, verbose=0)
+
+    def predict_batch(self, encoded: dict):
+        """One forward pass over all rows, for the server's micro-batches: what ``predict`` returns
+        (the same arrays, bit for bit), without its per-call work (data adapter, callbacks, batch
+        loop, thread choice, train/eval switching): eval mode is set once, under inference_mode."""
+        from kiln.training.trainer import _concat_outputs, _float_dtype
+        if self._float_dtype is None:
+            self._float_dtype = _float_dtype(self.model)
+            self.model.eval()  # a loaded run only predicts/evaluates, both in eval mode
+        x = {}
+        for name, value in encoded.items():  # as predict's data adapter: floats in the model's dtype
+            tensor = torch.as_tensor(value)
+            floats = tensor.is_floating_point() and tensor.dtype != self._float_dtype
+            x[name] = tensor.to(self._float_dtype) if floats else tensor
+        with torch.inference_mode():
+            return _concat_outputs([self.model(x)])
 
     def probabilities(self, feature, raw, kind: str) -> np.ndarray:
         return as_probabilities(feature, raw, kind).numpy()

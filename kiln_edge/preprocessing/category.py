@@ -13,7 +13,8 @@ import pandas as pd
 from kiln_edge.errors import EdgeDataError, EdgeError
 from kiln_edge.preprocessing.common import is_missing, plain, row_list, row_name
 
-__all__ = ["lookup", "check_no_missing", "label_text", "indices", "transform", "decode"]
+__all__ = ["lookup", "check_no_missing", "label_text", "indices", "input_indices", "transform", "transform_values",
+           "decode"]
 
 
 def lookup(classes: list, output: bool) -> pd.Index:
@@ -59,9 +60,9 @@ def indices(series: pd.Series, where: str, classes: list, index: pd.Index, outpu
     A label that is not found as it is (``0``) is looked up by its string form (``'0'``).
     """
     values = series.to_numpy(dtype=object)
-    codes = _match_by_text(index.get_indexer(values), values, index)  # -1: not in the vocabulary
     if not output:
-        return (codes + 1).astype(np.int64)  # unseen and missing -> 0, "<unk>"
+        return input_indices(values, index)
+    codes = _match_by_text(index.get_indexer(values), values, index)  # -1: not in the vocabulary
     check_no_missing(series, where)
     unseen = codes < 0
     if unseen.any():
@@ -75,10 +76,24 @@ def indices(series: pd.Series, where: str, classes: list, index: pd.Index, outpu
     return codes.astype(np.int64)
 
 
+def input_indices(values: np.ndarray, index: pd.Index) -> np.ndarray:
+    """An input's labels (an object array) -> int64 ``(rows,)``: position + 1, unseen and missing 0 (``"<unk>"``)."""
+    codes = _match_by_text(index.get_indexer(values), values, index)  # -1: not in the vocabulary
+    return (codes + 1).astype(np.int64)
+
+
 def transform(series: pd.Series, where: str, classes: list, index: pd.Index, output: bool,
               encoding: str) -> np.ndarray:
     """Labels -> int64 ``(rows,)`` ("index") or float32 ``(rows, len(classes))`` ("onehot")."""
-    codes = indices(series, where, classes, index, output)
+    return _encoded(indices(series, where, classes, index, output), classes, encoding)
+
+
+def transform_values(values: np.ndarray, classes: list, index: pd.Index, encoding: str) -> np.ndarray:
+    """An input's labels as an object array (the server's records) -> ``transform``'s output, without a Series."""
+    return _encoded(input_indices(values, index), classes, encoding)
+
+
+def _encoded(codes: np.ndarray, classes: list, encoding: str) -> np.ndarray:
     if encoding == "onehot":
         return np.eye(len(classes), dtype=np.float32)[codes]  # (rows, classes)
     return codes

@@ -12,7 +12,7 @@ import pandas as pd
 from kiln_edge.errors import EdgeDataError, EdgeError
 from kiln_edge.preprocessing.common import row_list, row_name
 
-__all__ = ["numeric_values", "parse", "check_targets", "scale", "transform", "decode"]
+__all__ = ["numeric_values", "parse", "check_targets", "scale", "transform", "transform_values", "decode"]
 
 
 def numeric_values(series: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:
@@ -42,11 +42,16 @@ def parse(series: pd.Series, where: str) -> np.ndarray:
                             f"holds {series.iloc[first]!r}, which is not a "
                             f"number ({int(bad.sum())} such rows: {row_list(series.index[bad])}). Fix those "
                             f"values, or declare the column as a category or text feature.")
+    _check_finite(values, series.index, where)
+    return values
+
+
+def _check_finite(values: np.ndarray, index, where: str) -> None:
+    """Infinity is refused; ``index`` names the rows (a Series' labels, or positions)."""
     infinite = np.isinf(values)
     if infinite.any():
-        raise EdgeDataError(f"{where}: infinite values in {row_list(series.index[infinite])}. Replace them with a "
+        raise EdgeDataError(f"{where}: infinite values in {row_list(index[infinite])}. Replace them with a "
                             f"finite number or leave them empty (filled with `fill_missing`).")
-    return values
 
 
 def check_targets(series: pd.Series, values: np.ndarray, where: str) -> None:
@@ -72,9 +77,23 @@ def transform(series: pd.Series, where: str, *, output: bool, fill_value: float,
     values = parse(series, where)
     if output:
         check_targets(series, values, where)
+    return transform_values(values, where, fill_value=fill_value, shift=shift, divisor=divisor)
+
+
+def transform_values(values: np.ndarray, where: str, *, fill_value: float, shift: float,
+                     divisor: float) -> np.ndarray:
+    """Numbers already parsed, float64 ``(rows,)`` with NaN where missing -> float32 ``(rows, 1)``.
+
+    The array entry of ``transform`` (which parses a Series, then calls this): the server's
+    records arrive as checked floats, so it skips pandas. Rows are named by position. Several
+    columns at once: ``(rows, k)`` with ``fill_value``/``shift``/``divisor`` of shape ``(k,)``
+    -> float32 ``(rows, k)``, each column bit for bit what it gives alone (elementwise float64).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    _check_finite(values, np.arange(len(values)), where)
     values = np.where(np.isnan(values), fill_value, values)
     with np.errstate(over="ignore"):  # a huge value becomes inf; LoadedRun / the trainer refuse it by row
-        return ((values - shift) / divisor).astype(np.float32).reshape(-1, 1)  # (rows, 1)
+        return ((values - shift) / divisor).astype(np.float32).reshape(len(values), -1)  # (rows, 1) or (rows, k)
 
 
 def decode(values: np.ndarray, shift: float, divisor: float, what: str) -> np.ndarray:

@@ -2,12 +2,29 @@
 
 Each request puts its rows (a DataFrame) on an asyncio queue with a future. One worker task
 takes the first waiting request, then keeps taking more until the batch holds ``max_batch_size``
-records or ``max_latency_ms`` has passed since the first arrived, runs the backend once on the
+records or the straggler window (below; at most ``max_latency_ms``) has passed since the first
+arrived, runs the backend once on the
 joined rows in a thread (so the event loop keeps accepting requests), and hands each caller the
 slice of the result that belongs to its rows. ``max_batch_size=1`` turns batching off.
 
     batcher = MicroBatcher(run.predict_frame, max_batch_size=32, max_latency_ms=5)
     predictions = await batcher.submit(frame)      # a DataFrame, rows in the order sent
+
+How long a batch waits for stragglers is sized by measured latency: the worker times every
+forward pass (``pass_seconds``, a moving average), and after the first request of a batch it
+waits for more at most ``min(max_latency_ms, pass_seconds)`` (``straggler_window``). Why that
+bound: a request that arrives after the batch has gone is served by the next pass, at most one
+pass later; waiting longer than a pass for it would cost everyone already in the batch more than
+it saves the straggler. So a fast model (a tabular MLP: ~0.5 ms a pass) never holds requests for
+the full ``max_latency_ms``, and a slow one (an image model: 50 ms) batches up to it.
+
+Where a batch runs is chosen the same way: in the model thread while passes are slow (or not yet
+measured), so the event loop keeps reading requests meanwhile; on the event loop itself once a
+pass measures under ``INLINE_BELOW_S`` (1 ms). Why: handing a batch to a thread and its result
+back costs two thread switches (~0.1-0.3 ms, and far more on a busy CPU, where a woken thread
+waits for the scheduler), more than such a pass; a plain FastAPI server that calls the model in
+its handler pays neither. A pass that slows down (a larger model, a loaded machine) moves the
+batches back to the thread at the next measurement.
 
 Why a failed batch is retried request by request: one bad request (an image that cannot be
 decoded) must fail alone, not take the other callers' rows down with it.
@@ -23,7 +40,21 @@ from typing import Any, Callable
 
 from kiln_edge.server.settings import ServeSettingsError
 
-__all__ = ["MicroBatcher"]
+__all__ = ["MicroBatcher", "straggler_window"]
+
+INLINE_BELOW_S = 0.001  # forward passes measured faster than this run on the event loop (module docstring)
+_SMOOTHING = 0.2  # weight of the newest forward pass in ``pass_seconds`` (about the last 5 passes)
+
+
+def straggler_window(max_latency: float, pass_seconds: float | None) -> float:
+    """Seconds a batch waits for more requests after its first: at most one measured forward pass,
+    never more than ``max_latency`` (both in seconds; ``pass_seconds`` None before the first pass)."""
+    return max_latency if pass_seconds is None else min(max_latency, pass_seconds)
+
+
+def moving_average(previous: float | None, sample: float) -> float:
+    """``pass_seconds`` after one more forward pass took ``sample`` seconds."""
+    return sample if previous is None else (1 - _SMOOTHING) * previous + _SMOOTHING * sample
 
 
 @dataclass
@@ -37,7 +68,8 @@ class _Item:
 
 
 class MicroBatcher:
-    """Queue requests and run ``predict_frame`` on joined batches in one worker thread.
+    """Queue requests and run ``predict_frame`` on joined batches, one at a time (in one worker
+    thread, or on the event loop once passes measure under ``INLINE_BELOW_S``).
 
     Args:
         predict_frame: ``DataFrame -> DataFrame`` with one result row per input row (the backend).
@@ -48,6 +80,10 @@ class MicroBatcher:
         convert: optional, run in the model thread on each batch's result: ``DataFrame -> list``
             of one item per row (the server's JSON-ready dicts); callers then get their slice of
             that list instead of a DataFrame, and the event loop does no per-row work.
+        predict_rows: optional ``records.Rows -> list`` of one JSON-ready item per row (the
+            backend's ``predict_columns`` on ``Rows.arrays()``): used for batches of ``Rows`` (the
+            server's JSON records) instead of framing them for ``predict_frame`` — no DataFrame
+            in the hot path. Its result is not passed to ``convert``.
 
     When requests wait: the worker takes every request already queued (up to
     ``max_batch_size`` records) and runs at once; it waits for stragglers (at most
@@ -56,7 +92,8 @@ class MicroBatcher:
     """
 
     def __init__(self, predict_frame: Callable, max_batch_size: int = 32, max_latency_ms: float = 5.0,
-                 on_batch: Callable[[int], None] | None = None, convert: Callable | None = None):
+                 on_batch: Callable[[int], None] | None = None, convert: Callable | None = None,
+                 predict_rows: Callable | None = None):
         if max_batch_size < 1:
             raise ServeSettingsError(f"Received an invalid value for `max_batch_size`, expected a positive integer. "
                              f"Received: max_batch_size={max_batch_size!r}")
@@ -68,6 +105,8 @@ class MicroBatcher:
         self.max_latency = max_latency_ms / 1000.0
         self.on_batch = on_batch
         self.convert = convert
+        self.predict_rows = predict_rows
+        self.pass_seconds: float | None = None  # moving average of a forward pass (see the module docstring)
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
         self._held: _Item | None = None  # taken from the queue but did not fit the last batch
@@ -110,7 +149,7 @@ class MicroBatcher:
         if first is None:
             first = await self._queue.get()
         batch, rows = [first], first.rows
-        deadline = time.monotonic() + self.max_latency
+        deadline = time.monotonic() + straggler_window(self.max_latency, self.pass_seconds)
         while rows < self.max_batch_size:
             item = self._take_now()
             if item is None:
@@ -135,7 +174,10 @@ class MicroBatcher:
             batch = await self._collect()
             if not batch:
                 continue
-            outcomes = await loop.run_in_executor(self._executor, self._run, batch)
+            if self.pass_seconds is not None and self.pass_seconds < INLINE_BELOW_S:
+                outcomes = self._run(batch)  # cheaper than the two thread switches
+            else:
+                outcomes = await loop.run_in_executor(self._executor, self._run, batch)
             for item, (result, error) in zip(batch, outcomes):
                 if item.future.done():
                     continue
@@ -147,7 +189,7 @@ class MicroBatcher:
     def _run(self, batch: list[_Item]) -> list[tuple[Any, BaseException | None]]:
         """In the model thread: one forward pass over the joined rows, split back per caller."""
         if len(batch) > 1:
-            joined = _join([item.frame for item in batch])
+            joined = self._join([item.frame for item in batch])
             try:
                 result = self._predict(joined)
             except Exception:
@@ -167,24 +209,44 @@ class MicroBatcher:
         requests queued behind it wait for at most one batch, not for the whole abandoned request.
         """
         try:
-            frame = _join([item.frame])
+            frame = self._join([item.frame])
             if len(frame) <= self.max_batch_size:
                 return self._predict(frame), None
             parts = []
             for start in range(0, len(frame), self.max_batch_size):
                 if item.future.done():  # timed out (cancelled) while the previous piece ran
                     return None, asyncio.CancelledError()
-                piece = frame.iloc[start:start + self.max_batch_size].reset_index(drop=True)
+                stop = start + self.max_batch_size
+                piece = frame.part(start, stop) if _is_rows(frame) else frame.iloc[start:stop].reset_index(drop=True)
                 parts.append(self._predict(piece))
             return _concat(parts), None
         except Exception as err:  # handed to the caller, who turns it into a 4xx/5xx
             return None, err
 
+    def _join(self, frames: list):
+        """Requests' rows as one batch: joined ``Rows`` for ``predict_rows``, else a DataFrame."""
+        if self.predict_rows is not None and all(_is_rows(f) for f in frames):
+            from kiln_edge.server.records import Rows
+            return Rows.join(frames)
+        return _join(frames)
+
     def _predict(self, frame):
         if self.on_batch is not None:
             self.on_batch(len(frame))
-        result = self.predict_frame(frame)
-        return self.convert(result) if self.convert is not None else result
+        started = time.perf_counter()
+        if _is_rows(frame):  # only _join's fast branch hands Rows over
+            result = self.predict_rows(frame)
+        else:
+            result = self.predict_frame(frame)
+            result = self.convert(result) if self.convert is not None else result
+        # Written by whichever runs the pass (one at a time), read by the event loop: a float, no lock.
+        self.pass_seconds = moving_average(self.pass_seconds, time.perf_counter() - started)
+        return result
+
+
+def _is_rows(frame) -> bool:
+    from kiln_edge.server.records import Rows
+    return isinstance(frame, Rows)
 
 
 def _rows_of(result, start: int, stop: int):

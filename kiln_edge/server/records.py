@@ -189,9 +189,14 @@ class Rows:
         columns = {name: [v for part in parts for v in part.columns[name]] for name in first.columns}
         return Rows(columns, first.numeric, sum(part.count for part in parts))
 
-    def frame(self):
-        """The DataFrame ``kiln predict`` would read: one column per input column."""
-        import pandas as pd
+    def part(self, start: int, stop: int) -> "Rows":
+        """Rows ``start..stop-1`` (a large request run a batch at a time)."""
+        columns = {name: values[start:stop] for name, values in self.columns.items()}
+        return Rows(columns, self.numeric, len(range(self.count)[start:stop]))
+
+    def arrays(self) -> dict:
+        """``{column: 1-D array}``: float64 for numeric columns, object for the others (the columns of
+        ``frame()``, and what ``LoadedRun.predict_columns`` takes)."""
         data = {}
         for name, values in self.columns.items():
             if name in self.numeric:
@@ -200,7 +205,12 @@ class Rows:
                 column = np.empty(len(values), dtype=object)
                 column[:] = values
                 data[name] = column
-        return pd.DataFrame(data, index=pd.RangeIndex(self.count))
+        return data
+
+    def frame(self):
+        """The DataFrame ``kiln predict`` would read: one column per input column."""
+        import pandas as pd
+        return pd.DataFrame(self.arrays(), index=pd.RangeIndex(self.count))
 
 
 def needs_folder(features) -> bool:

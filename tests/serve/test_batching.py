@@ -82,3 +82,64 @@ def test_a_timed_out_request_is_dropped_after_the_batch_it_is_in():
     result = asyncio.run(main())
     assert result["y"].tolist() == [200]
     assert calls == [[0, 1, 2, 3], [100]]
+
+
+def test_straggler_window_is_one_measured_pass_capped_by_max_latency():
+    from kiln_edge.server.batching import straggler_window
+    assert straggler_window(0.005, None) == 0.005      # nothing measured yet: the setting
+    assert straggler_window(0.005, 0.0005) == 0.0005   # a 0.5 ms model waits at most 0.5 ms
+    assert straggler_window(0.005, 0.050) == 0.005     # a 50 ms model waits the full setting
+    assert straggler_window(0.0, 0.001) == 0.0         # max_latency_ms 0: never waits
+
+
+def test_pass_seconds_is_a_moving_average_of_forward_passes():
+    from kiln_edge.server.batching import moving_average
+    assert moving_average(None, 0.010) == 0.010
+    assert moving_average(0.010, 0.020) == pytest.approx(0.8 * 0.010 + 0.2 * 0.020)
+
+
+def test_batcher_measures_its_forward_passes():
+    import asyncio
+    import pandas as pd
+    from kiln_edge.server.batching import MicroBatcher
+
+    async def go():
+        batcher = MicroBatcher(lambda frame: frame.assign(y=frame["x"] * 2), max_batch_size=4)
+        assert batcher.pass_seconds is None
+        try:
+            out = await batcher.submit(pd.DataFrame({"x": [1.0, 2.0]}))
+        finally:
+            await batcher.stop()
+        return batcher.pass_seconds, out
+    seconds, out = asyncio.run(go())
+    assert seconds is not None and seconds >= 0
+    assert out["y"].tolist() == [2.0, 4.0]
+
+
+def test_fast_passes_run_on_the_event_loop_and_give_the_same_rows():
+    """Once a pass measures under INLINE_BELOW_S the batch runs inline; the answers do not change."""
+    import asyncio
+    import threading
+    import pandas as pd
+    from kiln_edge.server.batching import INLINE_BELOW_S, MicroBatcher
+    threads = []
+
+    def predict(frame):
+        threads.append(threading.current_thread().name)
+        return frame.assign(y=frame["x"] * 2)
+
+    async def go():
+        batcher = MicroBatcher(predict, max_batch_size=4)
+        try:
+            first = await batcher.submit(pd.DataFrame({"x": [1.0]}))   # not measured yet: the thread
+            batcher.pass_seconds = INLINE_BELOW_S / 2                   # as if measured fast
+            second = await batcher.submit(pd.DataFrame({"x": [3.0]}))
+            batcher.pass_seconds = INLINE_BELOW_S * 10                  # slow again: back to the thread
+            third = await batcher.submit(pd.DataFrame({"x": [5.0]}))
+        finally:
+            await batcher.stop()
+        return first, second, third, threading.current_thread().name
+    first, second, third, loop_thread = asyncio.run(go())
+    assert threads[0].startswith("kiln-serve-model") and threads[1] == loop_thread
+    assert threads[2].startswith("kiln-serve-model")
+    assert [first["y"].tolist(), second["y"].tolist(), third["y"].tolist()] == [[2.0], [6.0], [10.0]]

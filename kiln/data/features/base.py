@@ -91,6 +91,13 @@ class Feature:
         self._check_fitted("transform")
         return self._transform(self._select(column))
 
+    def transform_values(self, values: np.ndarray) -> torch.Tensor:
+        """``transform`` of one column given as a 1-D array (the server's records, no pandas Series):
+        the same output and errors. Numeric and category inputs have an array path
+        (``_transform_values``); the other types build the Series here."""
+        self._check_fitted("transform_values")
+        return self._transform_values(values)
+
     def fit_transform(self, column) -> torch.Tensor:
         """``fit`` then ``transform`` on the same (training) column (audio decodes it only once)."""
         series = self._select(column)
@@ -136,6 +143,9 @@ class Feature:
 
     def _transform(self, series: pd.Series) -> torch.Tensor:
         raise NotImplementedError
+
+    def _transform_values(self, values: np.ndarray) -> torch.Tensor:
+        return self._transform(pd.Series(values, name=self.column))
 
     def _fit_transform(self, series: pd.Series) -> torch.Tensor:
         self._fit(series)

@@ -95,6 +95,13 @@ class CategoryFeature(Feature):
             out = category.transform(series, self._where(), self.classes, self._lookup, self.output, self.encoding)
         return torch.from_numpy(out)  # (rows,) int64, or (rows, vocab_size) float32 one-hot
 
+    def _transform_values(self, values: np.ndarray) -> torch.Tensor:
+        if self.output or values.dtype != object:  # targets are checked: the Series path
+            return super()._transform_values(values)
+        if self._lookup is None:
+            self._lookup = category.lookup(self.classes, self.output)
+        return torch.from_numpy(category.transform_values(values, self.classes, self._lookup, self.encoding))
+
     def decode(self, outputs) -> list:
         """Probabilities or logits ``(rows, vocab_size)`` (argmax), or indices ``(rows,)`` -> labels."""
         self._check_fitted("decode")

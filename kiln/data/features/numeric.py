@@ -90,6 +90,19 @@ class NumericFeature(Feature):
                                        shift=shift, divisor=divisor)
         return torch.from_numpy(values)  # (rows, 1)
 
+    def scaling(self) -> tuple[float, float, float]:
+        """``(fill_value, shift, divisor)``: what ``numeric.transform_values`` applies."""
+        return (self.fill_value, *self._scale())
+
+    def _transform_values(self, values: np.ndarray) -> torch.Tensor:
+        if self.output or values.dtype.kind != "f":  # targets are checked, text is parsed: the Series path
+            return super()._transform_values(values)
+        shift, divisor = self._scale()
+        with kiln_errors():
+            out = numeric.transform_values(values, self._where(), fill_value=self.fill_value, shift=shift,
+                                           divisor=divisor)
+        return torch.from_numpy(out)  # (rows, 1)
+
     def decode(self, outputs) -> np.ndarray:
         """Model outputs ``(rows, 1)`` or ``(rows,)`` -> values in the column's units, float64 ``(rows,)``."""
         self._check_fitted("decode")
