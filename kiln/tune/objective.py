@@ -11,10 +11,10 @@ logged value.
 
 from __future__ import annotations
 
+import os
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from kiln.errors import ConfigError
 from kiln.tune.pruning import PruningCallback
@@ -46,6 +46,7 @@ def run_trial(trial, data: dict, tune, tune_dir: Path, verbose: int = 0) -> Tria
 
     name = f"trial-{trial.number:04d}"
     trials_dir = tune_dir / "trials"
+    trial.set_user_attr("pid", os.getpid())  # which worker process ran it
     try:
         params = suggest(trial, tune.space)
         config = apply_params(dict(data, name=name), params, source=name)
@@ -82,7 +83,3 @@ def _record_run_dir(trial, trials_dir: Path, name: str) -> None:
     if found:
         trial.set_user_attr("run_dir", str(found[-1]))
 
-
-def trial_params(trial) -> dict[str, Any]:
-    """The sampled values of a finished ``FrozenTrial``, by config path."""
-    return dict(trial.params)

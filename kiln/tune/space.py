@@ -216,9 +216,10 @@ def _try(data: dict, key: str, value: str) -> str | None:
 
 def _strip_source(line: str) -> str:
     """``--set k=v: path: message`` -> ``path: message``."""
-    if line.startswith("--set "):
-        head, sep, rest = line.partition(": ")
-        return rest if sep else line
+    for prefix in ("--set ", "tune: "):
+        if line.startswith(prefix):
+            head, sep, rest = line.partition(": ")
+            return rest if sep else line
     return line
 
 
