@@ -115,7 +115,8 @@ class TuneConfig(_Section):
     trials: PositiveInt = 20
     """Total trials of the study (completed, pruned and failed; an interrupted one is not counted)."""
     timeout: PositiveFloat | None = None
-    """Seconds after which no new trial starts (running ones finish); None: no limit."""
+    """Seconds of trials after which no new trial starts (running ones finish; each worker counts from
+    its first trial, so process start-up is not charged); None: no limit."""
     jobs: PositiveInt = 1
     """Trials run at the same time, each in its own process with its share of the CPU threads."""
     refit: bool = False

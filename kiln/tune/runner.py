@@ -147,12 +147,11 @@ def tune(config, *, trials: int | None = None, jobs: int | None = None, timeout:
             _retry_interrupted(study, tune_cfg)
         if verbose:
             print(f"tune folder: {tune_dir}", flush=True)
-        deadline = started + tune_cfg.timeout if tune_cfg.timeout else None
         if tune_cfg.jobs == 1:
             from kiln.tune.worker import work
-            work(tune_dir, url, 0, tune_cfg.trials, deadline, None, verbose)
+            work(tune_dir, url, 0, tune_cfg.trials, tune_cfg.timeout, None, verbose)
         else:
-            _run_workers(tune_dir, url, tune_cfg.jobs, tune_cfg.trials, deadline, verbose)
+            _run_workers(tune_dir, url, tune_cfg.jobs, tune_cfg.trials, tune_cfg.timeout, verbose)
         summary = _finish(config, tune_dir, study, started, verbose)
     finally:
         fcntl.flock(lock, fcntl.LOCK_UN)
@@ -195,7 +194,7 @@ def _retry_interrupted(study, tune_cfg) -> None:
 
 
 # ---------------------------------------------------------------------- trials
-def _run_workers(tune_dir: Path, url: str, jobs: int, total: int, deadline: float | None, verbose: int) -> None:
+def _run_workers(tune_dir: Path, url: str, jobs: int, total: int, timeout: float | None, verbose: int) -> None:
     """``jobs`` worker processes on the study; each gets an equal share of the CPU threads."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     env = dict(os.environ, KILN_TUNE_STORAGE=url)
@@ -205,8 +204,8 @@ def _run_workers(tune_dir: Path, url: str, jobs: int, total: int, deadline: floa
     for index in range(jobs):
         command = [sys.executable, "-m", "kiln.tune.worker", str(tune_dir), "--index", str(index),
                    "--total", str(total), "--threads", str(threads), "--verbose", str(verbose)]
-        if deadline is not None:
-            command += ["--deadline", repr(deadline)]
+        if timeout is not None:
+            command += ["--timeout", repr(timeout)]
         log = open(tune_dir / "logs" / f"worker-{index}.log", "a")
         procs.append((subprocess.Popen(command, env=env, stdout=None if verbose else log, stderr=log), log))
     failed = None

@@ -26,9 +26,10 @@ class _TrialFailed(Exception):
     """Raised inside Optuna's loop for a trial that failed (already recorded): the study goes on."""
 
 
-def work(tune_dir: Path, storage_url: str, index: int, total: int, deadline: float | None,
+def work(tune_dir: Path, storage_url: str, index: int, total: int, timeout: float | None,
          threads: int | None = None, verbose: int = 1) -> None:
-    """Run trials of the tune folder's study until ``total`` are done or ``deadline`` (epoch seconds) passes.
+    """Run trials of the tune folder's study until ``total`` are done or ``timeout`` seconds have passed
+    since this worker was ready to start its first trial (running trials finish).
 
     Raises:
         MetricNotLoggedError: the tuned metric is not logged (the study cannot go on).
@@ -56,6 +57,7 @@ def work(tune_dir: Path, storage_url: str, index: int, total: int, deadline: flo
         total = min(total, grid_size(tune.space))
     data = base_data(config)
     lock_path = tune_dir / ".trial.lock"
+    deadline = None if timeout is None else time.time() + timeout
     while deadline is None or time.time() < deadline:
         lock = open(lock_path, "a")
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -102,13 +104,13 @@ def main(argv=None) -> int:
     parser.add_argument("tune_dir")
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--total", type=int, required=True)
-    parser.add_argument("--deadline", type=float, default=None)
+    parser.add_argument("--timeout", type=float, default=None)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--verbose", type=int, default=1)
     args = parser.parse_args(argv)
     _die_with_parent()
     try:
-        work(Path(args.tune_dir), os.environ["KILN_TUNE_STORAGE"], args.index, args.total, args.deadline,
+        work(Path(args.tune_dir), os.environ["KILN_TUNE_STORAGE"], args.index, args.total, args.timeout,
              args.threads, args.verbose)
     except MetricNotLoggedError as error:
         (Path(args.tune_dir) / "logs" / f"worker-{args.index}.error").write_text(str(error))
