@@ -136,12 +136,13 @@ def test_samplers_and_pruners_by_name(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_failed_trial_is_recorded_and_the_study_goes_on(tmp_path):
+def test_a_failed_trial_is_recorded_and_the_study_goes_on_and_the_best_is_refitted(tmp_path):
     summary = kiln.tune(iris_config(tmp_path, """\
         metric: val_accuracy
         sampler: grid
         pruner: none
         seed: 0
+        refit: true
         space:
           model.layers.0.Dense.activation: {type: categorical, choices: [not_an_activation, relu]}
         """), output_dir=tmp_path / "tunes", verbose=0)
@@ -150,6 +151,18 @@ def test_a_failed_trial_is_recorded_and_the_study_goes_on(tmp_path):
     assert "not_an_activation" in states["not_an_activation"]["error"]
     assert states["relu"]["state"] == "complete"
     assert summary.best_trial == states["relu"]["number"] and (summary.tune_dir / "best.yaml").is_file()
+    # refit: best.yaml on train + validation (0.8 + 0.1 of iris's 150 rows), the same 15 test rows.
+    refit = summary.refit_dir
+    assert refit == summary.tune_dir / "refit"
+    config = load_config(refit / "config.yaml")
+    assert (config.data.split.train, config.data.split.validation) == (pytest.approx(0.9), 0.0)
+    assert config.model.layers[0]["Dense"]["activation"] == "relu"
+    assert set(json.loads((refit / "evaluation.json").read_text())) == {"train", "test"}
+    from kiln.data import read_source, split_frame
+    frame = read_source("sklearn:iris")
+    before = split_frame(frame, train=0.8, validation=0.1, test=0.1, seed=0)["test"]
+    after = split_frame(frame, train=0.9, validation=0.0, test=0.1, seed=0)["test"]
+    assert before.equals(after)  # refitting never sees the test rows the trials were not tuned on
 
 
 def test_a_metric_that_is_never_logged_stops_before_any_trial(tmp_path):
