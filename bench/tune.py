@@ -112,7 +112,8 @@ def main() -> int:
                 print(json.dumps(row), flush=True)
         if not args.skip_throughput:
             for jobs in (1, 2):
-                summary, wall = study(args.recipes[0], args.epochs, "tpe", "asha", args.throughput_trials, 0, jobs, work)
+                summary, wall = study(args.recipes[0], args.epochs, "tpe", "asha", args.throughput_trials, 0, jobs,
+                                      work)
                 row = {"recipe": args.recipes[0], "jobs": jobs, "trials": len(summary.trials), "wall_s": wall,
                        "trials_per_min": 60 * len(summary.trials) / wall, "epochs": summary.epochs,
                        "load": os.getloadavg()}

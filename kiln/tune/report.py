@@ -2,7 +2,7 @@
 
 Top to bottom: headline cards (best value, trials by state, epochs), the optimisation history
 (every trial's value and the best so far), parallel coordinates (each completed trial a line
-across its parameters, coloured by value), parameter importances (fANOVA), and a table of
+across its parameters, coloured by value), parameter importances (Optuna's default evaluator), and a table of
 every trial with its state, value, values, epochs and run folder (a relative link).
 
 Self-contained like the run report (``kiln.reports``): inline CSS, plots as inline SVG, no
@@ -74,7 +74,7 @@ def render_study_report(summary, direction: str, base: Path | None = None) -> st
         body = _importance_svg(summary.importances) if plots else ""
         body += _table(["parameter", "importance"], [[_e(k), _num(v)] for k, v in summary.importances.items()],
                        "importance-table")
-        sections.append(("importance", "Parameter importances (fANOVA)", body))
+        sections.append(("importance", "Parameter importances (Optuna's default evaluator)", body))
     else:
         notes.append("Parameter importances need at least two completed trials with differing values.")
     sections.append(("trials", "Trials", _trials_table(trials, summary.best_trial, base)))
@@ -103,7 +103,8 @@ def render_study_report(summary, direction: str, base: Path | None = None) -> st
 <header><h1>kiln study {_e(summary.study_name)}</h1>
 <div class="cards">{''.join(f'<div class="card">{_e(k)}<b>{_e(v)}</b></div>' for k, v in cards)}</div></header>
 {note_html}
-<section id="summary"><h2>Summary</h2><p>{_e(summary.metric)} ({_e(direction)}), {len(trials)} trials.</p>{best}</section>
+<section id="summary"><h2>Summary</h2>
+<p>{_e(summary.metric)} ({_e(direction)}), {len(trials)} trials.</p>{best}</section>
 {body}
 <footer>Written by kiln {_e(__version__)} · one self-contained file, works offline</footer>
 </main>
@@ -124,8 +125,9 @@ def _trials_table(trials, best_trial, base) -> str:
             link = f'<a href="{_e(Path(target).as_posix())}/report.html">{_e(Path(run).name)}</a>'
         state = t["state"] + (f" (epoch {t['pruned_at']})" if t.get("pruned_at") else "")
         cells = [_num(t["number"]), f'<span class="state-{_e(t["state"])}">{_e(state)}</span>', _num(t["value"])]
-        cells += [_num(t["params"].get(n)) if isinstance(t["params"].get(n), (int, float)) else _e(t["params"].get(n, ""))
-                  for n in names]
+        for n in names:
+            value = t["params"].get(n, "")
+            cells.append(_num(value) if isinstance(value, (int, float)) else _e(value))
         cells += [_num(t.get("epochs")), _num(t.get("seconds")), link, _e(t.get("error") or "")]
         rows.append((cells, t["number"] == best_trial))
     head = ["trial", "state", "value", *names, "epochs", "seconds", "run", "error"]

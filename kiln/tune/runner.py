@@ -260,14 +260,17 @@ def _finish(config, tune_dir: Path, study, started: float, verbose: int) -> Tune
 
 
 def _importances(study) -> dict[str, float]:
-    """fANOVA importances of the parameters (Optuna's default); empty when there are too few trials."""
+    """Parameter importances by Optuna's default evaluator (PED-ANOVA in Optuna 5); empty with too few trials."""
+    import warnings
     import optuna
     from optuna.trial import TrialState
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(complete) < 2:
         return {}
     try:
-        importances = optuna.importance.get_param_importances(study)
+        with warnings.catch_warnings():  # "importances will be equal" on tiny studies: the table shows it
+            warnings.simplefilter("ignore", UserWarning)
+            importances = optuna.importance.get_param_importances(study)
     except (RuntimeError, ValueError):  # e.g. a parameter that never varied
         return {}
     return {k: float(v) for k, v in importances.items()}
