@@ -48,9 +48,12 @@ def work(tune_dir: Path, storage_url: str, index: int, total: int, timeout: floa
     tune_dir = Path(tune_dir)
     config = load_config(tune_dir / "tune.yaml")
     tune = config.tune
-    seed = (tune.seed if tune.seed is not None else config.seed) + index  # workers must not draw the same points
     storage = open_storage(storage_url)
     study = open_study(storage, config.name, tune, create=False)
+    # Workers must not draw the same points, nor a resumed study the points its first run drew:
+    # the seed moves with the worker index and with the trials already in the study.
+    done = len(study.get_trials(deepcopy=False))
+    seed = (tune.seed if tune.seed is not None else config.seed) + index + 7919 * done
     study = optuna.load_study(study_name=config.name, storage=storage, sampler=make_sampler(tune, seed),
                               pruner=make_pruner(tune, config.training.epochs))
     if tune.sampler == "grid":

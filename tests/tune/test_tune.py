@@ -219,9 +219,9 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "kiln", "tune", str(cfg), "--trials", "5", "--output",
                              str(tmp_path / "tunes"), "--quiet"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
-    deadline = time.time() + 300
-    db = None
-    while time.time() < deadline:
+    deadline = time.time() + 900  # generous: on a loaded 2-core machine one iris trial has taken 50 s
+    db, ready = None, False
+    while time.time() < deadline and proc.poll() is None:
         found = list((tmp_path / "tunes").glob("iris-*/study.db"))
         if found:
             db = found[0]
@@ -230,11 +230,13 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
                 running = [s for s, _, _ in _counts(db).values() if s == "RUNNING"]
             except Exception:  # the study is being created
                 done, running = [], []
-            if len(done) >= 2 and running:
+            if len(done) >= 1 and running:
+                ready = True
                 break
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    out, err = proc.communicate()
+    assert ready, f"kiln tune never had a completed and a running trial at once: {err.decode()[-2000:]}"
     before = _counts(db)
     killed = [n for n, (s, _, _) in before.items() if s == "RUNNING"]
     assert len(killed) == 1, before
@@ -249,6 +251,7 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
     assert after[killed[0]][0] == "FAIL"  # the interrupted trial, not counted ...
     retried = [n for n in complete if after[n][2] == before[killed[0]][2]]
     assert len(retried) == 1  # ... and its values run again once
+    assert len({json.dumps(after[n][2]) for n in complete}) == 5  # the resumed sampler draws new values
     summary = json.loads((db.parent / "summary.json").read_text())
     assert summary["states"]["interrupted"] == 1 and summary["states"]["complete"] == 5
 
@@ -266,5 +269,7 @@ def test_parallel_jobs_run_in_separate_processes_within_the_budget(tmp_path):
     import optuna
     study = optuna.load_study(study_name="iris", storage=f"sqlite:///{summary.tune_dir / 'study.db'}")
     pids = {t.user_attrs["pid"] for t in study.trials}
-    assert len(pids) == 2 and os.getpid() not in pids
+    # Both workers started (each has its log); which ran how many trials depends on the machine's load.
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+    assert sorted(p.name for p in (summary.tune_dir / "logs").glob("worker-*.log")) == ["worker-0.log", "worker-1.log"]
     assert summary.direction == "minimize"
