@@ -238,8 +238,9 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
     out, err = proc.communicate()
     assert ready, f"kiln tune never had a completed and a running trial at once: {err.decode()[-2000:]}"
     before = _counts(db)
+    # Usually one trial was mid-run; rarely it finished between the poll and the kill.
     killed = [n for n, (s, _, _) in before.items() if s == "RUNNING"]
-    assert len(killed) == 1, before
+    assert len(killed) <= 1, before
     from kiln.cli import main
     assert main(["tune", "--resume", str(db.parent), "--trials", "5", "--quiet"]) == 0
     after = _counts(db)
@@ -248,12 +249,13 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
             assert after[number] == (state, value, params)
     complete = [n for n, (s, _, _) in after.items() if s == "COMPLETE"]
     assert len(complete) == 5  # the total: nothing lost, nothing run twice beyond the budget
-    assert after[killed[0]][0] == "FAIL"  # the interrupted trial, not counted ...
-    retried = [n for n in complete if after[n][2] == before[killed[0]][2]]
-    assert len(retried) == 1  # ... and its values run again once
+    for number in killed:
+        assert after[number][0] == "FAIL"  # the interrupted trial, not counted ...
+        retried = [n for n in complete if after[n][2] == before[number][2]]
+        assert len(retried) == 1  # ... and its values run again once
     assert len({json.dumps(after[n][2]) for n in complete}) == 5  # the resumed sampler draws new values
     summary = json.loads((db.parent / "summary.json").read_text())
-    assert summary["states"]["interrupted"] == 1 and summary["states"]["complete"] == 5
+    assert summary["states"]["interrupted"] == len(killed) and summary["states"]["complete"] == 5
 
 
 @pytest.mark.slow
