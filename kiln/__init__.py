@@ -32,7 +32,8 @@ __all__ = [
 # not in __all__ (a star-import stays the Keras surface) but `kiln.zoo.resnet18(...)` must work.
 _SUBMODULES = ("activations", "backend", "callbacks", "distribution", "errors", "initializers", "layers", "losses", "metrics",
                "models", "ops", "optimizers", "regularizers", "saving", "training", "utils",
-               "compress", "config", "data", "explain", "export", "privacy", "reports", "serve", "workflows", "zoo")
+               "compress", "config", "data", "explain", "export", "privacy", "reports", "serve", "workflows", "zoo",
+               "tune", "tuners")
 _NAMES = {"Input": "kiln.layers.symbolic", "Model": "kiln.models", "Sequential": "kiln.models",
           "load_model": "kiln.models", "Trainer": "kiln.training"}
 

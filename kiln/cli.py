@@ -5,6 +5,7 @@ Exit codes: 0 success, 2 a usage or config error (nothing ran), 1 a failure whil
     kiln train CONFIG [--output DIR] [--resume RUN] [--set KEY=VALUE ...] [--nproc N [--nnodes M
                --node-rank R --rdzv-endpoint HOST:PORT] [--max-restarts K]]
     kiln validate CONFIG [--set KEY=VALUE ...]
+    kiln tune CONFIG [--trials N] [--jobs N] [--timeout S] [--output DIR] [--storage URL] [--resume TUNE]
     kiln init [PATH] [--kind image|tabular|text]
     kiln evaluate RUN --data FILE [--backend torch|onnx]
     kiln predict RUN --data FILE --output preds.csv [--backend torch|onnx]
@@ -81,6 +82,15 @@ def _join_torchrun() -> int | None:
     import kiln.distribution as distribution
     distribution.set_distribution(distribution.DataParallel())
     return distribution.distribution().rank
+def cmd_tune(args) -> int:
+    """Tune a config's hyperparameters (its tune: section); writes a tune folder (trials, best.yaml, report)."""
+    from kiln.tune.runner import tune
+    if not (args.resume or args.config):
+        raise _UsageError("kiln tune needs a CONFIG file with a tune: section (or --resume TUNE_FOLDER).")
+    summary = tune(args.config, trials=args.trials, jobs=args.jobs, timeout=args.timeout, output_dir=args.output,
+                   resume=args.resume, storage=args.storage, overrides=args.set, verbose=0 if args.quiet else 1)
+    print(f"tune: {summary.tune_dir}")
+    return 0
 
 
 def cmd_validate(args) -> int:
@@ -351,6 +361,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--node-rank", type=int, default=0, help="this machine's index, 0..nnodes-1 (default 0)")
     p.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="where the machines meet (several machines)")
     p.add_argument("--max-restarts", type=int, default=0, help="restarts after a process fails (default 0)")
+    p = add("tune", cmd_tune)
+    p.add_argument("config", nargs="?")
+    p.add_argument("--trials", type=int, help="total trials of the study (default: tune.trials)")
+    p.add_argument("--jobs", type=int, help="trials at once, each in its own process (default: tune.jobs)")
+    p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    p.add_argument("--output", help="folder for tune folders (default: tunes)")
+    p.add_argument("--storage", metavar="URL", help="a database shared by several machines (default: study.db)")
+    p.add_argument("--resume", metavar="TUNE", help="continue a tune folder's study; --trials is the total")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.add_argument("--quiet", action="store_true")
     p = add("validate", cmd_validate)
     p.add_argument("config")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -419,7 +439,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"train": cmd_train, "validate": cmd_validate, "init": cmd_init, "evaluate": cmd_evaluate,
+COMMANDS = {"train": cmd_train, "tune": cmd_tune, "validate": cmd_validate, "init": cmd_init, "evaluate": cmd_evaluate,
             "predict": cmd_predict, "info": cmd_info, "report": cmd_report, "export": cmd_export,
             "compress": cmd_compress, "explain": cmd_explain, "card": cmd_card, "serve": cmd_serve,
             "version": cmd_version}

@@ -23,6 +23,7 @@ The sections, top to bottom as in a YAML file::
     export: ExportConfig
     explain: ExplainConfig
     card: CardConfig
+    tune: TuneConfig                 (kiln.config.tune_schema; read by `kiln tune` only)
 
 Derived checks (ratios summing to 1, unique feature names, ...) live in validators beside the
 fields they relate; each raises ``_problem(message, *at)`` (or ``_problems`` for several at
@@ -52,6 +53,7 @@ from kiln.config.catalog import LAYER_ARGUMENTS, ZOO_OPTIONS
 from kiln.config.preprocessing import (PREPROCESSING_BY_TYPE, AudioPreprocessing, BinaryPreprocessing,
                                        CategoryPreprocessing, ImagePreprocessing, NumericPreprocessing,
                                        SequencePreprocessing, TextPreprocessing)
+from kiln.config.tune_schema import TuneConfig
 from kiln.errors import closest_match
 
 __all__ = [
@@ -74,6 +76,7 @@ __all__ = [
     "ExportConfig",
     "ExplainConfig",
     "CardConfig",
+    "TuneConfig",
     "FEATURE_TYPES",
     "AUGMENTATIONS_BY_TYPE",
 ]
@@ -637,6 +640,8 @@ class KilnConfig(_Section):
     """The explanations written after evaluation."""
     card: CardConfig = Field(default_factory=CardConfig)
     """The model card's intended use, license and slices."""
+    tune: TuneConfig | None = None
+    """What ``kiln tune`` searches (``kiln.config.tune_schema``); None: not tuned. ``kiln train`` ignores it."""
 
     @field_validator("name")
     @classmethod

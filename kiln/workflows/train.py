@@ -123,8 +123,12 @@ def _encode(features, frame):
 
 
 # ---------------------------------------------------------------------- the workflow
-def train(config, *, output_dir=None, resume=None, verbose: int = 1) -> RunResult:
-    """Run the whole lifecycle for ``config`` (a KilnConfig); returns where it all went."""
+def train(config, *, output_dir=None, resume=None, verbose: int = 1, callbacks=()) -> RunResult:
+    """Run the whole lifecycle for ``config`` (a KilnConfig); returns where it all went.
+
+    ``callbacks`` are added to the run's own (checkpoints, metrics log, early stopping), e.g.
+    ``kiln tune``'s pruning callback; default none.
+    """
     from kiln.config import dump_config
     started = time.time()
     seed = config.training.seed if config.training.seed is not None else config.seed
@@ -140,7 +144,8 @@ def train(config, *, output_dir=None, resume=None, verbose: int = 1) -> RunResul
     if config.data.split.k_folds:
         _cross_validate(config, splits, seed, run_dir, verbose)
     try:
-        fitted = _fit_once(config, splits, seed, callbacks=_callbacks(config, run_dir), verbose=verbose)
+        fitted = _fit_once(config, splits, seed, callbacks=_callbacks(config, run_dir) + list(callbacks),
+                           verbose=verbose)
     except KilnError:
         if config.training.privacy is not None and resume is None:
             _discard_unstarted_run(run_dir)  # a refused private fit leaves no folder that claims privacy
