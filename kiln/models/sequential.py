@@ -99,7 +99,9 @@ class Sequential(Model):
     def input_shape(self):
         return None if self._input_spec is None else (None,) + tuple(self._input_spec[0])
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
+        if mask is not None or self._carries_masks():
+            return self._call_with_masks(inputs, training, mask)
         x = inputs
         if training is None:
             for name in self._layer_names:
@@ -109,6 +111,36 @@ class Sequential(Model):
             layer = self._modules[name]
             x = layer(x, training=training) if getattr(layer, "_accepts_training", False) else layer(x)
         return x
+
+    def _carries_masks(self) -> bool:
+        """Whether some layer makes or passes masks (cached per list of layers)."""
+        key = tuple(self._layer_names)
+        if getattr(self, "_mask_cache_key", None) != key:
+            from kiln.layers.masking import produces_masks
+            self._mask_cache = any(produces_masks(self._modules[n]) for n in self._layer_names)
+            self._mask_cache_key = key
+        return self._mask_cache
+
+    def _call_with_masks(self, inputs, training, mask):
+        """The stack with Keras's masks: each layer gets the mask of its input (when its call
+        takes ``mask``) and ``compute_mask`` gives the mask of its output."""
+        from kiln.layers.masking import mask_call_kwargs
+        x = inputs
+        for name in self._layer_names:
+            layer = self._modules[name]
+            kwargs = {"training": training} if training is not None and getattr(layer, "_accepts_training", False) \
+                else {}
+            if mask is not None:
+                kwargs.update(mask_call_kwargs(layer, [mask], kwargs))
+            out = layer(x, **kwargs)
+            mask = layer.compute_mask(x, mask) if isinstance(layer, Layer) else None
+            x = out
+        self._output_mask = mask
+        return x
+
+    def compute_mask(self, inputs, mask=None):
+        """The mask of the last layer's output, from the latest call on these inputs."""
+        return getattr(self, "_output_mask", None)
 
     def get_config(self) -> dict:
         from kiln.saving.serialization import serialize_layer
