@@ -21,7 +21,8 @@ import torch
 from kiln.errors import KilnTypeError, ShapeError
 from kiln.layers.layer import Layer
 
-__all__ = ["Masking", "check_mask", "produces_masks", "mask_call_kwargs"]
+__all__ = ["Masking", "check_mask", "produces_masks", "mask_call_kwargs", "masked_sample_weight",
+           "masked_metric_inputs"]
 
 
 class Masking(Layer):
@@ -69,6 +70,40 @@ def check_mask(layer, mask, inputs, what: str = "mask") -> torch.Tensor:
                          f"(batch, timesteps)={expected}, True for real steps. Build it from the ids "
                          f"(ids != 0) or let Embedding(mask_zero=True) / Masking() make it.")
     return mask if mask.dtype == torch.bool else mask.bool()
+
+
+def masked_sample_weight(mask, sample_weight):
+    """Keras's loss weighting for an output mask: masked steps weigh 0 and real ones
+    ``steps / real steps``, so a "sum_over_batch_size" loss is the mean over the real steps
+    (metrics, normalised by their weights, are the same). ``mask``: the output's (batch, T)
+    mask or None (then ``sample_weight`` is returned unchanged)."""
+    if not torch.is_tensor(mask):
+        return sample_weight
+    weights = mask.to(torch.float32)
+    weights = weights * (weights.numel() / weights.sum().clamp_min(1.0))
+    if sample_weight is not None:
+        sample_weight = torch.as_tensor(sample_weight, device=weights.device, dtype=weights.dtype)
+        while sample_weight.dim() < weights.dim():
+            sample_weight = sample_weight.unsqueeze(-1)
+        weights = weights * sample_weight
+    return weights
+
+
+def masked_metric_inputs(mask, y_true, y_pred, sample_weight):
+    """``(y_true, y_pred, sample_weight)`` restricted to the real steps of a (batch, T) output
+    mask: each real step becomes one sample, so every metric (weighted or not) averages over
+    the real steps only, as Keras's masked metrics do. Unchanged when there is no such mask."""
+    if not (torch.is_tensor(mask) and torch.is_tensor(y_pred) and torch.is_tensor(y_true)
+            and mask.dim() >= 2 and tuple(y_pred.shape[:mask.dim()]) == tuple(mask.shape)
+            and tuple(y_true.shape[:mask.dim()]) == tuple(mask.shape)):
+        return y_true, y_pred, sample_weight
+    keep = mask.bool()
+    if sample_weight is not None:
+        sample_weight = torch.as_tensor(sample_weight, device=y_pred.device)
+        while sample_weight.dim() < keep.dim():
+            sample_weight = sample_weight.unsqueeze(-1)
+        sample_weight = torch.broadcast_to(sample_weight, keep.shape)[keep]
+    return y_true[keep], y_pred[keep], sample_weight
 
 
 def produces_masks(layer) -> bool:

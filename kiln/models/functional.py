@@ -132,7 +132,10 @@ class Functional(Model):
             for i, (sym, real) in enumerate(zip(flatten(node.outputs), flatten(out))):
                 values[id(sym)] = real
                 masks[id(sym)] = out_masks[i] if i < len(out_masks) else None
-        self._output_mask = map_structure(mask_of, self._outputs)
+        flat_outputs = flatten(self._outputs)
+        # One output: its mask as a tensor (what the loss uses); several: the same structure.
+        self._output_mask = mask_of(flat_outputs[0]) if len(flat_outputs) == 1 else \
+            map_structure(mask_of, self._outputs)
         return map_structure(lookup, self._outputs)
 
     def compute_mask(self, inputs, mask=None):

@@ -52,6 +52,7 @@ class Model(Layer):
         self._example_input = None  # a small real batch, recorded for summary() and export
         self.built = True  # a subclassed model builds its layers lazily, one by one
         self._loss_tracker = None  # Keras's "loss" Mean, made by compile
+        self._output_mask = None  # the output's mask from the latest call, when a layer made one
 
     # ------------------------------------------------------------------ forward
     def forward(self, inputs, *args, **kwargs):
@@ -228,8 +229,9 @@ class Model(Layer):
         trainer = self._require_trainer("compute_loss")
         total = None
         if trainer.loss is not None and y is not None:
+            from kiln.layers.masking import masked_sample_weight
             trainer.ensure_objectives(y, y_pred)
-            total = trainer.objectives.loss(y, y_pred, sample_weight)
+            total = trainer.objectives.loss(y, y_pred, masked_sample_weight(self._output_mask, sample_weight))
         for term in self.losses:
             total = term if total is None else total + term
         if total is None:
@@ -242,8 +244,9 @@ class Model(Layer):
         trainer = self._require_trainer("compute_metrics")
         objectives = trainer.objectives
         if y is not None and trainer.loss is not None and (objectives._metric_spec or objectives._weighted_spec):
+            from kiln.layers.masking import masked_metric_inputs
             trainer.ensure_objectives(y, y_pred)
-            objectives.update_metrics(y, y_pred, sample_weight)
+            objectives.update_metrics(*masked_metric_inputs(self._output_mask, y, y_pred, sample_weight))
         return self.get_metrics_result()
 
     def get_metrics_result(self) -> dict:

@@ -35,6 +35,7 @@ class Sequential(Model):
         super().__init__(name=name or "sequential", trainable=trainable)
         self._layer_names: list[str] = []
         self._input_spec = None  # (shape without batch, dtype) once known
+        self._mask_layers = None  # whether a layer makes masks; None: not worked out since the last add/pop
         for layer in layers or []:
             self.add(layer)
 
@@ -55,6 +56,7 @@ class Sequential(Model):
         if not isinstance(layer, nn.Module):
             raise KilnTypeError(f"Sequential.add expects a layer (an nn.Module); received {type(layer).__name__}: {layer!r}")
         first = not self._layer_names
+        self._mask_layers = None
         name = attach_layer(self, getattr(layer, "name", None) or type(layer).__name__.lower(), layer)
         self._layer_names.append(name)
         if isinstance(layer, Layer):
@@ -70,6 +72,7 @@ class Sequential(Model):
         if not self._layer_names:
             raise KilnValueError("There are no layers in the model to pop.")
         name = self._layer_names.pop()
+        self._mask_layers = None
         layer = self._modules[name]
         del self._modules[name]
         return layer
@@ -113,13 +116,11 @@ class Sequential(Model):
         return x
 
     def _carries_masks(self) -> bool:
-        """Whether some layer makes or passes masks (cached per list of layers)."""
-        key = tuple(self._layer_names)
-        if getattr(self, "_mask_cache_key", None) != key:
+        """Whether some layer makes or changes masks (worked out once per list of layers)."""
+        if self._mask_layers is None:
             from kiln.layers.masking import produces_masks
-            self._mask_cache = any(produces_masks(self._modules[n]) for n in self._layer_names)
-            self._mask_cache_key = key
-        return self._mask_cache
+            self._mask_layers = any(produces_masks(self._modules[n]) for n in self._layer_names)
+        return self._mask_layers
 
     def _call_with_masks(self, inputs, training, mask):
         """The stack with Keras's masks: each layer gets the mask of its input (when its call

@@ -194,9 +194,26 @@ class Trainer:
             self.objectives.build(y, y_pred, output_names=_output_names(self.module))
 
     # ------------------------------------------------------------------ one step
+    def _masked(self, sample_weight):
+        """``sample_weight`` with the model output's mask applied (Keras: masked steps add no
+        loss); unchanged for models that made no mask in their latest call."""
+        mask = getattr(self.module, "_output_mask", None) if self._kiln_model else None
+        if mask is None:
+            return sample_weight
+        from kiln.layers.masking import masked_sample_weight
+        return masked_sample_weight(mask, sample_weight)
+
+    def _update_metrics(self, y, y_pred, sample_weight) -> None:
+        """Metrics of one batch; for an output with a mask, over its real steps only."""
+        mask = getattr(self.module, "_output_mask", None) if self._kiln_model else None
+        if mask is not None:
+            from kiln.layers.masking import masked_metric_inputs
+            y, y_pred, sample_weight = masked_metric_inputs(mask, y, y_pred, sample_weight)
+        self.objectives.update_metrics(y, y_pred, sample_weight)
+
     def _loss_and_outputs(self, x, y, sample_weight, module=None):
         y_pred = self._call_module(x, module)
-        loss = self.objectives.loss(y, y_pred, sample_weight)
+        loss = self.objectives.loss(y, y_pred, self._masked(sample_weight))
         for layer in self._penalized_layers:  # empty for most models: no per-step module walk
             for term in layer.regularization_losses():
                 loss = loss + term
@@ -411,7 +428,7 @@ class Trainer:
             loss_sum = loss * n if loss_sum is None else loss_sum.add_(loss, alpha=n)
             count += n
             if n:
-                objectives.update_metrics(yb, y_pred, swb)
+                self._update_metrics(yb, y_pred, swb)
             if track:
                 state.step, state.loss_sum, state.count = step + 1, loss_sum, count
             if wants_end:
@@ -555,7 +572,7 @@ class Trainer:
                 n = data_adapter.first_tensor(xb).shape[0]
                 loss_sum = loss * n if loss_sum is None else loss_sum.add_(loss, alpha=n)
                 count += n
-                objectives.update_metrics(yb, y_pred, swb)
+                self._update_metrics(yb, y_pred, swb)
                 if wants_end:
                     callback_list.batch_hook("on_test_batch_end", step, {})
         module.train(was_training)
@@ -632,7 +649,7 @@ class Trainer:
         self.module.train()
         self.objectives.reset()
         loss, y_pred = self._train_step(data.x, data.y, data.sample_weight)
-        self.objectives.update_metrics(data.y, y_pred, data.sample_weight)
+        self._update_metrics(data.y, y_pred, data.sample_weight)
         logs = {"loss": float(loss)}
         logs.update(self.objectives.results())
         if return_dict:

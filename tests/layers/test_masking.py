@@ -166,3 +166,35 @@ def test_a_mask_of_the_wrong_shape_is_a_shape_error_naming_the_layer(layer, call
     x = torch.randn(2, 5, 4)
     with pytest.raises(ShapeError, match=rf"Layer '{layer.name}' .*mask.*\(2, 4\)"):
         call(layer, x, torch.ones(2, 4, dtype=torch.bool))
+
+
+def test_losses_and_metrics_skip_masked_timesteps():
+    """Keras: with an output mask, the loss is the mean over the real steps and metrics weigh
+    them alone; the labels at padded steps change nothing."""
+    torch.manual_seed(0)
+    embedding, lstm, dense = L.Embedding(10, 4, mask_zero=True), L.LSTM(3, return_sequences=True), L.Dense(1)
+    model = kiln.Sequential([embedding, lstm, dense])
+    model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    y = torch.randn(2, 6, 1)
+    logs = model.evaluate(IDS.numpy(), y.numpy(), verbose=0, return_dict=True)
+    with torch.no_grad():
+        pred = model(IDS)
+    real = (IDS != 0)
+    errors = (pred - y)[real]  # (real steps, 1)
+    assert logs["loss"] == pytest.approx(float((errors ** 2).mean()), rel=1e-6)
+    assert logs["mae"] == pytest.approx(float(errors.abs().mean()), rel=1e-6)
+    y_other = y.clone()
+    y_other[~real] = 100.0  # different labels on the padding only
+    assert model.evaluate(IDS.numpy(), y_other.numpy(), verbose=0, return_dict=True) == logs
+
+
+def test_mask_zero_warns_when_id_0_is_used_between_real_tokens():
+    embedding = L.Embedding(10, 2, mask_zero=True, name="tokens")
+    with pytest.warns(UserWarning, match=r"Layer 'tokens' \(Embedding, mask_zero=True\) received id 0 between real "
+                                         r"tokens \(row 1\).*shift the ids by 1"):
+        embedding.compute_mask(torch.tensor([[0, 0, 3, 4], [2, 0, 5, 0]]))
+    quiet = L.Embedding(10, 2, mask_zero=True)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet.compute_mask(torch.tensor([[0, 0, 3, 4], [2, 5, 0, 0]]))  # pre- and post-padding are fine
