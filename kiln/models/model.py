@@ -21,6 +21,13 @@ from kiln.layers.layer import Layer
 __all__ = ["Model"]
 
 
+def _default_step(fn):
+    """Mark one of Model's own step methods: the trainer keeps its fast loop unless a model
+    replaces one (kiln/training/custom_step.py reads the mark)."""
+    fn._kiln_default_step = True
+    return fn
+
+
 class Model(Layer):
     """A trainable model with Keras's ``compile / fit / evaluate / predict``.
 
@@ -192,6 +199,7 @@ class Model(Layer):
     # Overriding any of these switches fit/evaluate/predict to the step-by-step loop of
     # kiln/training/custom_step.py; the methods here are Keras 3's defaults (torch backend), so
     # ``super().train_step(data)`` works as in Keras.
+    @_default_step
     def train_step(self, data):
         """One training step on a batch ``data`` (``x``, ``(x, y)`` or ``(x, y, sample_weight)``);
         returns a dict of logs. Keras 3's default: forward, ``compute_loss``, backward,
@@ -208,6 +216,7 @@ class Model(Layer):
             self.optimizer.apply([p.grad for p in trainable], trainable)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
+    @_default_step
     def test_step(self, data):
         """One evaluation step (no gradients); returns a dict of logs (Keras 3's default)."""
         from kiln.training.custom_step import unpack_x_y_sample_weight
@@ -217,12 +226,14 @@ class Model(Layer):
         self._tracker().update_state(loss.detach(), sample_weight=_first(x).shape[0])
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
+    @_default_step
     def predict_step(self, data):
         """The outputs for one batch (Keras 3's default: ``self(x, training=False)``)."""
         from kiln.training.custom_step import unpack_x_y_sample_weight
         x, _, _ = unpack_x_y_sample_weight(data)
         return self(x, training=False)
 
+    @_default_step
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The compiled loss of ``y`` vs ``y_pred`` plus every ``self.losses`` term (add_loss,
         regularizers); 0 when there is neither. Override it to change the loss only."""
@@ -316,7 +327,7 @@ class Model(Layer):
     def from_config(cls, config, custom_objects=None):
         # A subclass built as CustomModel(inputs, outputs) saved a functional graph.
         if isinstance(config, dict) and "nodes" in config and "inputs" in config:
-            from kiln.saving.serialization import functional_from_config
+            from kiln.models.functional import functional_from_config
             return functional_from_config(cls, config, custom_objects=custom_objects)
         return cls(**config)
 

@@ -48,9 +48,14 @@ def unpack_x_y_sample_weight(data):
 
 
 def overrides(model, method: str) -> bool:
-    """True when ``model``'s class replaces ``kiln.Model``'s ``method`` (e.g. "train_step")."""
-    from kiln.models.model import Model
-    return isinstance(model, Model) and getattr(type(model), method) is not getattr(Model, method)
+    """True when ``model``'s class replaces ``kiln.Model``'s ``method`` (e.g. "train_step").
+
+    kiln.Model marks its own defaults with ``_kiln_default_step`` (training sits below models
+    and does not import them); any other function under that name is an override."""
+    if not hasattr(model, "reset_metrics"):  # a plain nn.Module given to kiln.Trainer: its methods are its own
+        return False
+    fn = getattr(type(model), method, None)
+    return fn is not None and not getattr(fn, "_kiln_default_step", False)
 
 
 def uses_custom_steps(model) -> bool:
