@@ -88,6 +88,8 @@ LAYER_ARGUMENTS: dict[str, tuple[str, ...]] = {
     'Embedding': ('input_dim', 'output_dim', 'embeddings_initializer', 'embeddings_regularizer',
         'embeddings_constraint', 'mask_zero', 'input_length', 'name', 'input_shape', 'batch_size', 'dtype',
         'trainable', 'activity_regularizer'),
+    'Masking': ('mask_value', 'name', 'input_shape', 'input_dim', 'batch_size', 'dtype', 'trainable',
+        'activity_regularizer'),
     'Lambda': ('function', 'output_shape', 'mask', 'arguments', 'name', 'input_shape', 'input_dim',
         'batch_size', 'dtype', 'trainable', 'activity_regularizer'),
     'Add': ('name', 'input_shape', 'input_dim', 'batch_size', 'dtype', 'trainable', 'activity_regularizer'),

@@ -15,6 +15,7 @@ from kiln.layers.embedding import Embedding
 from kiln.layers.image_augmentation import (RandomFlip, RandomRotation, RandomTranslation, RandomZoom, RandomCrop,
                                            RandomContrast, RandomBrightness)
 from kiln.layers.lambda_layer import Lambda
+from kiln.layers.masking import Masking
 from kiln.layers.merge import Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot
 from kiln.layers.merge import add, subtract, multiply, average, maximum, minimum, concatenate, dot
 from kiln.layers.noise import GaussianNoise, GaussianDropout, ActivityRegularization
@@ -58,6 +59,7 @@ __all__ = [
     'SpatialDropout2D',
     'SpatialDropout3D',
     'Embedding',
+    'Masking',
     'Lambda',
     'Add',
     'Subtract',

@@ -11,6 +11,8 @@ __all__ = ["Activation"]
 class Activation(Layer):
     """Apply ``activation`` elementwise. Example: ``Activation("relu")``."""
 
+    supports_masking = True  # elementwise over features: a timestep mask passes through
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)

@@ -159,8 +159,15 @@ class MultiHeadAttention(Layer):
         return super().forward(query, value, key, **kwargs)
 
     # ------------------------------------------------------------------ calling
+    supports_masking = True  # the output's mask is the query's
+
     def call(self, query, value, key=None, attention_mask=None, return_attention_scores=False, training=None,
-             use_causal_mask=False):
+             use_causal_mask=False, query_mask=None, value_mask=None, key_mask=None):
+        """``query_mask`` (B, T) / ``value_mask`` and ``key_mask`` (B, S), True for real steps, are
+        combined with ``attention_mask`` as Keras does: query t attends to key s only when both
+        are real. Functional and Sequential models pass them from Embedding(mask_zero=True)."""
+        if query_mask is not None or value_mask is not None or key_mask is not None:
+            attention_mask = self._padding_mask(query, value, key, query_mask, value_mask, key_mask, attention_mask)
         key = value if key is None else key
         training = self.training if training is None else bool(training)
         if query.dim() < 3 or value.dim() < 3 or key.dim() < 3:
@@ -212,6 +219,20 @@ class MultiHeadAttention(Layer):
         if return_attention_scores:
             return output, scores.reshape(batch, self.num_heads, *q_axes, *v_axes)
         return output
+
+    def _padding_mask(self, query, value, key, query_mask, value_mask, key_mask, attention_mask):
+        """Keras's ``_compute_attention_mask``: (B, T, 1) & (B, 1, S) [& key] [& attention_mask]."""
+        from kiln.layers.masking import check_mask
+        auto = None
+        if query_mask is not None:
+            auto = check_mask(self, query_mask, query, "query_mask")[:, :, None]  # (B, T, 1)
+        for what, m, like in (("value_mask", value_mask, value), ("key_mask", key_mask, key)):
+            if m is not None:
+                m = check_mask(self, m, like if like is not None else value, what)[:, None, :]  # (B, 1, S)
+                auto = m if auto is None else auto & m
+        if attention_mask is None:
+            return auto
+        return torch.as_tensor(attention_mask, device=query.device).bool() & auto
 
     def _project(self, x, proj):
         """(B, L, dim) @ kernel (dim, N, H) + bias (N, H) -> (B, N, L, H)."""

@@ -33,6 +33,8 @@ class Dense(Layer):
         Dense(64, activation="relu", input_shape=(10,))
     """
 
+    supports_masking = True  # elementwise over features: a timestep mask passes through
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):

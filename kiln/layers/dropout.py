@@ -40,6 +40,8 @@ class Dropout(RandomLayer):
         Dropout(0.5)
     """
 
+    supports_masking = True  # elementwise over features: a timestep mask passes through
+
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:

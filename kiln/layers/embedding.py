@@ -11,6 +11,7 @@ CUDA context unusable). The check costs one small reduction and one device sync 
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +52,7 @@ class Embedding(Layer):
         self.embeddings_initializer = initializers.get(embeddings_initializer)
         self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
         self.mask_zero = bool(mask_zero)
+        self._zero_checked = False  # id-0-inside-a-row warning: checked on the first masked call
         # Ignored (Keras 2 compat); kept as an int or None so the config stays JSON-serialisable.
         self.input_length = int(input_length) if isinstance(input_length, numbers.Integral) else None
 
@@ -81,10 +83,30 @@ class Embedding(Layer):
                          "(+1 if id 0 is padding) or fix the ids.")
 
     def compute_mask(self, inputs, mask=None):
-        """``inputs != 0`` when ``mask_zero`` (shape of the ids), else None."""
+        """``inputs != 0`` when ``mask_zero`` (shape of the ids), else None.
+
+        On the first masked call, warns when id 0 sits between real tokens of a row (0 then
+        used as a word, not as padding): those steps would be skipped silently."""
         if not self.mask_zero:
             return None
-        return inputs != 0
+        keep = inputs != 0
+        if not self._zero_checked:
+            self._zero_checked = True
+            self._warn_on_inner_zeros(keep)
+        return keep
+
+    def _warn_on_inner_zeros(self, keep) -> None:
+        if keep.dim() < 2 or keep.shape[-1] < 3:
+            return
+        seen_real = keep.long().cummax(dim=-1).values.bool()  # a real token came at or before
+        later_real = keep.flip(-1).long().cummax(dim=-1).values.flip(-1).bool()  # one comes at or after
+        inner = ~keep & seen_real & later_real  # (B, T): a 0 with real tokens on both sides
+        if bool(inner.any()):
+            row = int(inner.reshape(-1, keep.shape[-1]).any(-1).nonzero()[0])
+            warnings.warn(f"Layer '{self.name}' (Embedding, mask_zero=True) received id 0 between real tokens "
+                          f"(row {row}): with mask_zero=True id 0 is padding and those steps are skipped. "
+                          "Keep 0 for padding only (shift the ids by 1 and set input_dim = vocabulary size + 1), "
+                          "or set mask_zero=False.", UserWarning, stacklevel=3)
 
     def get_config(self):
         config = super().get_config()

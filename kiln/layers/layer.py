@@ -71,7 +71,12 @@ class Layer(nn.Module):
         self.built = False
         self._build_input_shape = None
         self._activity_loss = None
-        self._accepts_training = "training" in inspect.signature(self.call).parameters
+        call_params = inspect.signature(self.call).parameters
+        self._accepts_training = "training" in call_params
+        self._accepts_mask = "mask" in call_params  # functional/Sequential pass masks only then
+        self._accepts_query_mask = "query_mask" in call_params  # attention: query/value/key masks
+        self._added_losses: list[torch.Tensor] = []  # add_loss terms of the latest call
+        self._uses_add_loss = False  # set once add_loss is called: the trainer then collects them
 
     # ------------------------------------------------------------------ Keras contract
     def build(self, input_shape):
@@ -81,6 +86,26 @@ class Layer(nn.Module):
     def call(self, inputs, *args, **kwargs):
         """The layer's computation; override it. ``training`` is optional in subclasses."""
         raise NotImplementedError(f"{type(self).__name__} must implement call(inputs)")
+
+    # Keras's masking contract: a layer with ``supports_masking = True`` passes the mask of its
+    # input on unchanged; layers that make, change or drop masks override ``compute_mask``.
+    supports_masking = False
+
+    def compute_mask(self, inputs, mask=None):
+        """The mask of this layer's output: ``mask`` when ``supports_masking``, else None.
+
+        Masks are boolean tensors shaped like the input without its feature axis, e.g.
+        ``(batch, timesteps)``; True marks the steps that count.
+        """
+        return mask if self.supports_masking else None
+
+    def add_loss(self, loss) -> None:
+        """Keras's ``add_loss``: a scalar tensor computed in ``call`` that is added to the training
+        loss (and listed in ``layer.losses``) until this layer's next call."""
+        if not torch.is_tensor(loss):
+            loss = torch.as_tensor(loss, dtype=torch.float32)
+        self._added_losses.append(loss)
+        self._uses_add_loss = True
 
     def get_config(self) -> dict:
         """JSON-serialisable constructor arguments; ``type(self).from_config(cfg)`` rebuilds it."""
@@ -192,12 +217,13 @@ class Layer(nn.Module):
         losses = [reg(getattr(self, name)) for name, reg in self._weight_regularizers]
         if self._activity_loss is not None:
             losses.append(self._activity_loss)
+        losses.extend(self._added_losses)
         return losses
 
     @property
     def has_penalties(self) -> bool:
-        """True when this layer itself has a weight or activity regularizer."""
-        return bool(self._weight_regularizers) or self.activity_regularizer is not None
+        """True when this layer itself has a weight or activity regularizer, or has used ``add_loss``."""
+        return bool(self._weight_regularizers) or self.activity_regularizer is not None or self._uses_add_loss
 
     @property
     def losses(self) -> list[torch.Tensor]:
@@ -228,6 +254,8 @@ class Layer(nn.Module):
             self.build_for(inputs)
         if "training" in kwargs and not self._accepts_training:
             kwargs.pop("training")
+        if self._added_losses:
+            self._added_losses = []  # add_loss terms live for one call, as in Keras
         try:
             outputs = self.call(inputs, *args, **kwargs)
         except RuntimeError as err:

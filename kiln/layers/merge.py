@@ -66,6 +66,16 @@ class _Merge(Layer):
     def _merge(self, inputs: list[torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
+    def compute_mask(self, inputs, mask=None):
+        """A step counts when it counts in every masked input (Keras: the AND of the masks)."""
+        if mask is None or not isinstance(mask, (list, tuple)) or all(m is None for m in mask):
+            return None
+        masks = [m.bool() for m in mask if m is not None]
+        out = masks[0]
+        for m in masks[1:]:
+            out = out & m
+        return out
+
 
 class Add(_Merge):
     """Elementwise sum of a list of tensors.
@@ -184,6 +194,18 @@ class Concatenate(_Merge):
             raise KilnValueError(f"Received an invalid value for `axis`, expected an integer. Received: axis={axis!r}")
         self.axis = axis
 
+    def compute_mask(self, inputs, mask=None):
+        """Along the last (features) axis: the AND of the masks; along another axis (time):
+        the masks joined on that axis, an unmasked input counting as all True."""
+        if mask is None or not isinstance(mask, (list, tuple)) or all(m is None for m in mask):
+            return None
+        rank = inputs[0].dim()
+        if self.axis % rank == rank - 1:
+            return super().compute_mask(inputs, mask)
+        full = [torch.ones(x.shape[:-1], dtype=torch.bool, device=x.device) if m is None else m.bool()
+                for x, m in zip(inputs, mask)]
+        return torch.cat(full, dim=self.axis % rank)
+
     def call(self, inputs):
         self._check_list(inputs)
         shapes = _shapes(inputs)
@@ -229,6 +251,9 @@ class Dot(_Merge):
     """
 
     min_inputs = max_inputs = 2
+
+    def compute_mask(self, inputs, mask=None):
+        return None  # the steps are summed away, as in Keras
 
     def __init__(self, axes, normalize=False, **kwargs):
         super().__init__(**kwargs)

@@ -11,6 +11,7 @@ Inputs are channels_last by default, ``(B, *spatial, C)``, moved to channels_fir
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 
 from kiln.errors import ShapeError
@@ -266,12 +267,7 @@ class GlobalAveragePooling1D(_GlobalPooling):
     def call(self, inputs, mask=None):
         if mask is None:
             return super().call(inputs)
-        check_rank(self, inputs, 3, describe_layout(1, self.data_format))
-        if tuple(mask.shape) != (inputs.shape[0], inputs.shape[self._spatial_axes()[0]]):
-            raise ShapeError(f"Layer '{self.name}' (GlobalAveragePooling1D) expects a mask of shape (batch, steps) = "
-                             f"{(inputs.shape[0], inputs.shape[self._spatial_axes()[0]])}, but received "
-                             f"{tuple(mask.shape)}.")
-        axis = self._spatial_axes()[0]
+        axis = _checked_steps_axis(self, inputs, mask)
         weights = mask.to(inputs.dtype).unsqueeze(-1 if axis == 1 else 1)  # (B, steps, 1) or (B, 1, steps)
         total = (inputs * weights).sum(dim=axis, keepdim=self.keepdims)
         return total / weights.sum(dim=axis, keepdim=self.keepdims)
@@ -323,9 +319,30 @@ class GlobalMaxPooling1D(_GlobalPooling):
     Example::
 
         GlobalMaxPooling1D()
+        GlobalMaxPooling1D()(x, mask=token_ids != 0)  # max over the real steps only
     """
 
     rank, mode = 1, "max"
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return super().call(inputs)
+        axis = _checked_steps_axis(self, inputs, mask)
+        keep = mask.bool().unsqueeze(-1 if axis == 1 else 1)  # (B, steps, 1) or (B, 1, steps)
+        lowest = torch.finfo(inputs.dtype).min if inputs.is_floating_point() else torch.iinfo(inputs.dtype).min
+        return inputs.masked_fill(~keep, lowest).amax(dim=axis, keepdim=self.keepdims)
+
+
+def _checked_steps_axis(layer, inputs, mask) -> int:
+    """The steps axis of a 1-D global pooling's input, after checking ``mask`` is (batch, steps)."""
+    check_rank(layer, inputs, 3, describe_layout(1, layer.data_format))
+    axis = layer._spatial_axes()[0]
+    expected = (inputs.shape[0], inputs.shape[axis])
+    if tuple(mask.shape) != tuple(expected):
+        raise ShapeError(f"Layer '{layer.name}' ({type(layer).__name__}) expects a mask of shape (batch, steps) = "
+                         f"{tuple(expected)}, but received {tuple(mask.shape)}. Pass the mask of the sequence "
+                         f"(e.g. ids != 0), one entry per step.")
+    return axis
 
 
 class GlobalMaxPooling2D(_GlobalPooling):

@@ -130,7 +130,10 @@ class _RNN(Layer):
         return self.bias
 
     # ------------------------------------------------------------------ calling
-    def call(self, inputs, initial_state=None, training=None):
+    def call(self, inputs, initial_state=None, training=None, mask=None):
+        """``mask`` (batch, timesteps) bool, True for real steps: a masked step keeps the previous
+        state and output, as in Keras, so a post-padded sequence ends in the same state as the
+        unpadded one."""
         if inputs.dim() != 3:
             raise ShapeError(f"Layer '{self.name}' ({type(self).__name__}) expects inputs of shape "
                              f"(batch, timesteps, features); received shape {tuple(inputs.shape)}.")
@@ -142,7 +145,11 @@ class _RNN(Layer):
         x = inputs.flip(1) if self.go_backwards else inputs
         if training and self.dropout > 0:
             x = x * _sequence_dropout_mask((x.shape[0], 1, x.shape[2]), self.dropout, x)
-        if self._can_fuse(training):
+        if mask is not None:
+            from kiln.layers.masking import check_mask
+            mask = check_mask(self, mask, inputs)
+            sequence, states = self._loop(x, states, training, mask.flip(1) if self.go_backwards else mask)
+        elif self._can_fuse(training):
             sequence, states = self._fused(x, states)
         else:
             sequence, states = self._loop(x, states, training)
@@ -173,8 +180,14 @@ class _RNN(Layer):
     def _fusable(self):
         return self._activation_name == "tanh" and self._recurrent_activation_name == "sigmoid"
 
-    def _loop(self, x, states, training):
-        """Run the Keras equations step by step. ``x``: (batch, time, features)."""
+    def compute_mask(self, inputs, mask=None):
+        """The input mask for a whole sequence of outputs, else None (Keras's rule)."""
+        output_mask = mask if self.return_sequences else None
+        return [output_mask] + [None] * self._STATES if self.return_state else output_mask
+
+    def _loop(self, x, states, training, mask=None):
+        """Run the Keras equations step by step. ``x``: (batch, time, features); ``mask``
+        (batch, time) bool or None: where False the step keeps the previous states."""
         # The input projection of every step at once: one big matmul instead of T small ones.
         projected = x @ self.kernel  # (B, T, G*U)
         input_bias = self._input_bias()
@@ -186,7 +199,11 @@ class _RNN(Layer):
         outputs = []
         for t in range(x.shape[1]):
             h_for_product = states[0] if recurrent_mask is None else states[0] * recurrent_mask
-            states = self._step(projected[:, t], states, h_for_product)
+            new_states = self._step(projected[:, t], states, h_for_product)
+            if mask is not None:
+                keep = mask[:, t, None]  # (B, 1)
+                new_states = [torch.where(keep, new, old) for new, old in zip(new_states, states)]
+            states = new_states
             outputs.append(states[0])
         if not outputs:
             raise ShapeError(f"Layer '{self.name}' ({type(self).__name__}) received a sequence of 0 timesteps.")
@@ -583,7 +600,16 @@ class Bidirectional(Layer):
                 layer._build_input_shape = input_shape
         self.built = True
 
-    def call(self, inputs, initial_state=None, training=None):
+    def compute_mask(self, inputs, mask=None):
+        output_mask = mask if self.return_sequences else None
+        if self.merge_mode is None:
+            output_mask = [output_mask, output_mask]
+        if self.return_state:
+            n_states = self.forward_layer._STATES + self.backward_layer._STATES
+            return (output_mask if isinstance(output_mask, list) else [output_mask]) + [None] * n_states
+        return output_mask
+
+    def call(self, inputs, initial_state=None, training=None, mask=None):
         forward_state = backward_state = None
         if initial_state is not None:
             initial_state = list(initial_state)
@@ -593,8 +619,8 @@ class Bidirectional(Layer):
                                      "forward states then the backward states (an even number of tensors). "
                                      f"Received {len(initial_state)} tensors.")
             forward_state, backward_state = initial_state[:half], initial_state[half:]
-        y = self.forward_layer(inputs, initial_state=forward_state, training=training)
-        y_rev = self.backward_layer(inputs, initial_state=backward_state, training=training)
+        y = self.forward_layer(inputs, initial_state=forward_state, training=training, mask=mask)
+        y_rev = self.backward_layer(inputs, initial_state=backward_state, training=training, mask=mask)
         states = []
         if self.return_state:
             states = list(y[1:]) + list(y_rev[1:])

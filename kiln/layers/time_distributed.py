@@ -38,6 +38,8 @@ class TimeDistributed(Layer):
         TimeDistributed(Dense(8))  # (B, 10, 16) -> (B, 10, 8): one Dense, shared across the 10 steps
     """
 
+    supports_masking = True  # the (batch, timesteps) mask passes through unchanged
+
     def __init__(self, layer, **kwargs):
         if not isinstance(layer, Layer):
             raise KilnTypeError("Please initialize `TimeDistributed` layer with a `kiln.layers.Layer` instance, e.g. "
@@ -57,11 +59,14 @@ class TimeDistributed(Layer):
             self.layer._build_from_shape(step_shape)
         self.built = True
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
         self._check_rank(tuple(inputs.shape))
         batch, steps = inputs.shape[:2]
         folded = inputs.reshape((batch * steps,) + tuple(inputs.shape[2:]))  # (B * T, *in)
         kwargs = {"training": training} if training is not None else {}
+        if mask is not None:
+            from kiln.layers.masking import check_mask
+            check_mask(self, mask, inputs)
         outputs = self.layer(folded, **kwargs)
         # (B * T, *out) -> (B, T, *out)
         return map_structure(lambda y: y.reshape((batch, steps) + tuple(y.shape[1:]))

@@ -53,6 +53,8 @@ class Functional(Model):
                 node.layer.name = name
             self._layer_names.append(name)
         self._example_input = map_structure(lambda t: t.example, inputs)
+        from kiln.layers.masking import produces_masks
+        self._carries_masks = any(produces_masks(node.layer) for node in self._nodes)
 
     @property
     def layers(self) -> list[nn.Module]:
@@ -80,7 +82,9 @@ class Functional(Model):
     def input_shape(self):
         return map_structure(lambda t: t.shape, self._inputs)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
+        if mask is not None or self._carries_masks:
+            return self._call_with_masks(inputs, training, mask)
         values = {}
         flat_inputs = flatten(self._inputs)
         for symbolic, real in zip(flat_inputs, self._flatten_real_inputs(inputs, flat_inputs)):
@@ -95,6 +99,48 @@ class Functional(Model):
             for sym, real in zip(flatten(node.outputs), flatten(out)):
                 values[id(sym)] = real
         return map_structure(lookup, self._outputs)
+
+    def _call_with_masks(self, inputs, training, mask):
+        """``call`` with Keras's masks: each node's layer gets the masks of its inputs
+        (``mask=``, or ``query_mask``/``value_mask``/``key_mask`` for attention) and
+        ``compute_mask`` gives the masks of its outputs. ``mask``: masks of the model inputs."""
+        from kiln.layers.layer import Layer
+        from kiln.layers.masking import mask_call_kwargs
+        values, masks = {}, {}
+        flat_inputs = flatten(self._inputs)
+        flat_masks = flatten(mask) if mask is not None else [None] * len(flat_inputs)
+        for symbolic, real, m in zip(flat_inputs, self._flatten_real_inputs(inputs, flat_inputs), flat_masks):
+            values[id(symbolic)] = real
+            masks[id(symbolic)] = m
+        lookup = lambda s: values[id(s)] if isinstance(s, KerasTensor) else s  # noqa: E731
+        mask_of = lambda s: masks.get(id(s)) if isinstance(s, KerasTensor) else None  # noqa: E731
+        for node in self._nodes:
+            args = map_structure(lookup, node.args)
+            kwargs = map_structure(lookup, node.kwargs)
+            if training is not None and getattr(node.layer, "_accepts_training", False):
+                kwargs["training"] = training
+            if getattr(node.layer, "_accepts_query_mask", False):  # query, value[, key]
+                positional = list(node.args[:3]) + [node.kwargs.get(k) for k in ("value", "key")[len(node.args) - 1:]]
+                arg_masks = [mask_of(s) for s in positional]
+            else:
+                arg_masks = [map_structure(mask_of, node.args[0])] if node.args else []
+            kwargs.update(mask_call_kwargs(node.layer, arg_masks, kwargs))
+            out = node.layer(*args, **kwargs)
+            in_mask = arg_masks[0] if arg_masks else None
+            out_mask = node.layer.compute_mask(args[0], in_mask) if isinstance(node.layer, Layer) and args else None
+            out_masks = out_mask if isinstance(out_mask, (list, tuple)) else [out_mask]
+            for i, (sym, real) in enumerate(zip(flatten(node.outputs), flatten(out))):
+                values[id(sym)] = real
+                masks[id(sym)] = out_masks[i] if i < len(out_masks) else None
+        flat_outputs = flatten(self._outputs)
+        # One output: its mask as a tensor (what the loss uses); several: the same structure.
+        self._output_mask = mask_of(flat_outputs[0]) if len(flat_outputs) == 1 else \
+            map_structure(mask_of, self._outputs)
+        return map_structure(lookup, self._outputs)
+
+    def compute_mask(self, inputs, mask=None):
+        """The masks of the outputs, from the latest call."""
+        return getattr(self, "_output_mask", None)
 
     def _flatten_real_inputs(self, inputs, flat_inputs):
         if isinstance(inputs, dict):

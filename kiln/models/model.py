@@ -21,6 +21,13 @@ from kiln.layers.layer import Layer
 __all__ = ["Model"]
 
 
+def _default_step(fn):
+    """Mark one of Model's own step methods: the trainer keeps its fast loop unless a model
+    replaces one (kiln/training/custom_step.py reads the mark)."""
+    fn._kiln_default_step = True
+    return fn
+
+
 class Model(Layer):
     """A trainable model with Keras's ``compile / fit / evaluate / predict``.
 
@@ -36,10 +43,12 @@ class Model(Layer):
     """
 
     def __new__(cls, *args, **kwargs):
-        # Keras's Model(inputs, outputs) returns a functional model.
-        if cls is Model and (len(args) >= 2 or ("inputs" in kwargs and "outputs" in kwargs)):
-            from kiln.models.functional import Functional
-            return super().__new__(Functional)
+        # Keras's Model(inputs, outputs) returns a functional model; so does a subclass called
+        # that way (``CustomModel(inputs, outputs)``): it becomes a functional model that keeps
+        # the subclass's methods (train_step, ...).
+        from kiln.models.functional import Functional
+        if not issubclass(cls, Functional) and _functional_arguments(args, kwargs):
+            return super().__new__(Functional if cls is Model else _functional_subclass(cls))
         return super().__new__(cls)
 
     def __init__(self, *args, **kwargs):
@@ -49,6 +58,8 @@ class Model(Layer):
         self.history = None
         self._example_input = None  # a small real batch, recorded for summary() and export
         self.built = True  # a subclassed model builds its layers lazily, one by one
+        self._loss_tracker = None  # Keras's "loss" Mean, made by compile
+        self._output_mask = None  # the output's mask from the latest call, when a layer made one
 
     # ------------------------------------------------------------------ forward
     def forward(self, inputs, *args, **kwargs):
@@ -78,7 +89,9 @@ class Model(Layer):
                 while ``fit``/``evaluate``/``predict`` runs; the previous
                 ``torch.get_num_threads()`` is put back when the run returns or raises.
         """
+        from kiln.metrics.base import Mean
         from kiln.training.trainer import Trainer
+        self._loss_tracker = Mean(name="loss")
         self._trainer = Trainer(self, host=self)
         self._trainer.compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights,
                               weighted_metrics=weighted_metrics, jit_compile=jit_compile, device=device,
@@ -182,6 +195,97 @@ class Model(Layer):
     def predict_on_batch(self, x):
         return self.predict(x, batch_size=len(_first(x)), verbose=0)
 
+    # ------------------------------------------------------------------ Keras 3's step API
+    # Overriding any of these switches fit/evaluate/predict to the step-by-step loop of
+    # kiln/training/custom_step.py; the methods here are Keras 3's defaults (torch backend), so
+    # ``super().train_step(data)`` works as in Keras.
+    @_default_step
+    def train_step(self, data):
+        """One training step on a batch ``data`` (``x``, ``(x, y)`` or ``(x, y, sample_weight)``);
+        returns a dict of logs. Keras 3's default: forward, ``compute_loss``, backward,
+        ``self.optimizer.apply``, ``compute_metrics``."""
+        from kiln.training.custom_step import unpack_x_y_sample_weight
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        self.zero_grad()
+        y_pred = self(x, training=True)
+        loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+        self._tracker().update_state(loss.detach(), sample_weight=_first(x).shape[0])
+        trainable = self.trainable_weights
+        if trainable:
+            loss.backward()
+            self.optimizer.apply([p.grad for p in trainable], trainable)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    @_default_step
+    def test_step(self, data):
+        """One evaluation step (no gradients); returns a dict of logs (Keras 3's default)."""
+        from kiln.training.custom_step import unpack_x_y_sample_weight
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        y_pred = self(x, training=False)
+        loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
+        self._tracker().update_state(loss.detach(), sample_weight=_first(x).shape[0])
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    @_default_step
+    def predict_step(self, data):
+        """The outputs for one batch (Keras 3's default: ``self(x, training=False)``)."""
+        from kiln.training.custom_step import unpack_x_y_sample_weight
+        x, _, _ = unpack_x_y_sample_weight(data)
+        return self(x, training=False)
+
+    @_default_step
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss of ``y`` vs ``y_pred`` plus every ``self.losses`` term (add_loss,
+        regularizers); 0 when there is neither. Override it to change the loss only."""
+        trainer = self._require_trainer("compute_loss")
+        total = None
+        if trainer.loss is not None and y is not None:
+            from kiln.layers.masking import masked_sample_weight
+            trainer.ensure_objectives(y, y_pred)
+            total = trainer.objectives.loss(y, y_pred, masked_sample_weight(self._output_mask, sample_weight))
+        for term in self.losses:
+            total = term if total is None else total + term
+        if total is None:
+            device = _first(y_pred).device if y_pred is not None else self.device
+            return torch.zeros((), device=device)
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None) -> dict:
+        """Update the compiled metrics with this batch; return ``get_metrics_result()``."""
+        trainer = self._require_trainer("compute_metrics")
+        objectives = trainer.objectives
+        if y is not None and trainer.loss is not None and (objectives._metric_spec or objectives._weighted_spec):
+            from kiln.layers.masking import masked_metric_inputs
+            trainer.ensure_objectives(y, y_pred)
+            objectives.update_metrics(*masked_metric_inputs(self._output_mask, y, y_pred, sample_weight))
+        return self.get_metrics_result()
+
+    def get_metrics_result(self) -> dict:
+        """``{metric.name: metric.result()}`` for every metric in ``self.metrics``."""
+        return {m.name: m.result() for m in self.metrics}
+
+    @property
+    def metrics(self) -> list:
+        """The metrics fit resets each epoch: the "loss" tracker and the compiled metrics.
+        Override it to list your own ``kiln.metrics.Mean`` trackers (Keras's pattern)."""
+        if self._trainer is None:
+            return []
+        compiled = [m for _, m, _ in self._trainer.objectives.metrics]
+        return [self._tracker()] + compiled
+
+    def reset_metrics(self) -> None:
+        """Reset every metric in ``self.metrics`` (fit does it at the start of each epoch)."""
+        for metric in self.metrics:
+            metric.reset_state()
+        if self._trainer is not None:
+            self._trainer.objectives.reset()
+
+    def _tracker(self):
+        if self._loss_tracker is None:
+            from kiln.metrics.base import Mean
+            self._loss_tracker = Mean(name="loss")
+        return self._loss_tracker
+
     def regularization_loss(self):
         """Sum of every layer's weight and activity penalties, or None when there are none."""
         losses = self.losses
@@ -218,6 +322,14 @@ class Model(Layer):
 
     def get_config(self) -> dict:
         return super().get_config()
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # A subclass built as CustomModel(inputs, outputs) saved a functional graph.
+        if isinstance(config, dict) and "nodes" in config and "inputs" in config:
+            from kiln.models.functional import functional_from_config
+            return functional_from_config(cls, config, custom_objects=custom_objects)
+        return cls(**config)
 
     def save(self, filepath, overwrite=True, include_optimizer=True):
         """Save architecture + compile settings (JSON), weights and optimizer state (safetensors);
@@ -257,6 +369,27 @@ class Model(Layer):
     def to_json(self) -> str:
         from kiln.saving.model_io import model_to_json
         return model_to_json(self)
+
+
+def _functional_arguments(args, kwargs) -> bool:
+    """True when a Model constructor got symbolic ``inputs, outputs`` (the functional API)."""
+    from kiln.layers.symbolic import contains_symbolic
+    inputs = args[0] if args else kwargs.get("inputs")
+    outputs = args[1] if len(args) >= 2 else kwargs.get("outputs")
+    return inputs is not None and outputs is not None and contains_symbolic(inputs) and contains_symbolic(outputs)
+
+
+def _functional_subclass(cls):
+    """``cls`` with Functional's graph replay mixed in: its own methods first, then Functional's
+    (``call``, ``get_config``, ...). Named like ``cls`` so it saves and loads under that name.
+    Made once per subclass and kept on the subclass itself."""
+    from kiln.models.functional import Functional
+    derived = cls.__dict__.get("_kiln_functional_class")
+    if derived is None:
+        derived = type(cls.__name__, (cls, Functional), {"__module__": cls.__module__,
+                                                         "__qualname__": cls.__qualname__})
+        cls._kiln_functional_class = derived
+    return derived
 
 
 def _first(x: Any):

@@ -35,6 +35,7 @@ class Sequential(Model):
         super().__init__(name=name or "sequential", trainable=trainable)
         self._layer_names: list[str] = []
         self._input_spec = None  # (shape without batch, dtype) once known
+        self._mask_layers = None  # whether a layer makes masks; None: not worked out since the last add/pop
         for layer in layers or []:
             self.add(layer)
 
@@ -55,6 +56,7 @@ class Sequential(Model):
         if not isinstance(layer, nn.Module):
             raise KilnTypeError(f"Sequential.add expects a layer (an nn.Module); received {type(layer).__name__}: {layer!r}")
         first = not self._layer_names
+        self._mask_layers = None
         name = attach_layer(self, getattr(layer, "name", None) or type(layer).__name__.lower(), layer)
         self._layer_names.append(name)
         if isinstance(layer, Layer):
@@ -70,6 +72,7 @@ class Sequential(Model):
         if not self._layer_names:
             raise KilnValueError("There are no layers in the model to pop.")
         name = self._layer_names.pop()
+        self._mask_layers = None
         layer = self._modules[name]
         del self._modules[name]
         return layer
@@ -99,7 +102,9 @@ class Sequential(Model):
     def input_shape(self):
         return None if self._input_spec is None else (None,) + tuple(self._input_spec[0])
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
+        if mask is not None or self._carries_masks():
+            return self._call_with_masks(inputs, training, mask)
         x = inputs
         if training is None:
             for name in self._layer_names:
@@ -109,6 +114,34 @@ class Sequential(Model):
             layer = self._modules[name]
             x = layer(x, training=training) if getattr(layer, "_accepts_training", False) else layer(x)
         return x
+
+    def _carries_masks(self) -> bool:
+        """Whether some layer makes or changes masks (worked out once per list of layers)."""
+        if self._mask_layers is None:
+            from kiln.layers.masking import produces_masks
+            self._mask_layers = any(produces_masks(self._modules[n]) for n in self._layer_names)
+        return self._mask_layers
+
+    def _call_with_masks(self, inputs, training, mask):
+        """The stack with Keras's masks: each layer gets the mask of its input (when its call
+        takes ``mask``) and ``compute_mask`` gives the mask of its output."""
+        from kiln.layers.masking import mask_call_kwargs
+        x = inputs
+        for name in self._layer_names:
+            layer = self._modules[name]
+            kwargs = {"training": training} if training is not None and getattr(layer, "_accepts_training", False) \
+                else {}
+            if mask is not None:
+                kwargs.update(mask_call_kwargs(layer, [mask], kwargs))
+            out = layer(x, **kwargs)
+            mask = layer.compute_mask(x, mask) if isinstance(layer, Layer) else None
+            x = out
+        self._output_mask = mask
+        return x
+
+    def compute_mask(self, inputs, mask=None):
+        """The mask of the last layer's output, from the latest call on these inputs."""
+        return getattr(self, "_output_mask", None)
 
     def get_config(self) -> dict:
         from kiln.saving.serialization import serialize_layer

@@ -274,6 +274,49 @@ class Optimizer:
         self.iterations += 1
         return loss
 
+    def apply(self, grads, trainable_variables=None):
+        """Keras 3's ``optimizer.apply(grads, variables)``: one update of ``variables`` with ``grads``.
+
+        Built on the first call over ``trainable_variables`` when not built yet (a GAN's two
+        optimizers each own one sub-model). Variables the optimizer holds but that are not
+        listed keep their values. A None gradient leaves its variable alone, as in Keras.
+        """
+        grads = list(grads)
+        if trainable_variables is None:
+            if self.torch_optimizer is None:
+                raise KilnValueError(f"{type(self).__name__}.apply(grads) needs `trainable_variables` on its first "
+                                     "call, e.g. optimizer.apply(grads, model.trainable_weights).")
+            trainable_variables = [p for g in self.torch_optimizer.param_groups for p in g["params"]]
+        variables = list(trainable_variables)
+        if len(grads) != len(variables):
+            raise KilnValueError(f"{type(self).__name__}.apply received {len(grads)} gradients for "
+                                 f"{len(variables)} variables; pass one gradient per variable.")
+        if self.torch_optimizer is None:
+            self.build(variables)
+        listed = {id(v) for v in variables}
+        held = [p for g in self.torch_optimizer.param_groups for p in g["params"]]
+        unknown = [tuple(v.shape) for v in variables if all(v is not p for p in held)]
+        if unknown:
+            raise KilnValueError(f"{type(self).__name__}.apply received variables it was not built for (shapes "
+                                 f"{unknown[:3]}). Use one optimizer per set of variables (e.g. compile("
+                                 "d_optimizer=..., g_optimizer=...)) or build it on all of them.")
+        others = {id(p): p.grad for p in held if id(p) not in listed}
+        with torch.no_grad():
+            for p in held:
+                if id(p) in others:
+                    p.grad = None
+            for v, g in zip(variables, grads):
+                v.grad = None if g is None else g.to(v.dtype)
+            self.step()
+            for p in held:
+                if id(p) in others:
+                    p.grad = others[id(p)]
+
+    def apply_gradients(self, grads_and_vars):
+        """Keras's ``apply_gradients(zip(grads, variables))``."""
+        pairs = list(grads_and_vars)
+        return self.apply([g for g, _ in pairs], [v for _, v in pairs])
+
     def zero_grad(self) -> None:
         """Drop the gradients (``set_to_none=True``: cheaper than filling with zeros)."""
         self._built().zero_grad(set_to_none=True)

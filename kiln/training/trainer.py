@@ -41,7 +41,7 @@ from kiln.callbacks.progbar_logger import ProgbarLogger
 from kiln.distribution import distribution as current_distribution
 from kiln.errors import KilnTypeError, KilnValueError, NaNLossError, NotCompiledError
 from kiln.layers.symbolic import flatten, map_structure
-from kiln.training import data_adapter
+from kiln.training import custom_step, data_adapter
 from kiln.training.device import autocast_context, precision_dtype, resolve_device
 from kiln.training.fit_state import FitState
 from kiln.training.threads import ThreadChoice
@@ -177,10 +177,43 @@ class Trainer:
                 self._compiled_loss_fn = torch.compile(self._loss_and_outputs)
         self._prepared = True
 
+    def _prepare_custom(self) -> None:
+        """Setup for a Model with its own steps: device and optimizer only. The model is not
+        called here (a GAN wrapper has no ``call``); the compiled loss and metrics are built by
+        ``Model.compute_loss``/``compute_metrics`` on their first use."""
+        self.module.to(self.device)
+        if not self._optimizer_built:
+            params = [p for p in self.module.parameters() if p.requires_grad]
+            if params:
+                self.optimizer.build(params)
+            self._optimizer_built = True
+
+    def ensure_objectives(self, y, y_pred) -> None:
+        """Build the compiled loss/metrics for these outputs if not built yet (custom steps)."""
+        if not self.objectives.built:
+            self.objectives.build(y, y_pred, output_names=_output_names(self.module))
+
     # ------------------------------------------------------------------ one step
+    def _masked(self, sample_weight):
+        """``sample_weight`` with the model output's mask applied (Keras: masked steps add no
+        loss); unchanged for models that made no mask in their latest call."""
+        mask = getattr(self.module, "_output_mask", None) if self._kiln_model else None
+        if mask is None:
+            return sample_weight
+        from kiln.layers.masking import masked_sample_weight
+        return masked_sample_weight(mask, sample_weight)
+
+    def _update_metrics(self, y, y_pred, sample_weight) -> None:
+        """Metrics of one batch; for an output with a mask, over its real steps only."""
+        mask = getattr(self.module, "_output_mask", None) if self._kiln_model else None
+        if mask is not None:
+            from kiln.layers.masking import masked_metric_inputs
+            y, y_pred, sample_weight = masked_metric_inputs(mask, y, y_pred, sample_weight)
+        self.objectives.update_metrics(y, y_pred, sample_weight)
+
     def _loss_and_outputs(self, x, y, sample_weight, module=None):
         y_pred = self._call_module(x, module)
-        loss = self.objectives.loss(y, y_pred, sample_weight)
+        loss = self.objectives.loss(y, y_pred, self._masked(sample_weight))
         for layer in self._penalized_layers:  # empty for most models: no per-step module walk
             for term in layer.regularization_losses():
                 loss = loss + term
@@ -252,6 +285,12 @@ class Trainer:
         if class_weight is not None:
             data = data.with_class_weight(class_weight)
         data = data.to(self.device)
+        # Decided once per fit: a Model that overrides a Keras step gets the step-by-step loop,
+        # every other model kiln's fast one.
+        custom = custom_step.uses_custom_steps(self.module)
+        if custom and privacy is not None:
+            raise KilnValueError(f"{type(self.module).__name__} overrides train_step/test_step/compute_loss, and "
+                                 "DP-SGD (`privacy=`) needs kiln's own step. Remove `privacy=` or the override.")
         private = None
         if privacy is not None:  # DP-SGD: validated, layers checked and noise calibrated before any step
             if not callable(getattr(privacy, "start_fit", None)):
@@ -272,7 +311,9 @@ class Trainer:
                                      "data-parallel without `privacy`.")
             dist.check_fit(self, data)
         example = data.example()  # None for a stream: the model is then built on its first batch
-        if example is not None and not self._prepared:
+        if custom:
+            self._prepare_custom()
+        elif example is not None and not self._prepared:
             self._prepare(*example)
         if private is not None:
             private.attach(self)
@@ -299,7 +340,7 @@ class Trainer:
         callback_list = CallbackList(cbs, model=self.host, params={"epochs": epochs, "steps": steps,
                                                                    "verbose": verbose, "inside_fit": True})
 
-        self.threads.begin(self.module, self.device, measure=True)
+        self.threads.begin(self.module, self.device, measure=not custom)
         try:
             callback_list.on_train_begin({})  # BackupAndRestore may set state.resume here
             first_epoch = initial_epoch
@@ -310,9 +351,14 @@ class Trainer:
             for epoch in range(first_epoch, epochs):
                 callback_list.on_epoch_begin(epoch, {})
                 resume, state.resume = state.resume, None
-                logs = self._run_epoch(data, batch_size, shuffle, steps_per_epoch, callback_list,
-                                       epoch=epoch, resume=resume, batch_transform=batch_transform)
-                if not math.isfinite(logs["loss"]) and not state.stop_training:
+                if custom:
+                    logs = custom_step.train_epoch(self, data, batch_size, shuffle, steps_per_epoch, callback_list,
+                                                   epoch, batch_transform)
+                else:
+                    logs = self._run_epoch(data, batch_size, shuffle, steps_per_epoch, callback_list,
+                                           epoch=epoch, resume=resume, batch_transform=batch_transform)
+                loss = logs.get("loss", 0.0)
+                if isinstance(loss, float) and not math.isfinite(loss) and not state.stop_training:
                     _raise_nan(epoch, logs)  # TerminateOnNaN, when used, has stopped cleanly instead
                 if val_data is not None and (epoch + 1) % validation_freq == 0:
                     val_logs = self._evaluate_data(val_data, validation_batch_size or batch_size,
@@ -382,7 +428,7 @@ class Trainer:
             loss_sum = loss * n if loss_sum is None else loss_sum.add_(loss, alpha=n)
             count += n
             if n:
-                objectives.update_metrics(yb, y_pred, swb)
+                self._update_metrics(yb, y_pred, swb)
             if track:
                 state.step, state.loss_sum, state.count = step + 1, loss_sum, count
             if wants_end:
@@ -498,6 +544,9 @@ class Trainer:
         return values[0] if len(values) == 1 else values
 
     def _evaluate_data(self, data, batch_size, max_steps, callback_list) -> dict:
+        if custom_step.uses_custom_steps(self.module):
+            self._prepare_custom()
+            return custom_step.evaluate(self, data, batch_size, max_steps, callback_list)
         module, objectives = self.module, self.objectives
         was_training = module.training
         module.eval()
@@ -523,7 +572,7 @@ class Trainer:
                 n = data_adapter.first_tensor(xb).shape[0]
                 loss_sum = loss * n if loss_sum is None else loss_sum.add_(loss, alpha=n)
                 count += n
-                objectives.update_metrics(yb, y_pred, swb)
+                self._update_metrics(yb, y_pred, swb)
                 if wants_end:
                     callback_list.batch_hook("on_test_batch_end", step, {})
         module.train(was_training)
@@ -563,8 +612,12 @@ class Trainer:
                 batches = data.batches(batch_size)
                 if steps is not None:
                     batches = itertools.islice(batches, steps)
+                predict_step = self.module.predict_step if custom_step.overrides(self.module, "predict_step") \
+                    else None
                 for step, (xb, _, _) in enumerate(batches):
-                    if amp_dtype is None:
+                    if predict_step is not None:
+                        outputs.append(predict_step(custom_step.pack_x_y_sample_weight(xb)))
+                    elif amp_dtype is None:
                         outputs.append(self._call_module(xb))
                     else:
                         with autocast_context(device, amp_dtype):
@@ -584,12 +637,19 @@ class Trainer:
         if class_weight is not None:
             data = data.with_class_weight(class_weight)
         data = data.to(self.device)
+        if custom_step.uses_custom_steps(self.module):
+            self._prepare_custom()
+            self.module.train()
+            self.module.reset_metrics()
+            logs = custom_step.step_logs(self.module.train_step(custom_step.pack_x_y_sample_weight(
+                data.x, data.y, data.sample_weight)), "train_step", self.module)
+            return logs if return_dict else (list(logs.values())[0] if len(logs) == 1 else list(logs.values()))
         if not self._prepared:
             self._prepare(data.x, data.y)
         self.module.train()
         self.objectives.reset()
         loss, y_pred = self._train_step(data.x, data.y, data.sample_weight)
-        self.objectives.update_metrics(data.y, y_pred, data.sample_weight)
+        self._update_metrics(data.y, y_pred, data.sample_weight)
         logs = {"loss": float(loss)}
         logs.update(self.objectives.results())
         if return_dict:

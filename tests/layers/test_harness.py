@@ -151,6 +151,7 @@ CASES: dict[str, Case] = {
     # two LSTM(4) on 3 features; "concat" doubles the features
     "Bidirectional": Case(lambda: L.Bidirectional(L.LSTM(4, return_sequences=True)), (5, 3), (5, 8), 2 * 128),
     "RepeatVector": Case(lambda: L.RepeatVector(3), (4,), (3, 4), 0),
+    "Masking": Case(lambda: L.Masking(0.0), (4, 3), (4, 3), 0),
     "Rescaling": Case(lambda: L.Rescaling(1 / 255, offset=-1.0), (5,), (5,), 0),
     "Flatten": Case(lambda: L.Flatten(), (2, 3), (6,), 0),
     "Reshape": Case(lambda: L.Reshape((3, 2)), (6,), (3, 2), 0),
