@@ -28,13 +28,16 @@ class BackupAndRestore(Callback):
         save_freq: "epoch" (default), or an int N: back up every N training steps.
         delete_checkpoint: remove the backup when ``fit`` finishes normally (default True).
         double_checkpoint: also keep the previous backup as ``previous.ckpt``.
+        verbose: 1 prints one line when a backup is restored ("resumed at epoch E, step S": E
+            counts from 1 as the log line does, S is how many of its steps were done), so a user
+            sees where training continues (default 0, as Keras prints nothing).
 
     Example::
 
         model.fit(x, y, epochs=10, callbacks=[kiln.callbacks.BackupAndRestore("backup")])
     """
 
-    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True, double_checkpoint=False):
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True, double_checkpoint=False, verbose=0):
         super().__init__()
         if not backup_dir:
             raise KilnValueError("BackupAndRestore needs a `backup_dir`, e.g. BackupAndRestore('backup').")
@@ -46,6 +49,7 @@ class BackupAndRestore(Callback):
         self.save_freq = save_freq
         self.delete_checkpoint = bool(delete_checkpoint)
         self.double_checkpoint = bool(double_checkpoint)
+        self.verbose = int(verbose)
         self.restored_from: Path | None = None
         if save_freq != "epoch":
             # Only then is this a batch callback: per-epoch backups add nothing to each step.
@@ -66,9 +70,23 @@ class BackupAndRestore(Callback):
     def on_train_begin(self, logs=None):
         from kiln.training.checkpoint import load_checkpoint
         self._first_epoch = None
+        self._remove_partial_writes()
         if self.path.exists():
-            self._model().restore_training_state(load_checkpoint(self.path))
+            state = load_checkpoint(self.path)
+            self._model().restore_training_state(state)
             self.restored_from = self.path
+            if self.verbose:
+                progress = state["progress"]
+                # epoch is 0-based inside fit; the log line ("Epoch 3/10") counts from 1.
+                print(f"resumed at epoch {progress['epoch'] + 1}, step {progress['step']} (from {self.path})")
+
+    def _remove_partial_writes(self) -> None:
+        """Delete the temporary files a killed backup write left (``.latest.ckpt.*.tmp``): the
+        rename never happened, so they hold no state the backup itself does not have."""
+        if self.backup_dir.is_dir():
+            for name in (_FILE, "previous.ckpt"):
+                for partial in self.backup_dir.glob(f".{name}.*.tmp"):
+                    partial.unlink(missing_ok=True)
 
     def _maybe_backup_on_batch(self, batch, logs=None):
         if (batch + 1) % self.save_freq == 0:

@@ -144,7 +144,7 @@ def train(config, *, output_dir=None, resume=None, verbose: int = 1, callbacks=(
     if config.data.split.k_folds:
         _cross_validate(config, splits, seed, run_dir, verbose)
     try:
-        fitted = _fit_once(config, splits, seed, callbacks=_callbacks(config, run_dir) + list(callbacks),
+        fitted = _fit_once(config, splits, seed, callbacks=_callbacks(config, run_dir, verbose) + list(callbacks),
                            verbose=verbose)
     except KilnError:
         if config.training.privacy is not None and resume is None:
@@ -362,10 +362,10 @@ def _compile(model, config, outputs, output_kinds, soft_labels=False, total_step
     model.compile(optimizer=optimizer, loss=losses, metrics=metrics, mixed_precision=precision)
 
 
-def _callbacks(config, run_dir: Path) -> list:
+def _callbacks(config, run_dir: Path, verbose: int = 0) -> list:
     t = config.training
     callbacks = [kiln.callbacks.BackupAndRestore(run_dir / "checkpoints", save_freq=t.checkpoint_every_steps or "epoch",
-                                                 delete_checkpoint=False),
+                                                 delete_checkpoint=False, verbose=verbose),
                  kiln.callbacks.JSONLLogger(run_dir / "metrics.jsonl")]
     if t.early_stopping is not None:
         es = t.early_stopping

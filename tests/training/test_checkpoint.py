@@ -75,6 +75,22 @@ def test_resume_mid_epoch_equals_uninterrupted(tmp_path, kill_at):
     assert not (tmp_path / "backup" / "latest.ckpt").exists()  # deleted after a completed fit
 
 
+def test_resume_says_where_and_removes_partial_writes(tmp_path, capsys):
+    x, y = data()
+    model = make_model()
+    with pytest.raises(Interrupt):
+        model.fit(x, y, epochs=4, batch_size=10, verbose=0,
+                  callbacks=[kiln.callbacks.BackupAndRestore(tmp_path / "backup", save_freq=1), KillAt(1, 4)])
+    # what a write killed before its rename leaves behind (atomic_write_bytes' temporary name)
+    partial = tmp_path / "backup" / ".latest.ckpt.a1b2c3.tmp"
+    partial.write_bytes(b"half a checkpoint")
+    restore = kiln.callbacks.BackupAndRestore(tmp_path / "backup", save_freq=1, verbose=1)
+    make_model().fit(x, y, epochs=4, batch_size=10, verbose=0, callbacks=[restore])
+    assert not partial.exists()
+    # KillAt(1, 4) stops in the second epoch after batch index 4: 5 steps done and backed up
+    assert f"resumed at epoch 2, step 5 (from {tmp_path / 'backup' / 'latest.ckpt'})" in capsys.readouterr().out
+
+
 def test_epoch_backups_resume_at_the_epoch(tmp_path):
     x, y = data()
     straight = make_model()
