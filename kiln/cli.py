@@ -128,6 +128,7 @@ def cmd_report(args) -> int:
 def cmd_export(args) -> int:
     """Export a run's model: ONNX (checked against torch with onnxruntime) or safetensors."""
     from kiln.workflows.run import load_run
+    _refuse_fp32_over_int8(args)
     run = load_run(args.run)
     out_dir = Path(args.run) / "export"
     out_dir.mkdir(exist_ok=True)
@@ -139,6 +140,21 @@ def cmd_export(args) -> int:
         target = export_onnx(run, out_dir / "model.onnx")
     print(f"exported {target}")
     return 0
+
+
+def _refuse_fp32_over_int8(args) -> None:
+    """An int8 run's ONNX file is its int8 graph; exporting the model again would silently write
+    an fp32 graph (of the dequantized weights) in its place."""
+    record = Path(args.run) / "compression.json"
+    if args.format != "onnx" or args.force_fp32 or not record.exists():
+        return
+    if not (json.loads(record.read_text()).get("quantization")):
+        return
+    graph = Path(args.run) / "export" / "model.onnx"
+    have = (f"{graph} already holds its int8 graph (use it as is: kiln predict {args.run} --backend onnx)"
+            if graph.exists() else "its int8 graph is written by kiln compress with the onnx backend")
+    raise _RunError(f"{args.run} is int8-quantized; `kiln export --format onnx` would write an fp32 graph of its "
+                    f"dequantized weights instead: {have}. Pass --force-fp32 to export the fp32 graph anyway.")
 
 
 def cmd_compress(args) -> int:
@@ -274,11 +290,14 @@ def _parser() -> argparse.ArgumentParser:
     p = add("export", cmd_export)
     p.add_argument("run")
     p.add_argument("--format", choices=["onnx", "safetensors"], default="onnx")
+    p.add_argument("--force-fp32", action="store_true", help="export an int8 run's dequantized fp32 graph over "
+                   "its int8 export/model.onnx")
     p = add("compress", cmd_compress)
     p.add_argument("run")
     p.add_argument("--quantize", choices=["int8"], help="int8: the fastest int8 backend within --budget")
     p.add_argument("--mode", default="dynamic", help="dynamic (int8 weights, activations per batch) or static "
-                   "(ONNX Runtime, activation ranges calibrated on training rows; Conv too); qat is not built yet")
+                   "(ONNX Runtime, activation ranges calibrated on training rows; Conv too) or qat (fine-tune --epochs N "
+                   "through fake int8 rounding, then dynamic int8)")
     p.add_argument("--calibration-rows", type=int, default=512, help="training rows for --mode static (512)")
     p.add_argument("--prune", type=float, metavar="AMOUNT", help="fraction in [0, 1) of weights (or, with "
                    "--structured, of each hidden layer's units/filters) to remove")
