@@ -35,6 +35,10 @@ def cmd_train(args) -> int:
         raise _UsageError("kiln train needs a CONFIG file (or --resume RUN).")
     config = load_config(Path(args.resume) / "config.yaml" if args.resume else args.config, args.set)
     result = train(config, output_dir=args.output, resume=args.resume, verbose=0 if args.quiet else 1)
+    if config.compress is not None:  # the config's compress: section -> a second run folder beside this one
+        from kiln.workflows.compress import compress_run
+        compressed = compress_run(result.run_dir, **config.compress.model_dump(), verbose=not args.quiet)
+        print(f"compressed: {compressed.run_dir}")
     print(f"run: {result.run_dir}")
     return 0
 
