@@ -37,7 +37,8 @@ def head_importance(layer) -> torch.Tensor:
     """``(num_heads,)``: ``||value_kernel[:, h]|| * ||output_kernel[h]||`` of a built MultiHeadAttention."""
     value = layer.value_kernel.detach()  # (in, N, value_dim)
     output = layer.output_kernel.detach()  # (N, value_dim, *out)
-    return value.transpose(0, 1).reshape(layer.num_heads, -1).norm(dim=1) * output.reshape(layer.num_heads, -1).norm(dim=1)
+    n = layer.num_heads
+    return value.transpose(0, 1).reshape(n, -1).norm(dim=1) * output.reshape(n, -1).norm(dim=1)
 
 
 def prune_layer_heads(layer, keep) -> None:
