@@ -170,6 +170,9 @@ def cmd_compress(args) -> int:
                  output_dir=args.output, rounds=args.rounds, threads=args.threads,
                  calibration_rows=args.calibration_rows, distill_into=args.distill_into,
                  temperature=args.temperature, alpha=args.alpha, verbose=True)
+    return 0
+
+
 def cmd_explain(args) -> int:
     """Explain a run's predictions for the rows of a data file: explanations.json, pictures, report section."""
     import time
