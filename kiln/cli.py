@@ -47,6 +47,10 @@ def cmd_train(args) -> int:
             err.args = (f"rank {rank}: {err.args[0] if err.args else err}", *err.args[1:])
         raise
     if not rank:
+        if config.compress is not None:  # the config's compress: section -> a second run folder beside this one
+            from kiln.workflows.compress import compress_run
+            compressed = compress_run(result.run_dir, **config.compress.model_dump(), verbose=not args.quiet)
+            print(f"compressed: {compressed.run_dir}")
         print(f"run: {result.run_dir}")
     return 0
 
@@ -82,6 +86,8 @@ def _join_torchrun() -> int | None:
     import kiln.distribution as distribution
     distribution.set_distribution(distribution.DataParallel())
     return distribution.distribution().rank
+
+
 def cmd_tune(args) -> int:
     """Tune a config's hyperparameters (its tune: section); writes a tune folder (trials, best.yaml, report)."""
     from kiln.tune.runner import tune
@@ -231,6 +237,7 @@ def cmd_report(args) -> int:
 def cmd_export(args) -> int:
     """Export a run's model: ONNX (checked against torch with onnxruntime) or safetensors."""
     from kiln.workflows.run import load_run
+    _refuse_fp32_over_int8(args)
     run = load_run(args.run)
     out_dir = Path(args.run) / "export"
     out_dir.mkdir(exist_ok=True)
@@ -244,6 +251,21 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _refuse_fp32_over_int8(args) -> None:
+    """An int8 run's ONNX file is its int8 graph; exporting the model again would silently write
+    an fp32 graph (of the dequantized weights) in its place."""
+    record = Path(args.run) / "compression.json"
+    if args.format != "onnx" or args.force_fp32 or not record.exists():
+        return
+    if not (json.loads(record.read_text()).get("quantization")):
+        return
+    graph = Path(args.run) / "export" / "model.onnx"
+    have = (f"{graph} already holds its int8 graph (use it as is: kiln predict {args.run} --backend onnx)"
+            if graph.exists() else "its int8 graph is written by kiln compress with the onnx backend")
+    raise _RunError(f"{args.run} is int8-quantized; `kiln export --format onnx` would write an fp32 graph of its "
+                    f"dequantized weights instead: {have}. Pass --force-fp32 to export the fp32 graph anyway.")
+
+
 def cmd_compress(args) -> int:
     """Shrink a run's model (int8, pruning, distillation) into a new run folder beside it, with a measured table."""
     from kiln.workflows.compress import compress_run
@@ -253,6 +275,9 @@ def cmd_compress(args) -> int:
                  output_dir=args.output, rounds=args.rounds, threads=args.threads,
                  calibration_rows=args.calibration_rows, distill_into=args.distill_into,
                  temperature=args.temperature, alpha=args.alpha, verbose=True)
+    return 0
+
+
 def cmd_explain(args) -> int:
     """Explain a run's predictions for the rows of a data file: explanations.json, pictures, report section."""
     import time
@@ -395,11 +420,14 @@ def _parser() -> argparse.ArgumentParser:
     p = add("export", cmd_export)
     p.add_argument("run")
     p.add_argument("--format", choices=["onnx", "safetensors"], default="onnx")
+    p.add_argument("--force-fp32", action="store_true", help="export an int8 run's dequantized fp32 graph over "
+                   "its int8 export/model.onnx")
     p = add("compress", cmd_compress)
     p.add_argument("run")
     p.add_argument("--quantize", choices=["int8"], help="int8: the fastest int8 backend within --budget")
     p.add_argument("--mode", default="dynamic", help="dynamic (int8 weights, activations per batch) or static "
-                   "(ONNX Runtime, activation ranges calibrated on training rows; Conv too); qat is not built yet")
+                   "(ONNX Runtime, activation ranges calibrated on training rows; Conv too) or qat (fine-tune --epochs N "
+                   "through fake int8 rounding, then dynamic int8)")
     p.add_argument("--calibration-rows", type=int, default=512, help="training rows for --mode static (512)")
     p.add_argument("--prune", type=float, metavar="AMOUNT", help="fraction in [0, 1) of weights (or, with "
                    "--structured, of each hidden layer's units/filters) to remove")

@@ -121,7 +121,7 @@ def _linear_paths(model) -> list[str]:
 
 
 def quantize(model, dtype: str = "int8", *, backend: str = "torch", keep_fp32=(),
-             inplace: bool = False) -> QuantizeResult:
+             inplace: bool = False, per_channel: bool = False) -> QuantizeResult:
     """Dynamic int8 quantization of a copy of ``model`` (of ``model`` itself with ``inplace``).
 
     Args:
@@ -131,6 +131,9 @@ def quantize(model, dtype: str = "int8", *, backend: str = "torch", keep_fp32=()
             ``quantize_onnx`` on an exported graph.
         keep_fp32: layer names (as in ``model.named_modules()``) to leave in fp32.
         inplace: change ``model`` itself (Keras 3's ``model.quantize``) instead of a copy.
+        per_channel: torch backend only: one weight scale per output channel, ``max|w| / 127``
+            (the grid ``int8_weights`` stores and QAT trains on) instead of torch.ao's default
+            one scale per layer (default False).
 
     Example::
 
@@ -153,7 +156,8 @@ def quantize(model, dtype: str = "int8", *, backend: str = "torch", keep_fp32=()
         warnings.simplefilter("ignore")  # torch.ao's deprecation notice; torchao's missing-CUDA-kernel notes
         if backend == "torch":
             from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
-            qmodel = quantize_dynamic(converted, {p: default_dynamic_qconfig for p in linears}, dtype=torch.qint8,
+            qconfig = _per_channel_qconfig() if per_channel else default_dynamic_qconfig
+            qmodel = quantize_dynamic(converted, {p: qconfig for p in linears}, dtype=torch.qint8,
                                       inplace=True)  # ``converted`` is already a copy unless asked
         else:
             try:
@@ -165,6 +169,16 @@ def quantize(model, dtype: str = "int8", *, backend: str = "torch", keep_fp32=()
             qmodel = converted
     names = [p.removesuffix(".linear") for p in linears]
     return QuantizeResult(qmodel.eval(), backend, names, fp32)
+
+
+def _per_channel_qconfig():
+    """torch.ao dynamic int8 with symmetric per-output-channel weights over -127..127, so the
+    scale is ``max|w| / 127`` exactly as ``int8_weights`` computes it (torch.ao's own
+    per-channel default spans -128..127 and divides by 127.5: a different grid)."""
+    from torch.ao.quantization import PerChannelMinMaxObserver, QConfig, default_dynamic_quant_observer
+    weight = PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric,
+                                                quant_min=-127, quant_max=127)
+    return QConfig(activation=default_dynamic_quant_observer, weight=weight)
 
 
 def int8_weights(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

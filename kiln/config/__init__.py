@@ -9,7 +9,7 @@ Example:
 
 from kiln.config.load import dump_config, load_config, load_config_text, validate_config
 from kiln.config.schema import (AUGMENTATIONS_BY_TYPE, FEATURE_TYPES, AugmentationConfig, ColorJitterConfig,
-                                DataConfig, EarlyStoppingConfig, EvaluationConfig, ExportConfig, FeatureConfig,
+                                CompressConfig, DataConfig, EarlyStoppingConfig, EvaluationConfig, ExportConfig, FeatureConfig,
                                 KilnConfig, ModelConfig, OptimizerConfig, RegularizationConfig, ScheduleConfig,
                                 SpecAugmentConfig, SplitConfig, TrainingConfig, ZooConfig)
 from kiln.config.starter import STARTER_KINDS, starter_config
@@ -18,6 +18,6 @@ __all__ = [
     "load_config", "load_config_text", "validate_config", "dump_config", "starter_config", "STARTER_KINDS",
     "KilnConfig", "DataConfig", "SplitConfig", "FeatureConfig", "AugmentationConfig", "ColorJitterConfig",
     "SpecAugmentConfig", "ModelConfig", "ZooConfig", "TrainingConfig", "OptimizerConfig", "ScheduleConfig",
-    "EarlyStoppingConfig", "RegularizationConfig", "EvaluationConfig", "ExportConfig",
+    "EarlyStoppingConfig", "RegularizationConfig", "EvaluationConfig", "ExportConfig", "CompressConfig",
     "FEATURE_TYPES", "AUGMENTATIONS_BY_TYPE",
 ]

@@ -46,7 +46,8 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_serializer,
+                      model_validator)
 from pydantic_core import PydanticCustomError
 
 from kiln.config.catalog import LAYER_ARGUMENTS, ZOO_OPTIONS
@@ -610,6 +611,54 @@ class CardConfig(_Section):
     """Known limitations and recommendations, added to the ones kiln finds."""
 
 
+class CompressConfig(_Section):
+    """Compress the trained run into a second run folder beside it, as ``kiln compress RUN`` does
+    with the same options (``kiln.workflows.compress.compress_run``)."""
+
+    quantize: Literal["int8"] | None = None
+    """int8: the fastest int8 backend within ``budget``; None: no quantization."""
+    mode: Literal["dynamic", "static", "qat"] = "dynamic"
+    """dynamic (activations quantized per batch), static (ONNX Runtime, calibrated; Conv too) or
+    qat (fine-tune ``epochs`` through fake int8 rounding first)."""
+    prune: float | None = Field(None, ge=0, lt=1)
+    """Fraction of weights (of units/filters with ``structured``) to remove; None: no pruning."""
+    structured: bool = False
+    """Remove whole units/filters (a smaller model) instead of single weights."""
+    distill_into: str | None = None
+    """A student (zoo name or YAML file with a ``model:`` section) trained against the run's model."""
+    epochs: int = Field(0, ge=0)
+    """Fine-tuning epochs (pruning, qat) or student training epochs (distill_into)."""
+    temperature: float = Field(4.0, gt=0)
+    """Distillation temperature."""
+    alpha: float = Field(0.9, ge=0, le=1)
+    """Weight of the teacher term in the distillation loss."""
+    budget: float = Field(0.01, gt=0, lt=1)
+    """Allowed relative drop of the test metric."""
+    allow_slower: bool = False
+    """Write the int8 run even when no int8 candidate is faster than fp32 here."""
+    backends: list[Literal["torch", "torchao", "onnx"]] = Field(default_factory=lambda: ["torch", "torchao", "onnx"],
+                                                                min_length=1)
+    """int8 candidates to measure."""
+    calibration_rows: PositiveInt = 512
+    """Training rows that calibrate ``mode: static``."""
+    rounds: PositiveInt = 7
+    """Alternating timing rounds per variant."""
+    threads: PositiveInt | None = None
+    """Threads for torch and ONNX Runtime while measuring; None: torch's current setting."""
+
+    @model_validator(mode="after")
+    def _something_to_do(self) -> CompressConfig:
+        if self.quantize is None and self.prune is None and self.distill_into is None:
+            raise _problem("compress needs something to do: quantize: int8, prune: AMOUNT and/or distill_into: MODEL "
+                           "(or remove the compress section)")
+        if self.mode == "qat" and (self.quantize is None or self.epochs < 1):
+            raise _problem("mode: qat fine-tunes with int8 rounding before quantizing: set quantize: int8 and "
+                           "epochs: N (N >= 1)", "mode")
+        if self.distill_into is not None and self.epochs < 1:
+            raise _problem("distill_into trains the student: set epochs: N (N >= 1)", "epochs")
+        return self
+
+
 # ----- the whole config ----------------------------------------------------------------------
 
 
@@ -642,6 +691,19 @@ class KilnConfig(_Section):
     """The model card's intended use, license and slices."""
     tune: TuneConfig | None = None
     """What ``kiln tune`` searches (``kiln.config.tune_schema``); None: not tuned. ``kiln train`` ignores it."""
+    compress: CompressConfig | None = None
+    """Compress the trained run into a second run folder (``kiln compress``'s options); None: don't."""
+
+    @model_serializer(mode="wrap")
+    def _no_empty_optional_sections(self, handler) -> dict:
+        # A config without a compress or tune section dumps as it did before those sections
+        # existed, so runs' config.yaml files stay byte for byte what they were.
+        data = handler(self)
+        if isinstance(data, dict):
+            for key in ("compress", "tune"):
+                if getattr(self, key) is None:
+                    data.pop(key, None)
+        return data
 
     @field_validator("name")
     @classmethod

@@ -58,6 +58,9 @@ class ReportContext:
             its pictures lie (the run folder).
         model_card: optional, the run's MODEL_CARD.md, relative to the report: linked from a
             "Model card" section.
+        compression: a compressed run's ``compression.json`` (``kiln compress``): adds a
+            "Compression" section with the measured table, the chosen variant, the layers kept
+            fp32 and the lineage. Default None: no section, the page is as before.
 
     Raises:
         KilnValueError / KilnTypeError listing every problem found, e.g. an unknown task or
@@ -88,6 +91,7 @@ class ReportContext:
     explanations: dict | None = None
     explanations_folder: str | None = None
     model_card: str | None = None
+    compression: Mapping | None = None
 
     def __post_init__(self):
         problems = []
@@ -122,6 +126,9 @@ class ReportContext:
                 problems.append("`y_score` must have one column per class of class_names. "
                                 f"Received: {np.shape(self.y_score)[1]} columns, "
                                 f"{len(self.class_names)} class names.")
+        if self.compression is not None and not isinstance(self.compression, Mapping):
+            problems.append("`compression` must be a dict (a run's compression.json) or None. Received: "
+                            f"{type(self.compression).__name__}.")
         for name in ("data_summary", "environment"):
             if not isinstance(getattr(self, name), Mapping):
                 problems.append(f"`{name}` must be a dict. Received: "

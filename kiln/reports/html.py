@@ -49,6 +49,8 @@ def render_report(context: ReportContext) -> str:
                          _classification_section(analysis, plots)))
     elif analysis is not None:
         sections.append(("regression", "Regression", _regression_section(analysis, plots)))
+    if ctx.compression is not None:
+        sections.append(("compression", "Compression", _compression_section(ctx.compression)))
     sections += [
         ("model", "Model", _model_section(ctx.model_summary)),
         ("data", "Data", _data_section(ctx.data_summary)),
@@ -342,6 +344,37 @@ def _regression_section(a: dict, plots) -> str:
 
 
 # ----------------------------------------------------------------------------- model, data, config
+
+def _compression_section(record: Mapping) -> str:
+    """What ``kiln compress`` did: lineage, recipe, the chosen variant, the measured table and
+    which layers stayed fp32 (and why), read from the run's compression.json."""
+    quantization = record.get("quantization") or {}
+    lineage = {"source run": record.get("source_run"), "source model sha256": record.get("source_model_sha256"),
+               "created": record.get("created"), "chosen": record.get("chosen"),
+               "metric": record.get("metric"), "budget": record.get("budget"), "test rows": record.get("test_rows")}
+    recipe = {k: v for k, v in (record.get("recipe") or {}).items() if v not in (None, False)}
+    if quantization:
+        recipe["scheme"] = quantization.get("scheme")
+    parts = [_kv_table({k: v for k, v in lineage.items() if v is not None}, "compression-lineage"),
+             "<h3>Recipe</h3>", _kv_table(recipe, "compression-recipe")]
+    table = record.get("table") or []
+    if table:
+        columns = list(dict.fromkeys(k for row in table for k in row if k != "variant"))
+        rows = [[f"<td>{_e(row.get('variant'))}{' (chosen)' if row.get('variant') == record.get('chosen') else ''}"
+                 f"</td>"] + [_num_td(row.get(c)) for c in columns] for row in table]
+        machine = record.get("machine") or {}
+        parts += ["<h3>Measured</h3>", _table(["variant", *columns], rows, "compression-table"),
+                  f'<p class="muted">Measured in one process on {_e(machine.get("processor") or "this machine")} '
+                  f'with {_e(machine.get("threads", "?"))} threads; latency depends on the machine and its load.</p>']
+    if quantization:
+        layers = ", ".join(quantization.get("layers") or []) or "none"
+        parts += ["<h3>Quantized layers</h3>", f"<p>{_e(layers)}</p>", "<h3>Layers kept fp32</h3>",
+                  _kv_table(quantization["fp32_layers"], "compression-fp32") if quantization.get("fp32_layers")
+                  else "<p>none: every layer int8 covers was quantized</p>"]
+    if record.get("rejected"):
+        parts += ["<h3>Not chosen</h3>", _kv_table(record["rejected"], "compression-rejected")]
+    return "\n".join(parts)
+
 
 def _model_section(summary: str) -> str:
     if not summary:

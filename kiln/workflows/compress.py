@@ -2,10 +2,12 @@
 
     kiln compress runs/mnist-cnn-20261203-101500 --quantize int8          # -> runs/mnist-cnn-...-int8
     kiln compress RUN --prune 0.5 --structured                            # -> RUN-pruned50s
+    kiln compress RUN --quantize int8 --mode qat --epochs 2               # -> RUN-int8-qat
 
 Steps: load the source run -> read and split its data exactly as training did (the test split
 scores every variant; the training split fine-tunes) -> build the variants (pruned, then int8
-candidates: torch.ao, torchao, ONNX Runtime) -> fall back layer by layer to fp32 where a
+candidates: torch.ao, torchao, ONNX Runtime; with ``--mode qat`` after fine-tuning through
+fake int8 rounding, ``kiln.compress.qat``) -> fall back layer by layer to fp32 where a
 torch candidate misses the accuracy budget -> measure fp32 and every variant in one process
 (``kiln.compress.measurement``) -> pick the fastest int8 candidate within budget -> write the run.
 
@@ -77,10 +79,14 @@ def _check_args(quantize, mode, prune, budget, backends, distill_into=None, epoc
         raise KilnValueError(f"--distill-into trains the student: pass --epochs N (N >= 1). Received: epochs={epochs}")
     if quantize not in (None, "int8"):
         raise KilnValueError(f"Received an invalid value for `--quantize`, expected 'int8'. Received: {quantize!r}")
-    if mode not in ("dynamic", "static"):
-        raise KilnValueError(f"--mode {mode} is not built yet (this version has --mode dynamic: int8 Dense/Linear "
-                             f"weights, activations quantized per batch; and --mode static: ONNX Runtime int8 with "
-                             f"calibrated activations, Conv included). Use --mode dynamic or --mode static.")
+    if mode not in ("dynamic", "static", "qat"):
+        raise KilnValueError(f"Received an invalid value for `--mode`, expected dynamic (int8 Dense/Linear weights, "
+                             f"activations quantized per batch), static (ONNX Runtime int8 with calibrated "
+                             f"activations, Conv included) or qat (dynamic int8 after fake-quant fine-tuning, "
+                             f"needs --epochs). Received: {mode!r}")
+    if mode == "qat" and (quantize is None or epochs < 1):
+        raise KilnValueError(f"--mode qat fine-tunes with int8 rounding before quantizing: pass --quantize int8 and "
+                             f"--epochs N (N >= 1). Received: quantize={quantize!r}, epochs={epochs}")
     if prune is not None:
         _check_amount(prune)
     if not 0 < budget < 1:
@@ -206,13 +212,15 @@ def _examples(run, x_test) -> dict:
     return {f.name: torch.as_tensor(x_test[f.name][:4]) for f in run.inputs}
 
 
-def _torch_candidate(base, backend, score, reference, higher, metric, budget, x_test, log):
+def _torch_candidate(base, backend, score, reference, higher, metric, budget, x_test, log, per_channel=False):
     """Quantize with ``backend``; keep Dense layers fp32 from the output backwards until the
-    test metric is within budget. Returns (QuantizeResult, value) or (None, reason)."""
+    test metric is within budget. Returns (QuantizeResult, value) or (None, reason).
+    ``per_channel`` (torch backend): the per-output-channel grid QAT trained on."""
     from kiln.compress.measurement import Variant, predict_all
     from kiln.compress.quantize import quantize
     keep: list[str] = []
-    result = quantize(base, "int8", backend=backend)
+    extra = {"per_channel": True} if per_channel and backend == "torch" else {}
+    result = quantize(base, "int8", backend=backend, **extra)
     if not result.quantized_layers:
         return None, "no layer it can quantize (dynamic int8 covers Dense/Linear)"
     order = list(reversed(result.quantized_layers))
@@ -224,7 +232,7 @@ def _torch_candidate(base, backend, score, reference, higher, metric, budget, x_
             return None, f"{metric} {value:.4g} misses the budget even with every layer fp32"
         keep.append(order.pop(0))
         log(f"  {backend}: {metric} {value:.4g} outside the budget; keeping {keep[-1]} fp32")
-        result = quantize(base, "int8", backend=backend, keep_fp32=keep)
+        result = quantize(base, "int8", backend=backend, keep_fp32=keep, **extra)
         if not result.quantized_layers:
             return None, f"{metric} stays outside the {budget:.1%} budget unless every layer is fp32"
 
@@ -300,6 +308,27 @@ def compress_run(source, *, quantize: str | None = None, mode: str = "dynamic", 
                                 len(state_to_safetensors_bytes(base.state_dict())), _params(base)))
         suffix.append(f"pruned{round(prune * 100)}{'s' if structured else ''}")
 
+    # -- QAT (optional): fine-tune through int8 rounding; the kernels end on the int8 grid
+    if quantize and mode == "qat":
+        from kiln.compress.qat import finish_qat, prepare_qat, qat_fine_tune
+        from kiln.saving.weights_io import state_to_safetensors_bytes
+        from kiln.workflows.train import LOSS_FOR_TYPE
+        x_train, y_train = run.encode_inputs(splits["train"]), run.encode_targets(splits["train"])
+        rate = getattr(config.training.optimizer, "learning_rate", None)
+        rate = 0.1 * rate if isinstance(rate, (int, float)) else 1e-4  # a nudge, not a retraining
+        logits = run.output_kinds.get(feature.name, "logits") == "logits"
+        prepared = prepare_qat(base)
+        log(f"QAT: fine-tuning {len(prepared.layers)} Dense layers with fake int8 for {epochs} epochs "
+            f"(learning rate {rate:g})...")
+        qat_fine_tune(prepared, x_train, y_train, loss=LOSS_FOR_TYPE[feature.type](logits), epochs=epochs,
+                      batch_size=config.training.batch_size, learning_rate=rate)
+        base = finish_qat(prepared)
+        report["qat"] = {"layers": prepared.layers, "epochs": epochs, "learning_rate": rate,
+                         "weights": "symmetric int8 per output channel (max|w|/127)",
+                         "inputs": "dynamic uint8 per batch, range 0..127 (fbgemm reduce_range)"}
+        variants.append(Variant("qat", _torch_predict(base), "torch",
+                                len(state_to_safetensors_bytes(base.state_dict())), _params(base)))
+
     # -- int8 candidates
     tmp = Path(tempfile.mkdtemp(prefix="kiln-compress-"))
     candidates: dict = {}
@@ -307,7 +336,7 @@ def compress_run(source, *, quantize: str | None = None, mode: str = "dynamic", 
     try:
         torch.set_num_threads(threads)
         if quantize:
-            suffix.append("int8" if mode == "dynamic" else "int8-static")
+            suffix.append({"dynamic": "int8", "static": "int8-static", "qat": "int8-qat"}[mode])
             float_name = variants[-1].name  # int8 is judged against the float model it quantizes
             reference = score(_predict_all(variants[-1], x_test))[metric]
             torch_backends = [b for b in backends if b in ("torch", "torchao")]
@@ -320,7 +349,7 @@ def compress_run(source, *, quantize: str | None = None, mode: str = "dynamic", 
             for backend in torch_backends:
                 try:
                     result, value = _torch_candidate(base, backend, score, reference, higher, metric, budget,
-                                                     x_test, log)
+                                                     x_test, log, per_channel=mode == "qat")
                 except KilnError as err:
                     rejected[backend] = str(err)
                     continue
@@ -498,7 +527,8 @@ def _write_run(source, run, base, suffix, output_dir, chosen, candidates, rows, 
             _, layers, fp32_layers = as_linear(base)
         tensors = _int8_tensors(base, layers)
         model = _dequantized(base, tensors, layers)
-        activations = "calibrated (static, ONNX Runtime QDQ)" if mode == "static" else "dynamic per batch"
+        activations = {"static": "calibrated (static, ONNX Runtime QDQ)", "dynamic": "dynamic per batch",
+                       "qat": "dynamic per batch, after fake-quant fine-tuning (QAT)"}[mode]
         quantization = {"scheme": f"int8 symmetric, per output channel, weights; activations {activations}",
                         "mode": mode,
                         "backend": chosen.removeprefix("int8-"), "layers": layers, "fp32_layers": fp32_layers,
@@ -531,4 +561,21 @@ def _write_run(source, run, base, suffix, output_dir, chosen, candidates, rows, 
                     "threads": threads},
     })
     (run_dir / "compression.json").write_text(json.dumps(report, indent=2))
+    _write_report(run_dir, reloaded, evaluation, report)
     return run_dir
+
+
+def _write_report(run_dir: Path, run, evaluation: dict, record: dict) -> None:
+    """report.html for the compressed run: its test metrics, the Compression section and its model
+    (it was not trained here: the learning curves are the source run's)."""
+    from kiln.reports import ReportContext, write_report
+    lines: list[str] = []
+    run.model.summary(print_fn=lines.append)
+    feature = run.outputs[0]
+    context = ReportContext(
+        title=f"kiln run {run_dir.name}", run_name=run_dir.name,
+        task="regression" if feature.type == "numeric" else "classification",
+        final_metrics=evaluation, model_summary="\n".join(lines),
+        config_yaml=(run_dir / "config.yaml").read_text(), compression=record,
+        notes=[f"Compressed from {record['source_run']} by kiln compress; its report has the learning curves."])
+    write_report(run_dir / "report.html", context)

@@ -160,7 +160,8 @@ def test_no_speedup_exits_1_with_the_measured_table(iris_run, capsys, monkeypatc
 
 @pytest.mark.parametrize("args, message", [
     (["--prune", "1.5"], r"Received: amount=1.5. Use e.g. 0.5"),
-    (["--quantize", "int8", "--mode", "qat"], "--mode qat is not built yet.*Use --mode dynamic or --mode static"),
+    (["--quantize", "int8", "--mode", "qat"], r"--mode qat .*pass --quantize int8 and --epochs N .*epochs=0"),
+    (["--quantize", "int8", "--mode", "fp4"], r"expected dynamic .*static .*or qat .*Received: 'fp4'"),
     (["--quantize", "int8", "--mode", "static", "--calibration-rows", "0"], "expected a positive integer. Received: 0"),
     (["--quantize", "int8", "--backends", "torch,tensorrt"], "subset of torch,torchao,onnx. Received: 'torch,tensorrt'"),
     ([], "needs something to do: --quantize int8, --prune AMOUNT and/or --distill-into MODEL"),
@@ -229,3 +230,54 @@ def test_bad_distillation_requests(iris_run, capsys, args, message):
     import re
     code, _, err = compress([iris_run[0], *args], capsys)
     assert code == 1 and re.search(message, err), err
+
+
+@pytest.mark.slow  # fine-tunes, exports ONNX and times the variants
+def test_qat_run_is_stored_on_its_int8_grid_and_predicts(iris_run, tmp_path, capsys):
+    from safetensors.torch import load_file
+    source, csv = iris_run
+    code, out, err = compress([source, "--quantize", "int8", "--mode", "qat", "--epochs", "2", "--backends", "torch",
+                               "--rounds", "1", "--allow-slower", "--threads", "1"], capsys)
+    assert code == 0, err
+    target = Path(out.strip().splitlines()[-1].removeprefix("run: "))
+    assert target.name == f"{source.name}-int8-qat"
+    record = json.loads((target / "compression.json").read_text())
+    assert record["qat"]["layers"] == ["dense", "dense_1", "species"] and record["quantization"]["mode"] == "qat"
+    assert [r["variant"] for r in record["table"]] == ["fp32", "qat", "int8-torch"]
+    # QAT leaves the kernels on the stored grid: the saved fp32 weights are exactly q * scale.
+    weights, int8 = load_file(target / "model" / "model.safetensors"), load_file(target / "model" / "int8.safetensors")
+    for name in record["quantization"]["layers"]:
+        assert torch_equal(weights[f"{name}.kernel"].t(), int8[f"{name}.q"].float() * int8[f"{name}.scale"][:, None])
+    assert main(["predict", str(target), "--data", str(csv), "--output", str(tmp_path / "qat.csv")]) == 0
+    assert main(["predict", str(source), "--data", str(csv), "--output", str(tmp_path / "fp32.csv")]) == 0
+    fp32, qat = (pd.read_csv(tmp_path / f"{n}.csv")["species"] for n in ("fp32", "qat"))
+    assert np.mean(fp32 == qat) >= 0.95
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+    return torch.equal(a, b)
+
+
+def test_int8_run_has_a_compression_report_and_refuses_an_fp32_export(iris_run, capsys):
+    source, _ = iris_run
+    code, out, err = compress([source, "--quantize", "int8", "--backends", "torch,onnx", "--rounds", "1",
+                               "--allow-slower", "--threads", "1", "--output", source.parent / "report-check"], capsys)
+    assert code == 0, err
+    target = Path(out.strip().splitlines()[-1].removeprefix("run: "))
+    record = json.loads((target / "compression.json").read_text())
+    assert main(["report", str(target)]) == 0
+    assert capsys.readouterr().out.strip() == str((target / "report.html").resolve())
+    page = (target / "report.html").read_text()
+    assert '<section id="compression">' in page and f"{record['chosen']} (chosen)" in page
+    assert str(source.resolve()) in page and record["source_model_sha256"] in page
+    assert all(f"<td>{row['variant']}" in page for row in record["table"])
+
+    before = (target / "export" / "model.onnx").read_bytes()
+    assert main(["export", str(target), "--format", "onnx"]) == 1
+    err = capsys.readouterr().err
+    assert f"{target} is int8-quantized" in err and "already holds its int8 graph" in err and "--force-fp32" in err
+    assert (target / "export" / "model.onnx").read_bytes() == before  # the int8 graph is kept
+    assert main(["export", str(target), "--format", "safetensors"]) == 0  # the weights file is not affected
+    assert main(["export", str(target), "--format", "onnx", "--force-fp32"]) == 0
+    assert (target / "export" / "model.onnx").read_bytes() != before
