@@ -124,3 +124,24 @@ def test_save_load_round_trip_keeps_constraints(tmp_path):
 def test_layers_without_support_still_refuse():
     with pytest.raises(KilnError, match="does not support weight constraints yet"):
         kiln.layers.DepthwiseConv2D(3, depthwise_constraint="non_neg")
+
+
+def test_conv_transpose_max_norm_bounds_keras_axes_after_a_step():
+    # Keras's Conv2DTranspose kernel is (kh, kw, out, in); axis=[0, 1, 2] bounds each input
+    # channel's slice, which is dim 0 of kiln's (in, out, kh, kw) kernel.
+    torch.manual_seed(0)
+    layer = kiln.layers.Conv2DTranspose(3, 2, kernel_constraint=constraints.MaxNorm(0.2, axis=[0, 1, 2]))
+    model = kiln.Sequential([kiln.Input((4, 4, 2)), layer])
+    model.compile(optimizer=kiln.optimizers.SGD(0.1), loss="mse")
+    model.train_on_batch(torch.randn(2, 4, 4, 2), torch.randn(2, 5, 5, 3))
+    norms = layer.kernel.detach().flatten(1).norm(dim=1)
+    assert norms.shape == (2,) and (norms <= 0.2 + 1e-6).all() and (norms > 0.19).all()
+
+
+def test_a_wrapped_torch_optimizer_applies_constraints_too():
+    layer = Dense(2, kernel_constraint="non_neg")
+    model = kiln.Sequential([kiln.Input((3,)), layer])
+    model.compile(optimizer=kiln.optimizers.TorchOptimizer(torch.optim.SGD(model.parameters(), lr=0.1)), loss="mse")
+    assert (layer.kernel.detach() < 0).any()
+    model.train_on_batch(torch.randn(4, 3), torch.randn(4, 2))
+    assert (layer.kernel.detach() >= 0).all()
