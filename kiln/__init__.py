@@ -24,13 +24,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__", "Input", "Model", "Sequential", "Trainer", "load_model",
-    "activations", "backend", "callbacks", "distribution", "errors", "initializers", "layers", "losses", "metrics",
+    "activations", "backend", "callbacks", "constraints", "distribution", "errors", "initializers", "layers", "losses", "metrics",
     "models", "ops", "optimizers", "regularizers", "saving", "utils",
 ]
 
 # Subpackages reachable as attributes, imported on first use. `training` and the lifecycle ones are
 # not in __all__ (a star-import stays the Keras surface) but `kiln.zoo.resnet18(...)` must work.
-_SUBMODULES = ("activations", "backend", "callbacks", "distribution", "errors", "initializers", "layers", "losses", "metrics",
+_SUBMODULES = ("activations", "backend", "callbacks", "constraints", "distribution", "errors", "initializers", "layers", "losses", "metrics",
                "models", "ops", "optimizers", "regularizers", "saving", "training", "utils",
                "compress", "config", "data", "explain", "export", "privacy", "reports", "serve", "workflows", "zoo",
                "tune", "tuners")
@@ -38,7 +38,7 @@ _NAMES = {"Input": "kiln.layers.symbolic", "Model": "kiln.models", "Sequential":
           "load_model": "kiln.models", "Trainer": "kiln.training"}
 
 if TYPE_CHECKING:  # what type checkers and IDEs see: the eager form of the lazy names below
-    from kiln import (activations, backend, callbacks, distribution, errors, initializers, layers, losses, metrics, models, ops,
+    from kiln import (activations, backend, callbacks, constraints, distribution, errors, initializers, layers, losses, metrics, models, ops,
                       optimizers, regularizers, saving, training, utils)
     from kiln.layers.symbolic import Input
     from kiln.models import Model, Sequential, load_model

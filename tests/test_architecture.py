@@ -40,7 +40,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("kiln.errors", "kiln.__init__"),  # the package itself imports nothing at load (PEP 562)
     ("kiln_edge",),  # torch-free preprocessing and ONNX serving: kiln.errors only (rule 4)
     ("kiln.utils", "kiln.backend"),
-    ("kiln.activations", "kiln.initializers", "kiln.regularizers", "kiln.losses", "kiln.metrics",
+    ("kiln.activations", "kiln.initializers", "kiln.regularizers", "kiln.constraints", "kiln.losses", "kiln.metrics",
      "kiln.optimizers"),  # numerics on tensors
     # File formats and class references: knows no layer, model or model family (a saved config names
     # its classes "module:qualname"; a model's extra files come through its save_assets hook), so

@@ -27,7 +27,7 @@ import numbers
 import torch
 import torch.nn.functional as F
 
-from kiln import activations, initializers, regularizers
+from kiln import activations, constraints, initializers, regularizers
 from kiln.errors import KilnValueError, ShapeError
 from kiln.layers.layer import Layer
 
@@ -101,12 +101,13 @@ def pad_or_torch_padding(x: torch.Tensor, pads: list[tuple[int, int]], value: fl
     return F.pad(x, flat, value=value), 0
 
 
-def check_no_constraint(**constraints) -> None:
-    """kiln has no weight constraints yet: refuse them rather than silently ignore them."""
-    for name, value in constraints.items():
+def check_no_constraint(**arguments) -> None:
+    """Layers whose weights kiln cannot constrain yet refuse the argument rather than ignore it."""
+    for name, value in arguments.items():
         if value is not None:
-            raise KilnValueError(f"kiln does not support weight constraints yet. Received: {name}={value!r}. "
-                                 "Remove the argument (or apply the constraint in a callback).")
+            raise KilnValueError(f"This layer does not support weight constraints yet. Received: {name}={value!r}. "
+                                 "Remove the argument; constraints are supported on Dense, Conv1D/2D/3D, "
+                                 "Conv*Transpose and Embedding.")
 
 
 def check_rank(layer: Layer, inputs: torch.Tensor, ndim: int, what: str) -> None:
@@ -174,7 +175,8 @@ class _Conv(Layer):
         if self.filters % self.groups:
             raise KilnValueError("The number of filters must be evenly divisible by the number of groups. "
                                  f"Received: groups={self.groups}, filters={self.filters}.")
-        check_no_constraint(kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -190,9 +192,11 @@ class _Conv(Layer):
                              f"(full input shape is {input_shape}).")
         # torch layout (out, in / groups, *k); layout="torch" gives Keras's fans for it.
         self.kernel = self.add_weight("kernel", (self.filters, channels // self.groups) + self.kernel_size,
-                                      self.kernel_initializer, self.kernel_regularizer, layout="torch")
+                                      self.kernel_initializer, self.kernel_regularizer, layout="torch",
+                                      constraint=constraints.for_torch_conv_kernel(self.kernel_constraint))
         if self.use_bias:
-            self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer, self.bias_regularizer)
+            self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer, self.bias_regularizer,
+                                        constraint=self.bias_constraint)
         else:
             self.bias = None
         self.built = True
@@ -227,8 +231,8 @@ class _Conv(Layer):
             bias_initializer=initializers.serialize(self.bias_initializer),
             kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
             bias_regularizer=regularizers.serialize(self.bias_regularizer),
-            kernel_constraint=None,  # constraints are refused in __init__
-            bias_constraint=None,
+            kernel_constraint=constraints.serialize(self.kernel_constraint),
+            bias_constraint=constraints.serialize(self.bias_constraint),
         )
         return config
 
@@ -356,7 +360,8 @@ class _ConvTranspose(Layer):
                                      f"output_padding={output_padding!r}")
         self.data_format = normalize_data_format(data_format)
         self.dilation_rate = normalize_tuple(dilation_rate, rank, "dilation_rate")
-        check_no_constraint(kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -369,9 +374,11 @@ class _ConvTranspose(Layer):
         # torch's transposed layout (in, out, *k): dim 0 is what the forward conv would output, so
         # layout="torch" computes fan_in = filters * prod(k), fan_out = in * prod(k), as Keras does.
         self.kernel = self.add_weight("kernel", (channels, self.filters) + self.kernel_size,
-                                      self.kernel_initializer, self.kernel_regularizer, layout="torch")
+                                      self.kernel_initializer, self.kernel_regularizer, layout="torch",
+                                      constraint=constraints.for_torch_conv_kernel(self.kernel_constraint))
         if self.use_bias:
-            self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer, self.bias_regularizer)
+            self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer, self.bias_regularizer,
+                                        constraint=self.bias_constraint)
         else:
             self.bias = None
         self.built = True
@@ -423,8 +430,8 @@ class _ConvTranspose(Layer):
             bias_initializer=initializers.serialize(self.bias_initializer),
             kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
             bias_regularizer=regularizers.serialize(self.bias_regularizer),
-            kernel_constraint=None,  # constraints are refused in __init__
-            bias_constraint=None,
+            kernel_constraint=constraints.serialize(self.kernel_constraint),
+            bias_constraint=constraints.serialize(self.bias_constraint),
         )
         return config
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from kiln import activations, initializers, regularizers
+from kiln import activations, constraints, initializers, regularizers
 from kiln.errors import KilnValueError, ShapeError
 from kiln.layers.layer import Layer
 
@@ -25,6 +25,8 @@ class Dense(Layer):
         use_bias: add a bias vector (default True).
         kernel_initializer: default "glorot_uniform"; bias_initializer: default "zeros".
         kernel_regularizer / bias_regularizer / activity_regularizer: penalties added to the loss.
+        kernel_constraint / bias_constraint: projections applied after each optimizer step
+            (kiln.constraints; the kernel is (in, units) as in Keras, so axis=0 is per unit).
 
     Shapes: ``(batch, ..., input_dim)`` -> ``(batch, ..., units)``.
 
@@ -49,15 +51,18 @@ class Dense(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
 
     def build(self, input_shape):
         input_dim = input_shape[-1]
         if input_dim is None:
             raise ShapeError(f"Layer '{self.name}' (Dense) needs a known last axis; received shape {input_shape}.")
         self.kernel = self.add_weight("kernel", (input_dim, self.units), self.kernel_initializer,
-                                      self.kernel_regularizer)
+                                      self.kernel_regularizer, constraint=self.kernel_constraint)
         if self.use_bias:
-            self.bias = self.add_weight("bias", (self.units,), self.bias_initializer, self.bias_regularizer)
+            self.bias = self.add_weight("bias", (self.units,), self.bias_initializer, self.bias_regularizer,
+                                        constraint=self.bias_constraint)
         else:
             self.bias = None
         self.built = True
@@ -83,6 +88,10 @@ class Dense(Layer):
             kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
             bias_regularizer=regularizers.serialize(self.bias_regularizer),
         )
+        # Written only when set, so a Dense without constraints saves the same config as kiln 0.1 did.
+        for key in ("kernel_constraint", "bias_constraint"):
+            if getattr(self, key) is not None:
+                config[key] = constraints.serialize(getattr(self, key))
         return config
 
     def extra_repr(self):

@@ -16,9 +16,9 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from kiln import initializers, regularizers
+from kiln import constraints, initializers, regularizers
 from kiln.errors import ShapeError
-from kiln.layers.conv import check_no_constraint, normalize_positive_int
+from kiln.layers.conv import normalize_positive_int
 from kiln.layers.layer import Layer
 
 __all__ = ["Embedding"]
@@ -32,6 +32,8 @@ class Embedding(Layer):
         output_dim: positive int, the size of each vector.
         embeddings_initializer: default "uniform" (Keras's RandomUniform(-0.05, 0.05)).
         embeddings_regularizer: penalty on the table, added to the loss.
+        embeddings_constraint: projection applied after each optimizer step (kiln.constraints); the
+            table is (input_dim, output_dim) as in Keras.
         mask_zero: id 0 is padding: ``compute_mask`` returns ``ids != 0`` (default False). Keep
             id 0 unused by real tokens, so ``input_dim`` = vocabulary size + 1.
         input_length: ignored (accepted for Keras 2 code).
@@ -48,7 +50,7 @@ class Embedding(Layer):
         super().__init__(**kwargs)
         self.input_dim = normalize_positive_int(input_dim, "input_dim")
         self.output_dim = normalize_positive_int(output_dim, "output_dim")
-        check_no_constraint(embeddings_constraint=embeddings_constraint)
+        self.embeddings_constraint = constraints.get(embeddings_constraint)
         self.embeddings_initializer = initializers.get(embeddings_initializer)
         self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
         self.mask_zero = bool(mask_zero)
@@ -58,7 +60,8 @@ class Embedding(Layer):
 
     def build(self, input_shape):
         self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
-                                          self.embeddings_initializer, self.embeddings_regularizer)
+                                          self.embeddings_initializer, self.embeddings_regularizer,
+                                          constraint=self.embeddings_constraint)
         self.built = True
 
     def call(self, inputs):
@@ -115,7 +118,7 @@ class Embedding(Layer):
             output_dim=self.output_dim,
             embeddings_initializer=initializers.serialize(self.embeddings_initializer),
             embeddings_regularizer=regularizers.serialize(self.embeddings_regularizer),
-            embeddings_constraint=None,  # constraints are refused in __init__
+            embeddings_constraint=constraints.serialize(self.embeddings_constraint),
             mask_zero=self.mask_zero,
             input_length=self.input_length,
         )

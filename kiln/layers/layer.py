@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kiln import initializers, regularizers
+from kiln import constraints, initializers, regularizers
 from kiln.errors import KilnTypeError, KilnValueError, ShapeError
 from kiln.layers.specs import normalize_shape, torch_dtype
 from kiln.layers.symbolic import KerasTensor, call_symbolically, contains_symbolic
@@ -130,7 +130,8 @@ class Layer(nn.Module):
         Both Keras spellings work: Keras 3's ``add_weight(shape=(3,), initializer="zeros",
         name="w")`` (shape first when positional) and kiln's/Keras 2's name-first
         ``add_weight("w", (3,), "zeros", regularizer)``. An unnamed weight is called
-        ``variable``, ``variable_1``, ... ``layout="torch"`` tells the initializer that the
+        ``variable``, ``variable_1``, ... ``constraint`` (kiln.constraints.get) is applied by the
+        optimizer after each update. ``layout="torch"`` tells the initializer that the
         shape is in torch's conv layout (out, in, *kernel) so fan-in/fan-out are right.
         Keras's ``autocast``/``aggregation``/``synchronization`` options are accepted and
         have no effect in kiln.
@@ -149,9 +150,6 @@ class Layer(nn.Module):
                                         "use_resource", "experimental_autocast", "partitioner", "caching_device"}
         if unknown:
             raise KilnTypeError(f"add_weight() got unexpected keyword arguments {sorted(unknown)}")
-        if constraint is not None:
-            raise KilnValueError(f"{type(self).__name__}.add_weight: weight constraints are not supported in kiln; "
-                                 f"apply the constraint in call() or after each optimizer step instead.")
         if values["shape"] is None:
             values["shape"] = ()
         if name is None:
@@ -161,6 +159,11 @@ class Layer(nn.Module):
         value = init(tuple(values["shape"]), dtype=torch_dtype(values["dtype"]) if values["dtype"] else self.dtype,
                      layout=layout)
         param = nn.Parameter(value, requires_grad=bool(values["trainable"]) and self._trainable)
+        constraint = constraints.get(constraint)
+        if constraint is not None:
+            # Kept on the parameter (as Keras's variable.constraint) so the optimizer applies it
+            # after each step without knowing which layer owns the weight.
+            param.constraint = constraint
         self.register_parameter(name, param)
         reg = regularizers.get(values["regularizer"])
         if reg is not None:

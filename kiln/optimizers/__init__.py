@@ -105,6 +105,7 @@ class Optimizer:
 
     _fused_devices: tuple[str, ...] = ()  # devices where the torch class has a fused kernel
     _allows_zero_learning_rate = False
+    _constrained: tuple = ()  # (param, constraint) pairs, set by build
 
     def __init__(self, learning_rate, *, weight_decay: float | None = None, clipnorm: float | None = None,
                  clipvalue: float | None = None, global_clipnorm: float | None = None, name: str | None = None):
@@ -202,6 +203,7 @@ class Optimizer:
                 "parameters, e.g. optimizer.build(model.parameters())."
             )
         self.torch_optimizer = self._create_torch_optimizer(items, tensors)
+        self._find_constraints()
         self._direct = DirectFusedStep(self.torch_optimizer) if DirectFusedStep.supports(self.torch_optimizer) else None
         if self._pending_state is not None:
             state, self._pending_state = self._pending_state, None
@@ -271,8 +273,23 @@ class Optimizer:
             loss = None
         else:
             loss = optimizer.step()
+        if self._constrained:
+            self._apply_constraints()
         self.iterations += 1
         return loss
+
+    def _find_constraints(self) -> None:
+        # Weights with a kernel_constraint-style projection (kiln/constraints.py), found once per build.
+        self._constrained = [(p, p.constraint) for group in self.torch_optimizer.param_groups
+                             for p in group["params"] if getattr(p, "constraint", None) is not None]
+
+    @torch.no_grad()
+    def _apply_constraints(self) -> None:
+        # Keras's variable.assign(constraint(variable)) after the update, for the weights this step
+        # updated (a None gradient, as in apply() on part of the variables, leaves the weight alone).
+        for param, constraint in self._constrained:
+            if param.grad is not None:
+                param.copy_(constraint(param))
 
     def apply(self, grads, trainable_variables=None):
         """Keras 3's ``optimizer.apply(grads, variables)``: one update of ``variables`` with ``grads``.
@@ -598,6 +615,7 @@ class TorchOptimizer(Optimizer):
     def build(self, params: Iterable) -> torch.optim.Optimizer:
         """Build from ``torch_config``; a wrapped, user-built optimizer is kept as it is."""
         if self.torch_config is None:
+            self._find_constraints()  # the wrapped optimizer's weights may carry constraints too
             return self.torch_optimizer
         return super().build(params)
 

@@ -304,7 +304,7 @@ def test_invalid_filters_message():
     (dict(kernel_size=3, data_format="NHWC"), "data_format"),
     (dict(kernel_size=3, groups=3), "groups"),
     (dict(kernel_size=3, activation="relux"), "relux"),
-    (dict(kernel_size=3, kernel_constraint="max_norm"), "constraint"),
+    (dict(kernel_size=3, kernel_constraint="max_nrom"), "Unknown constraint"),
 ])
 def test_invalid_conv2d_arguments(kwargs, word):
     with pytest.raises(KilnValueError, match=word):

@@ -196,8 +196,8 @@ def test_add_weight_accepts_keras3_and_keras2_spellings():
     assert layer(torch.ones(3, 4)).shape == (3, 2)
     assert [n for n, _ in layer.named_parameters()] == ["variable", "bias", "variable_1", "scale"]
     assert not layer.d.requires_grad
-    with pytest.raises(kiln.errors.KilnValueError, match="constraints"):
-        Layer().add_weight(shape=(2,), constraint=lambda w: w)
+    clip = Layer().add_weight(shape=(2,), constraint=lambda w: w.clamp(0, 1))  # applied by the optimizer
+    assert torch.equal(clip.constraint(torch.tensor([-1.0, 2.0])), torch.tensor([0.0, 1.0]))
 
 
 def test_variable_length_axes_are_none_in_shapes_and_summary():
