@@ -83,6 +83,8 @@ def _join_torchrun() -> int | None:
     from kiln.distribution.launch import worker_rank
     if worker_rank(os.environ) is None:
         return None
+    from kiln.utils.process import die_with_parent
+    die_with_parent()  # torchrun puts workers in sessions of their own: a killed launcher must not orphan them
     import kiln.distribution as distribution
     distribution.set_distribution(distribution.DataParallel())
     return distribution.distribution().rank

@@ -111,7 +111,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--verbose", type=int, default=1)
     args = parser.parse_args(argv)
-    _die_with_parent()
+    from kiln.utils.process import die_with_parent
+    die_with_parent()  # a killed `kiln tune` leaves no orphan trial beside a resumed study
     try:
         work(Path(args.tune_dir), os.environ["KILN_TUNE_STORAGE"], args.index, args.total, args.timeout,
              args.threads, args.verbose)
@@ -124,22 +125,6 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this worker when ``kiln tune`` dies (even by SIGKILL), so a resumed
-    study never runs beside orphans of the killed one; elsewhere a no-op."""
-    if sys.platform != "linux":
-        return
-    import ctypes
-    import signal
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        return
-    if os.getppid() == 1:  # the parent died before prctl took effect
-        os._exit(1)
 
 
 if __name__ == "__main__":
