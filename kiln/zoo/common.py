@@ -40,4 +40,5 @@ def build_for_first_batch(model, x: torch.Tensor) -> None:
         raise KilnValueError(f"{err}\n  (input_shape={shape} was inferred from the first batch; pass "
                              f"input_shape= or resize the images.)") from err
     model._build()
+    model.train(model.training)  # new layers start in training mode; follow the model's (eval: BN stats)
     model.to(x.device)
