@@ -4,7 +4,7 @@ BasicBlock (two 3x3 convs) for ResNet-18/34, Bottleneck (1x1 -> 3x3 -> 1x1, 4x w
 ResNet-50, with the stride on the 3x3 conv ("ResNet v1.5", as torchvision). Inputs are
 channels_last like Keras, (B, H, W, C); the model permutes to torch's (B, C, H, W) once.
 
-    model = kiln.zoo.resnet18(num_classes=10)                                   # 28x28x1, small stem
+    model = kiln.zoo.resnet18(num_classes=10)    # any (H, W, C), inferred at the first call; small stem
     model = kiln.zoo.resnet50(num_classes=1000, input_shape=(224, 224, 3), stem="imagenet")
 """
 
@@ -16,7 +16,7 @@ from torch import nn
 
 import kiln
 from kiln.errors import KilnValueError
-from kiln.zoo.common import single_input
+from kiln.zoo.common import build_for_first_batch, single_input
 
 __all__ = ["ResNetConfig", "ResNet", "BasicBlock", "Bottleneck", "resnet18", "resnet34", "resnet50"]
 
@@ -24,7 +24,7 @@ __all__ = ["ResNetConfig", "ResNet", "BasicBlock", "Bottleneck", "resnet18", "re
 @dataclass
 class ResNetConfig:
     num_classes: int = 10
-    input_shape: tuple = (28, 28, 1)  # (H, W, C), channels_last
+    input_shape: tuple | None = None  # (H, W, C), channels_last; None: inferred at the first call
     block: str = "basic"              # "basic" (ResNet-18/34) or "bottleneck" (ResNet-50+)
     layers: tuple = (2, 2, 2, 2)      # blocks per stage; the paper's table 1
     stem: str = "small"               # "imagenet": 7x7/2 conv + 3x3/2 maxpool (4x smaller maps);
@@ -35,8 +35,8 @@ class ResNetConfig:
         problems = []
         if not isinstance(self.num_classes, int) or self.num_classes <= 0:
             problems.append(f"`num_classes` must be a positive integer. Received: num_classes={self.num_classes!r}")
-        self.input_shape = tuple(self.input_shape)
-        if len(self.input_shape) != 3 or any(not isinstance(d, int) or d <= 0 for d in self.input_shape):
+        self.input_shape = None if self.input_shape is None else tuple(self.input_shape)
+        if self.input_shape is not None and (len(self.input_shape) != 3 or any(not isinstance(d, int) or d <= 0 for d in self.input_shape)):
             problems.append(f"`input_shape` must be (H, W, C) with positive ints. Received: input_shape={self.input_shape!r}")
         if self.block not in ("basic", "bottleneck"):
             problems.append(f"`block` must be 'basic' or 'bottleneck'. Received: block={self.block!r}")
@@ -110,10 +110,15 @@ class ResNet(kiln.Model):
     Accepts a tensor or a one-entry dict ``{"x": tensor}``.
     """
 
-    def __init__(self, num_classes=10, input_shape=(28, 28, 1), block="basic", layers=(2, 2, 2, 2),
+    def __init__(self, num_classes=10, input_shape=None, block="basic", layers=(2, 2, 2, 2),
                  stem="small", width=64, **kwargs):
         super().__init__(**kwargs)
-        self.config = ResNetConfig(num_classes, tuple(input_shape), block, tuple(layers), stem, width)
+        self.config = ResNetConfig(num_classes, input_shape, block, tuple(layers), stem, width)
+        if self.config.input_shape is not None:
+            self._build()
+
+    def _build(self):
+        """Create the layers for ``config.input_shape`` (at the first call when it was left out)."""
         c = self.config
         in_ch = c.input_shape[-1]
         if c.stem == "imagenet":
@@ -143,6 +148,8 @@ class ResNet(kiln.Model):
 
     def call(self, inputs):
         x = single_input(inputs)        # (B, H, W, C) channels_last
+        if self.config.input_shape is None:
+            build_for_first_batch(self, x)
         x = x.permute(0, 3, 1, 2)       # (B, C, H, W) for nn.Conv2d
         x = self.stages(self.stem(x))   # (B, 8*width*expansion, H/8, W/8) with the small stem
         x = self.pool(x).flatten(1)     # (B, 8*width*expansion)
@@ -150,23 +157,25 @@ class ResNet(kiln.Model):
 
     def get_config(self) -> dict:
         config = asdict(self.config)
-        config["input_shape"], config["layers"] = list(config["input_shape"]), list(config["layers"])
+        config["layers"] = list(config["layers"])
+        if config["input_shape"] is not None:
+            config["input_shape"] = list(config["input_shape"])
         return {**super().get_config(), **config}
 
 
-def resnet18(num_classes: int = 10, input_shape=(28, 28, 1), stem: str = "small", width: int = 64) -> ResNet:
+def resnet18(num_classes: int = 10, input_shape=None, stem: str = "small", width: int = 64) -> ResNet:
     """ResNet-18: BasicBlocks (2, 2, 2, 2). 11,689,512 parameters with stem="imagenet", 1000 classes."""
     return ResNet(num_classes=num_classes, input_shape=input_shape, block="basic", layers=(2, 2, 2, 2),
                   stem=stem, width=width)
 
 
-def resnet34(num_classes: int = 10, input_shape=(28, 28, 1), stem: str = "small", width: int = 64) -> ResNet:
+def resnet34(num_classes: int = 10, input_shape=None, stem: str = "small", width: int = 64) -> ResNet:
     """ResNet-34: BasicBlocks (3, 4, 6, 3). 21,797,672 parameters with stem="imagenet", 1000 classes."""
     return ResNet(num_classes=num_classes, input_shape=input_shape, block="basic", layers=(3, 4, 6, 3),
                   stem=stem, width=width)
 
 
-def resnet50(num_classes: int = 10, input_shape=(28, 28, 1), stem: str = "small", width: int = 64) -> ResNet:
+def resnet50(num_classes: int = 10, input_shape=None, stem: str = "small", width: int = 64) -> ResNet:
     """ResNet-50: Bottlenecks (3, 4, 6, 3). 25,557,032 parameters with stem="imagenet", 1000 classes."""
     return ResNet(num_classes=num_classes, input_shape=input_shape, block="bottleneck", layers=(3, 4, 6, 3),
                   stem=stem, width=width)

@@ -23,7 +23,7 @@ from torch import nn
 
 import kiln
 from kiln.errors import KilnValueError
-from kiln.zoo.common import single_input
+from kiln.zoo.common import build_for_first_batch, single_input
 
 __all__ = ["UNetConfig", "UNet", "DiceLoss", "unet"]
 
@@ -31,7 +31,7 @@ __all__ = ["UNetConfig", "UNet", "DiceLoss", "unet"]
 @dataclass
 class UNetConfig:
     num_classes: int = 2
-    input_shape: tuple = (64, 64, 1)  # (H, W, C); H and W divisible by 2**depth
+    input_shape: tuple | None = None  # (H, W, C); H and W divisible by 2**depth; None: inferred
     depth: int = 3                    # down-sampling steps; the paper uses 4 at 572x572
     width: int = 16                   # channels of the first level, doubled at each level (paper: 64)
 
@@ -43,8 +43,10 @@ class UNetConfig:
             problems.append(f"`depth` must be a positive integer. Received: depth={self.depth!r}")
         if not isinstance(self.width, int) or self.width <= 0:
             problems.append(f"`width` must be a positive integer. Received: width={self.width!r}")
-        self.input_shape = tuple(self.input_shape)
-        if len(self.input_shape) != 3 or any(not isinstance(d, int) or d <= 0 for d in self.input_shape):
+        self.input_shape = None if self.input_shape is None else tuple(self.input_shape)
+        if self.input_shape is None:
+            pass
+        elif len(self.input_shape) != 3 or any(not isinstance(d, int) or d <= 0 for d in self.input_shape):
             problems.append(f"`input_shape` must be (H, W, C) with positive ints. Received: input_shape={self.input_shape!r}")
         elif isinstance(self.depth, int) and self.depth > 0 and any(d % 2 ** self.depth for d in self.input_shape[:2]):
             problems.append(f"H and W must divide by 2**depth = {2 ** self.depth}, so the decoder's maps line up "
@@ -83,9 +85,14 @@ class UNet(kiln.Model):
     Accepts a tensor or a one-entry dict ``{"x": tensor}``.
     """
 
-    def __init__(self, num_classes=2, input_shape=(64, 64, 1), depth=3, width=16, **kwargs):
+    def __init__(self, num_classes=2, input_shape=None, depth=3, width=16, **kwargs):
         super().__init__(**kwargs)
-        self.config = UNetConfig(num_classes, tuple(input_shape), depth, width)
+        self.config = UNetConfig(num_classes, input_shape, depth, width)
+        if self.config.input_shape is not None:
+            self._build()
+
+    def _build(self):
+        """Create the layers for ``config.input_shape`` (at the first call when it was left out)."""
         c = self.config
         chans = [c.width * 2 ** i for i in range(c.depth + 1)]  # e.g. 16, 32, 64, 128
         ins = [c.input_shape[-1]] + chans[:-2]
@@ -97,6 +104,8 @@ class UNet(kiln.Model):
 
     def call(self, inputs):
         x = single_input(inputs)                  # (B, H, W, C) channels_last
+        if self.config.input_shape is None:
+            build_for_first_batch(self, x)
         x = x.permute(0, 3, 1, 2)                 # (B, C, H, W)
         skips = []
         for down in self.down:
@@ -110,11 +119,12 @@ class UNet(kiln.Model):
 
     def get_config(self) -> dict:
         config = asdict(self.config)
-        config["input_shape"] = list(config["input_shape"])
+        if config["input_shape"] is not None:
+            config["input_shape"] = list(config["input_shape"])
         return {**super().get_config(), **config}
 
 
-def unet(num_classes: int = 2, input_shape=(64, 64, 1), depth: int = 3, width: int = 16) -> UNet:
+def unet(num_classes: int = 2, input_shape=None, depth: int = 3, width: int = 16) -> UNet:
     """A U-Net with ``depth`` down/up steps and ``width`` channels at full resolution (doubling per level)."""
     return UNet(num_classes=num_classes, input_shape=input_shape, depth=depth, width=width)
 

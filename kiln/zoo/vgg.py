@@ -10,7 +10,7 @@ Two classifiers:
 - "imagenet": the paper's 7x7 pool -> 4096 -> 4096 -> classes head (VGG-16: 138,357,544 parameters
   without batch norm, 1000 classes).
 
-    model = kiln.zoo.vgg11(num_classes=10, input_shape=(32, 32, 3), width=64)
+    model = kiln.zoo.vgg11(num_classes=10, input_shape=None, width=64)
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from torch import nn
 
 import kiln
 from kiln.errors import KilnValueError
-from kiln.zoo.common import single_input
+from kiln.zoo.common import build_for_first_batch, single_input
 
 __all__ = ["VGGConfig", "VGG", "LAYOUTS", "vgg11", "vgg13", "vgg16", "vgg19"]
 
@@ -38,7 +38,7 @@ LAYOUTS: dict[int, list] = {
 @dataclass
 class VGGConfig:
     num_classes: int = 10
-    input_shape: tuple = (32, 32, 3)  # (H, W, C); H and W at least 32: five 2x2 pools
+    input_shape: tuple | None = None  # (H, W, C); H and W at least 32: five 2x2 pools; None: inferred
     depth: int = 11                   # 11, 13, 16 or 19 (weight layers, as in the paper)
     width: int = 64                   # channels of the first conv; the paper's 64 scales every layer
     batch_norm: bool = True           # BN after each conv: trains from scratch without tricks
@@ -49,8 +49,10 @@ class VGGConfig:
         problems = []
         if not isinstance(self.num_classes, int) or self.num_classes <= 0:
             problems.append(f"`num_classes` must be a positive integer. Received: num_classes={self.num_classes!r}")
-        self.input_shape = tuple(self.input_shape)
-        if len(self.input_shape) != 3 or any(not isinstance(d, int) or d <= 0 for d in self.input_shape):
+        self.input_shape = None if self.input_shape is None else tuple(self.input_shape)
+        if self.input_shape is None:
+            pass
+        elif len(self.input_shape) != 3 or any(not isinstance(d, int) or d <= 0 for d in self.input_shape):
             problems.append(f"`input_shape` must be (H, W, C) with positive ints. Received: input_shape={self.input_shape!r}")
         elif min(self.input_shape[:2]) < 32:
             problems.append(f"VGG halves the image five times, so H and W must be at least 32. "
@@ -74,10 +76,15 @@ class VGG(kiln.Model):
     Accepts a tensor or a one-entry dict ``{"x": tensor}``.
     """
 
-    def __init__(self, num_classes=10, input_shape=(32, 32, 3), depth=11, width=64, batch_norm=True,
+    def __init__(self, num_classes=10, input_shape=None, depth=11, width=64, batch_norm=True,
                  classifier="small", dropout=0.5, **kwargs):
         super().__init__(**kwargs)
-        self.config = VGGConfig(num_classes, tuple(input_shape), depth, width, batch_norm, classifier, dropout)
+        self.config = VGGConfig(num_classes, input_shape, depth, width, batch_norm, classifier, dropout)
+        if self.config.input_shape is not None:
+            self._build()
+
+    def _build(self):
+        """Create the layers for ``config.input_shape`` (at the first call when it was left out)."""
         c = self.config
         layers, ch = [], c.input_shape[-1]
         for v in LAYOUTS[c.depth]:
@@ -105,6 +112,8 @@ class VGG(kiln.Model):
 
     def call(self, inputs):
         x = single_input(inputs)       # (B, H, W, C) channels_last
+        if self.config.input_shape is None:
+            build_for_first_batch(self, x)
         x = x.permute(0, 3, 1, 2)      # (B, C, H, W) for nn.Conv2d
         x = self.features(x)           # (B, 8*width, H/32, W/32)
         x = self.pool(x).flatten(1)    # (B, 8*width) small, (B, 8*width*49) imagenet
@@ -112,25 +121,26 @@ class VGG(kiln.Model):
 
     def get_config(self) -> dict:
         config = asdict(self.config)
-        config["input_shape"] = list(config["input_shape"])
+        if config["input_shape"] is not None:
+            config["input_shape"] = list(config["input_shape"])
         return {**super().get_config(), **config}
 
 
-def vgg11(num_classes: int = 10, input_shape=(32, 32, 3), width: int = 64, batch_norm: bool = True,
+def vgg11(num_classes: int = 10, input_shape=None, width: int = 64, batch_norm: bool = True,
           classifier: str = "small") -> VGG:
     """VGG-11 (configuration A): 8 convs + 3 dense layers."""
     return VGG(num_classes=num_classes, input_shape=input_shape, depth=11, width=width, batch_norm=batch_norm,
                classifier=classifier)
 
 
-def vgg13(num_classes: int = 10, input_shape=(32, 32, 3), width: int = 64, batch_norm: bool = True,
+def vgg13(num_classes: int = 10, input_shape=None, width: int = 64, batch_norm: bool = True,
           classifier: str = "small") -> VGG:
     """VGG-13 (configuration B): 10 convs + 3 dense layers."""
     return VGG(num_classes=num_classes, input_shape=input_shape, depth=13, width=width, batch_norm=batch_norm,
                classifier=classifier)
 
 
-def vgg16(num_classes: int = 10, input_shape=(32, 32, 3), width: int = 64, batch_norm: bool = True,
+def vgg16(num_classes: int = 10, input_shape=None, width: int = 64, batch_norm: bool = True,
           classifier: str = "small") -> VGG:
     """VGG-16 (configuration D): 13 convs + 3 dense layers; 138,357,544 parameters with
     classifier="imagenet", batch_norm=False, 1000 classes."""
@@ -138,7 +148,7 @@ def vgg16(num_classes: int = 10, input_shape=(32, 32, 3), width: int = 64, batch
                classifier=classifier)
 
 
-def vgg19(num_classes: int = 10, input_shape=(32, 32, 3), width: int = 64, batch_norm: bool = True,
+def vgg19(num_classes: int = 10, input_shape=None, width: int = 64, batch_norm: bool = True,
           classifier: str = "small") -> VGG:
     """VGG-19 (configuration E): 16 convs + 3 dense layers."""
     return VGG(num_classes=num_classes, input_shape=input_shape, depth=19, width=width, batch_norm=batch_norm,

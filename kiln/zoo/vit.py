@@ -26,7 +26,7 @@ from torch import nn
 
 import kiln
 from kiln.errors import KilnValueError
-from kiln.zoo.common import single_input
+from kiln.zoo.common import build_for_first_batch, single_input
 
 __all__ = ["ViTConfig", "ViT", "vit", "vit_tiny", "load_hf_vit"]
 
@@ -34,7 +34,8 @@ __all__ = ["ViTConfig", "ViT", "vit", "vit_tiny", "load_hf_vit"]
 @dataclass
 class ViTConfig:
     num_classes: int = 10
-    input_shape: tuple = (32, 32, 3)  # (H, W, C), channels_last; H and W divisible by patch_size
+    input_shape: tuple | None = None  # (H, W, C), channels_last; H and W divisible by patch_size;
+                                      # None: inferred at the first call (position embeddings then fixed)
     patch_size: int = 4               # 4 for 32x32 images gives 64 tokens; the paper uses 16 at 224
     depth: int = 6                    # transformer blocks
     heads: int = 4                    # attention heads; width must divide by it
@@ -50,8 +51,11 @@ class ViTConfig:
         problems = []
         if not isinstance(self.num_classes, int) or self.num_classes <= 0:
             problems.append(f"`num_classes` must be a positive integer. Received: num_classes={self.num_classes!r}")
-        self.input_shape = tuple(self.input_shape)
-        if len(self.input_shape) != 3 or any(not isinstance(d, int) or d <= 0 for d in self.input_shape):
+        self.input_shape = None if self.input_shape is None else tuple(self.input_shape)
+        if self.input_shape is None:
+            if not isinstance(self.patch_size, int) or self.patch_size <= 0:
+                problems.append(f"`patch_size` must be a positive int. Received: patch_size={self.patch_size!r}")
+        elif len(self.input_shape) != 3 or any(not isinstance(d, int) or d <= 0 for d in self.input_shape):
             problems.append(f"`input_shape` must be (H, W, C) with positive ints. Received: input_shape={self.input_shape!r}")
         elif not isinstance(self.patch_size, int) or self.patch_size <= 0 or any(
                 d % self.patch_size for d in self.input_shape[:2]):
@@ -134,12 +138,17 @@ class ViT(kiln.Model):
     Accepts a tensor or a one-entry dict ``{"x": tensor}``.
     """
 
-    def __init__(self, num_classes=10, input_shape=(32, 32, 3), patch_size=4, depth=6, heads=4, width=128,
+    def __init__(self, num_classes=10, input_shape=None, patch_size=4, depth=6, heads=4, width=128,
                  mlp_ratio=4.0, pooling="cls", dropout=0.0, layer_norm_eps=1e-6, qkv_bias=True,
                  activation="gelu", **kwargs):
         super().__init__(**kwargs)
-        self.config = ViTConfig(num_classes, tuple(input_shape), patch_size, depth, heads, width, float(mlp_ratio),
+        self.config = ViTConfig(num_classes, input_shape, patch_size, depth, heads, width, float(mlp_ratio),
                                 pooling, dropout, layer_norm_eps, qkv_bias, activation)
+        if self.config.input_shape is not None:
+            self._build()
+
+    def _build(self):
+        """Create the layers for ``config.input_shape`` (at the first call when it was left out)."""
         c = self.config
         self.patch_embed = nn.Conv2d(c.input_shape[-1], c.width, c.patch_size, stride=c.patch_size)
         tokens = c.num_patches + (1 if c.pooling == "cls" else 0)
@@ -155,6 +164,13 @@ class ViT(kiln.Model):
 
     def call(self, inputs):
         x = single_input(inputs)                             # (B, H, W, C) channels_last
+        if self.config.input_shape is None:
+            build_for_first_batch(self, x)
+        if torch.is_tensor(x) and x.dim() == 4 and tuple(x.shape[1:3]) != self.config.input_shape[:2]:
+            raise KilnValueError(
+                f"This ViT's position embeddings were made for {self.config.input_shape[0]}x"
+                f"{self.config.input_shape[1]} images (input_shape={self.config.input_shape}). Received: a batch of "
+                f"shape {tuple(x.shape)}; resize the images to that size or make a new model for this one.")
         x = self.patch_embed(x.permute(0, 3, 1, 2))          # (B, D, H/P, W/P)
         x = x.flatten(2).transpose(1, 2)                     # (B, N, D), N = HW/P^2
         if self.cls_token is not None:
@@ -168,18 +184,19 @@ class ViT(kiln.Model):
 
     def get_config(self) -> dict:
         config = asdict(self.config)
-        config["input_shape"] = list(config["input_shape"])
+        if config["input_shape"] is not None:
+            config["input_shape"] = list(config["input_shape"])
         return {**super().get_config(), **config}
 
 
-def vit(num_classes: int = 10, input_shape=(32, 32, 3), patch_size: int = 4, depth: int = 6, heads: int = 4,
+def vit(num_classes: int = 10, input_shape=None, patch_size: int = 4, depth: int = 6, heads: int = 4,
         width: int = 128, mlp_ratio: float = 4.0, pooling: str = "cls", dropout: float = 0.0) -> ViT:
     """A ViT of any size; the defaults (6 blocks, 4 heads, width 128, 4x4 patches) suit 32x32 images."""
     return ViT(num_classes=num_classes, input_shape=input_shape, patch_size=patch_size, depth=depth, heads=heads,
                width=width, mlp_ratio=mlp_ratio, pooling=pooling, dropout=dropout)
 
 
-def vit_tiny(num_classes: int = 10, input_shape=(32, 32, 3), patch_size: int = 4, pooling: str = "cls") -> ViT:
+def vit_tiny(num_classes: int = 10, input_shape=None, patch_size: int = 4, pooling: str = "cls") -> ViT:
     """ViT-Tiny (DeiT-Ti's numbers: 12 blocks, 3 heads, width 192, MLP 768), ~5.5M parameters."""
     return ViT(num_classes=num_classes, input_shape=input_shape, patch_size=patch_size, depth=12, heads=3,
                width=192, mlp_ratio=4.0, pooling=pooling)
