@@ -45,4 +45,6 @@ def test_timeout_stops_starting_trials(tmp_path, capsys):
                  "--quiet"]) == 0
     folder = capsys.readouterr().out.strip().split("tune: ")[-1]
     summary = json.loads((tmp_path / "t" / folder.split("/")[-1] / "summary.json").read_text())
-    assert len(summary["trials"]) == 1  # the first trial outlasts 0.5 s; none starts after it
+    # The first trial always starts; on a quiet machine an iris trial can end within 0.5 s and a
+    # second one start, so the bound is "far fewer than 50", not exactly one.
+    assert 1 <= len(summary["trials"]) <= 3
