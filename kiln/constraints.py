@@ -25,7 +25,8 @@ import numbers
 
 import torch
 
-from kiln.errors import KilnTypeError, KilnValueError, unknown_name_error
+from kiln.errors import KilnValueError
+from kiln.utils.config_objects import ConfigObjects
 
 __all__ = ["Constraint", "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm", "for_torch_conv_kernel", "get",
            "serialize", "deserialize"]
@@ -164,35 +165,19 @@ def for_torch_conv_kernel(constraint):
     return None if constraint is None else _TorchConvKernel(constraint)
 
 
-_BY_NAME = {"max_norm": MaxNorm, "min_max_norm": MinMaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm}
-_BY_CLASS_NAME = {cls.__name__: cls for cls in (Constraint, MaxNorm, MinMaxNorm, NonNeg, UnitNorm)}
+_FAMILY = ConfigObjects("constraint", Constraint,
+                        {"max_norm": MaxNorm, "min_max_norm": MinMaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm},
+                        (Constraint, MaxNorm, MinMaxNorm, NonNeg, UnitNorm), example="max_norm")
 
 
 def serialize(constraint: Constraint | None) -> dict | None:
     """Return ``{"class_name", "config"}`` (None for None)."""
-    if constraint is None:
-        return None
-    if not isinstance(constraint, Constraint):
-        raise KilnValueError(
-            f"Cannot serialize {constraint!r}: only kiln constraints have a config. Subclass "
-            "kiln.constraints.Constraint (with get_config) to save a custom one."
-        )
-    return {"class_name": type(constraint).__name__, "config": constraint.get_config()}
+    return _FAMILY.serialize(constraint)
 
 
 def deserialize(config: dict | str | None, custom_objects: dict | None = None) -> Constraint | None:
     """Inverse of ``serialize`` (also takes a name); ``custom_objects`` maps your own classes."""
-    if config is None or isinstance(config, str):
-        return get(config)
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise KilnTypeError(
-            f"Expected a dict {{'class_name': ..., 'config': {{...}}}} for a constraint. Received: {config!r}"
-        )
-    classes = {**_BY_CLASS_NAME, **(custom_objects or {})}
-    name = config["class_name"]
-    if name not in classes:
-        raise unknown_name_error("constraint", name, classes)
-    return classes[name].from_config(config.get("config", {}))
+    return _FAMILY.deserialize(config, custom_objects)
 
 
 def get(identifier):
@@ -203,18 +188,4 @@ def get(identifier):
             "unit_norm"; or a class name), a ``{"class_name", "config"}`` dict, a constraint, or any
             callable ``fn(weight) -> weight`` (as is).
     """
-    if identifier is None or isinstance(identifier, Constraint):
-        return identifier
-    if isinstance(identifier, str):
-        factory = _BY_NAME.get(identifier.lower()) or _BY_CLASS_NAME.get(identifier)
-        if factory is None:
-            raise unknown_name_error("constraint", identifier, _BY_NAME)
-        return factory()
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if callable(identifier):
-        return identifier
-    raise KilnTypeError(
-        "Could not interpret constraint: expected a name such as 'max_norm', a config dict, a Constraint or a "
-        f"callable. Received: {identifier!r} of type {type(identifier).__name__}"
-    )
+    return _FAMILY.get(identifier)

@@ -15,7 +15,8 @@ import numbers
 
 import torch
 
-from kiln.errors import KilnTypeError, KilnValueError, unknown_name_error
+from kiln.errors import KilnValueError
+from kiln.utils.config_objects import ConfigObjects
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "get", "serialize", "deserialize"]
 
@@ -112,35 +113,18 @@ def _l1_l2() -> L1L2:
     return L1L2(l1=0.01, l2=0.01)
 
 
-_BY_NAME = {"l1": L1, "l2": L2, "l1_l2": _l1_l2, "l1l2": _l1_l2}
-_BY_CLASS_NAME = {cls.__name__: cls for cls in (Regularizer, L1, L2, L1L2)}
+_FAMILY = ConfigObjects("regularizer", Regularizer, {"l1": L1, "l2": L2, "l1_l2": _l1_l2, "l1l2": _l1_l2},
+                        (Regularizer, L1, L2, L1L2), example="l2", listed_names=("l1", "l2", "l1_l2"))
 
 
 def serialize(regularizer: Regularizer | None) -> dict | None:
     """Return ``{"class_name", "config"}`` (None for None)."""
-    if regularizer is None:
-        return None
-    if not isinstance(regularizer, Regularizer):
-        raise KilnValueError(
-            f"Cannot serialize {regularizer!r}: only kiln regularizers have a config. Subclass "
-            "kiln.regularizers.Regularizer (with get_config) to save a custom one."
-        )
-    return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
+    return _FAMILY.serialize(regularizer)
 
 
 def deserialize(config: dict | str | None, custom_objects: dict | None = None) -> Regularizer | None:
     """Inverse of ``serialize`` (also takes a name); ``custom_objects`` maps your own classes."""
-    if config is None or isinstance(config, str):
-        return get(config)
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise KilnTypeError(
-            f"Expected a dict {{'class_name': ..., 'config': {{...}}}} for a regularizer. Received: {config!r}"
-        )
-    classes = {**_BY_CLASS_NAME, **(custom_objects or {})}
-    name = config["class_name"]
-    if name not in classes:
-        raise unknown_name_error("regularizer", name, classes)
-    return classes[name].from_config(config.get("config", {}))
+    return _FAMILY.deserialize(config, custom_objects)
 
 
 def get(identifier):
@@ -150,18 +134,4 @@ def get(identifier):
         identifier: None (no penalty), a name ("l1", "l2", "l1_l2"; or a class name), a
             ``{"class_name", "config"}`` dict, a regularizer, or any callable ``fn(weight)`` (as is).
     """
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, str):
-        factory = _BY_NAME.get(identifier.lower()) or _BY_CLASS_NAME.get(identifier)
-        if factory is None:
-            raise unknown_name_error("regularizer", identifier, ("l1", "l2", "l1_l2"))
-        return factory()
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if callable(identifier):
-        return identifier
-    raise KilnTypeError(
-        "Could not interpret regularizer: expected a name such as 'l2', a config dict, a Regularizer or a "
-        f"callable. Received: {identifier!r} of type {type(identifier).__name__}"
-    )
+    return _FAMILY.get(identifier)
