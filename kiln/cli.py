@@ -307,9 +307,12 @@ def cmd_explain(args) -> int:
 
 def cmd_card(args) -> int:
     """Write a run's MODEL_CARD.md again (model details, intended use, metrics with 95% intervals, data, ...)."""
+    from kiln.config import load_config
     from kiln.reports.card import write_card
     from kiln.workflows.run import load_run
-    print(f"wrote {write_card(load_run(args.run), args.run)}")
+    from kiln.workflows.train import read_and_split
+    frame, splits = read_and_split(load_config(Path(args.run) / "config.yaml"))  # the data as training split it
+    print(f"wrote {write_card(load_run(args.run), args.run, frame, splits)}")
     return 0
 
 

@@ -97,17 +97,6 @@ def _read_json(path: Path):
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _splits(config: dict):
-    from kiln.data import read_source, split_frame
-    data = config["data"]
-    frame = read_source(data["source"], format=data.get("format", "auto"), **(data.get("options") or {}))
-    split = data.get("split") or {}
-    parts = split_frame(frame, train=split.get("train", 0.8), validation=split.get("validation", 0.1),
-                        test=split.get("test", 0.1), stratify=split.get("stratify"), by_column=split.get("by_column"),
-                        seed=split.get("seed", config.get("seed", 0)))
-    return frame, parts
-
-
 def _content_hash(frame) -> str:
     import pandas as pd
     return hashlib.sha256(pd.util.hash_pandas_object(frame.astype(str), index=True).values.tobytes()).hexdigest()
@@ -128,15 +117,19 @@ def _slice_values(column, max_values: int = 10):
     return column.astype(str)
 
 
-def card_facts(run, run_dir, *, seed: int = 0) -> dict:
-    """Every fact the card states, as a dict (also what the tests read)."""
+def card_facts(run, run_dir, frame, splits, *, seed: int = 0) -> dict:
+    """Every fact the card states, as a dict (also what the tests read).
+
+    ``frame`` and ``splits`` are the run's table and its splits as training read them
+    (``kiln.workflows.train.read_and_split``): the card describes the data the model saw, and
+    ``kiln train`` hands over what it already holds instead of reading the source again.
+    """
     import yaml
 
     import kiln
     run_dir = Path(run_dir)
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     card = config.get("card") or {}
-    frame, splits = _splits(config)
     output = run.outputs[0]
     evaluation_split = (config.get("evaluation") or {}).get("split", "test")
     if not len(splits.get(evaluation_split, ())):
@@ -226,7 +219,7 @@ def render_card(facts: dict) -> str:
         + (f", layers: {', '.join(facts['layers'])}" if facts["layers"] else "")
         + (f"; model config: `{json.dumps(facts['model_config'])}`" if facts["model_config"] else "") + ".",
         f"- Parameters: {facts['parameters']:,}.",
-        f"- Versions: " + ", ".join(f"{k} {v}" for k, v in facts["environment"].items()) + ".",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in facts["environment"].items()) + ".",
         f"- Lineage: trained by `kiln train` from the run's config.yaml (seed {facts['seed']}) on "
         f"`{data['source']}` (content hash sha256:{data['hash'][:16]}…).",
     ])
@@ -307,8 +300,8 @@ def render_card(facts: dict) -> str:
     return _front_matter(facts) + "\n" + "\n".join(out)
 
 
-def write_card(run, run_dir, *, seed: int = 0) -> Path:
-    """Write ``run_dir``/MODEL_CARD.md and return its path."""
+def write_card(run, run_dir, frame, splits, *, seed: int = 0) -> Path:
+    """Write ``run_dir``/MODEL_CARD.md and return its path (``frame``/``splits``: see ``card_facts``)."""
     path = Path(run_dir) / CARD_FILE
-    path.write_text(render_card(card_facts(run, run_dir, seed=seed)), encoding="utf-8")
+    path.write_text(render_card(card_facts(run, run_dir, frame, splits, seed=seed)), encoding="utf-8")
     return path

@@ -84,7 +84,8 @@ def _run_dir(config, output_dir, resume) -> Path:
 
 
 # ---------------------------------------------------------------------- data
-def _read_and_split(config):
+def read_and_split(config):
+    """The run's table and its splits: ``(frame, {"train", "validation", "test"})`` (also for ``kiln card``)."""
     from kiln.data import read_source, split_frame
     data = config.data
     frame = read_source(data.source, format=data.format, **(data.options or {}))
@@ -97,8 +98,8 @@ def _read_and_split(config):
                             + (f"; did you mean {hint!r}?" if hint else ".") + f" Its columns: {columns}. Set the "
                             f"feature's `column:` to one of them.")
     split = data.split
-    return split_frame(frame, train=split.train, validation=split.validation, test=split.test,
-                       stratify=split.stratify, by_column=split.by_column, seed=split.seed)
+    return frame, split_frame(frame, train=split.train, validation=split.validation, test=split.test,
+                              stratify=split.stratify, by_column=split.by_column, seed=split.seed)
 
 
 def _build_features(config, splits):
@@ -140,7 +141,7 @@ def train(config, *, output_dir=None, resume=None, verbose: int = 1, callbacks=(
     if verbose:
         print(f"run folder: {run_dir}", flush=True)
 
-    splits = _read_and_split(config)
+    frame, splits = read_and_split(config)
     if config.data.split.k_folds:
         _cross_validate(config, splits, seed, run_dir, verbose)
     try:
@@ -165,7 +166,7 @@ def train(config, *, output_dir=None, resume=None, verbose: int = 1, callbacks=(
         (run_dir / "export").mkdir(exist_ok=True)
         export_onnx(load_run(run_dir), run_dir / "export" / "model.onnx")
     explanations = _write_explanations(config, model, encoded, splits, run_dir, seed)
-    _write_card(run_dir, seed)
+    _write_card(run_dir, seed, frame, splits)
     report_path = _write_report(config, config_yaml, run_dir, model, features, output_kinds, splits, encoded,
                                 history.history, test_metrics, seed, time.time() - started, explanations,
                                 privacy=privacy)
@@ -454,11 +455,11 @@ def _write_explanations(config, model, encoded, splits, run_dir: Path, seed) -> 
     return explanations
 
 
-def _write_card(run_dir: Path, seed) -> None:
+def _write_card(run_dir: Path, seed, frame, splits) -> None:
     """The card hook (kiln/reports/card.py): MODEL_CARD.md from the saved run, linked from the report."""
     from kiln.reports.card import write_card
     from kiln.workflows.run import load_run
-    write_card(load_run(run_dir), run_dir, seed=seed)
+    write_card(load_run(run_dir), run_dir, frame, splits, seed=seed)
 
 
 def _data_summary(features, splits) -> dict:
