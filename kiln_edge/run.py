@@ -265,17 +265,24 @@ class LoadedRun:
     def predict_frame(self, frame, batch_size: int = 256):
         """Raw rows -> a DataFrame of predictions (labels/values, and class probabilities)."""
         import pandas as pd
-        scores = self.probabilities(self.predict_raw(frame, batch_size))
         result = pd.DataFrame(index=frame.index)
+        for name, values in self._output_columns(self.probabilities(self.predict_raw(frame, batch_size))):
+            result[name] = values
+        return result
+
+    def _output_columns(self, scores: dict) -> list[tuple[str, object]]:
+        """The prediction columns, in order: each output's labels/values (``decode`` takes
+        probabilities), then a class output's probability per class (binary: of the positive one)."""
+        columns = []
         for feature in self.outputs:
             out = scores[feature.name]
-            result[feature.name] = list(feature.decode(out))  # decode takes probabilities
+            columns.append((feature.name, list(feature.decode(out))))
             if feature.type == "category":
-                for i, cls in enumerate(feature.spec()["classes"]):
-                    result[f"{feature.name}_probability_{cls}"] = out[:, i]
+                columns += [(f"{feature.name}_probability_{cls}", out[:, i])
+                            for i, cls in enumerate(feature.spec()["classes"])]
             elif feature.type == "binary":
-                result[f"{feature.name}_probability"] = out.reshape(-1)
-        return result
+                columns.append((f"{feature.name}_probability", out.reshape(-1)))
+        return columns
 
     # -- the serving fast path: checked columns in, JSON-ready rows out, no DataFrame
     def predict_columns(self, columns: dict) -> list[dict]:
@@ -306,18 +313,8 @@ class LoadedRun:
         rows = len(next(iter(columns.values()))) if columns else 0
         raw = fast(encoded) if fast is not None else self.backend.predict(encoded, max(rows, 1))
         scores = self.probabilities(raw if isinstance(raw, dict) else {self.outputs[0].name: raw})
-        names, lists = [], []
-        for feature in self.outputs:  # predict_frame's columns, in its order
-            out = scores[feature.name]
-            names.append(feature.name)
-            lists.append(_json_column(list(feature.decode(out))))
-            if feature.type == "category":
-                for i, cls in enumerate(feature.spec()["classes"]):
-                    names.append(f"{feature.name}_probability_{cls}")
-                    lists.append(_json_column(out[:, i]))
-            elif feature.type == "binary":
-                names.append(f"{feature.name}_probability")
-                lists.append(_json_column(out.reshape(-1)))
+        columns = self._output_columns(scores)  # predict_frame's columns, in its order
+        names, lists = [name for name, _ in columns], [_json_column(values) for _, values in columns]
         return [dict(zip(names, row)) for row in zip(*lists)] if lists else [{} for _ in range(rows)]
 
     def _encode_numeric_together(self, columns: dict) -> dict:
