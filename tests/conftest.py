@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -58,3 +60,15 @@ def _wait_until_up(process, url: str, seconds: float = 60.0) -> None:
 def wait_until_up():
     """``wait_until_up(process, url)``: block until a server process answers /health (or fail)."""
     return _wait_until_up
+
+
+def write_iris_csv(folder) -> Path:
+    """scikit-learn's iris as a CSV (sepal_length ... petal_width, species as names): the small
+    real table the CLI, compression and distribution tests train on."""
+    from sklearn.datasets import load_iris
+    data = load_iris(as_frame=True)
+    frame = data.frame.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
+    frame["species"] = [data.target_names[t] for t in frame.pop("target")]
+    path = Path(folder) / "iris.csv"
+    frame.to_csv(path, index=False)
+    return path

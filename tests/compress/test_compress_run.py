@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from kiln.cli import main
+from tests.conftest import write_iris_csv
 
 IRIS = """\
     name: iris
@@ -40,15 +41,10 @@ IRIS = """\
 
 @pytest.fixture(scope="module")
 def iris_run(tmp_path_factory):
-    from sklearn.datasets import load_iris
-
     from kiln.config import load_config
     from kiln.workflows.train import train
     tmp = tmp_path_factory.mktemp("compress")
-    data = load_iris(as_frame=True)
-    frame = data.frame.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
-    frame["species"] = [data.target_names[t] for t in frame.pop("target")]
-    frame.to_csv(tmp / "iris.csv", index=False)
+    write_iris_csv(tmp)
     (tmp / "cfg.yaml").write_text(textwrap.dedent(IRIS.format(out=tmp / "runs", csv=tmp / "iris.csv")))
     result = train(load_config(tmp / "cfg.yaml"), verbose=0)
     return result.run_dir, tmp / "iris.csv"

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from kiln.cli import main
+from tests.conftest import write_iris_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,13 +26,7 @@ def write_config(tmp_path, body: str, name="cfg.yaml") -> Path:
 
 @pytest.fixture
 def iris_csv(tmp_path):
-    from sklearn.datasets import load_iris
-    data = load_iris(as_frame=True)
-    frame = data.frame.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
-    frame["species"] = [data.target_names[t] for t in frame.pop("target")]
-    path = tmp_path / "iris.csv"
-    frame.to_csv(path, index=False)
-    return path
+    return write_iris_csv(tmp_path)
 
 
 IRIS = """\
