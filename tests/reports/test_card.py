@@ -67,8 +67,10 @@ def test_a_tabular_run_card_has_slices_intervals_and_the_stated_use(tmp_path, ca
     assert "permutation importance on the test split" in sections["Quantitative analyses"]
     front, _ = _sections((run / CARD_FILE).read_text())
     assert front["license"] == "apache-2.0"
+    written_by_train = (run / CARD_FILE).read_text()
     (run / CARD_FILE).unlink()
     assert main(["card", str(run)]) == 0 and (run / CARD_FILE).exists()  # kiln card writes it again
+    assert (run / CARD_FILE).read_text() == written_by_train  # from the same data, split the same way
 
 
 @pytest.mark.slow
