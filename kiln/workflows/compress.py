@@ -110,20 +110,16 @@ def _check_source(source: Path, quantize, prune) -> dict | None:
 
 # ---------------------------------------------------------------------- data
 def _splits(source: Path, calibration_data):
-    """The source's train/test rows, split as `kiln train` split them."""
+    """The source's train/test rows, split as `kiln train` split them (its own read_and_split)."""
     from kiln.config import load_config
-    from kiln.data import read_source, split_frame
+    from kiln.workflows.train import read_and_split
     config = load_config(source / "config.yaml")
-    data = config.data
-    path = calibration_data if calibration_data is not None else data.source
+    path = calibration_data if calibration_data is not None else config.data.source
     try:
-        frame = read_source(path, format=data.format, **(data.options or {}))
+        _, splits = read_and_split(config.model_copy(update={"data": config.data.model_copy(update={"source": path})}))
     except (OSError, ValueError) as err:
         raise DataError(f"Cannot read the data to score and calibrate on, {path!s} ({err}). Pass a readable file "
                         f"with the run's columns as --calibration-data FILE.") from err
-    split = data.split
-    splits = split_frame(frame, train=split.train, validation=split.validation, test=split.test,
-                         stratify=split.stratify, by_column=split.by_column, seed=split.seed)
     return config, splits
 
 
